@@ -1,0 +1,1 @@
+"""TritonTube: a video platform built as a stream-processing data platform."""

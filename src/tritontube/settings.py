@@ -1,0 +1,183 @@
+"""Settings: one frozen class, read once at the entry point (``cli.main``) and passed down.
+
+Every field can be set from the environment with the prefix ``TRITONTUBE_``; nested groups use
+``__`` (``TRITONTUBE_HTTP__PORT=9000``, ``TRITONTUBE_KAFKA__BOOTSTRAP_SERVERS=host:9092``).
+The defaults describe the embedded stack on loopback; production differs by settings only
+(see ``docker-compose.kafka.yml`` and the README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Group):
+    """The event log."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    embedded_broker_compat: bool = Field(
+        False,
+        description=(
+            "Apply the client-side fixes for the embedded Tansu broker's known defects "
+            "(tritontube.streams.broker_compat). Harmless on Apache Kafka; `tritontube dev` "
+            "and the tests turn it on."
+        ),
+    )
+    partitions: int = Field(4, ge=1, description="Partitions for topics this app creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication for created topics.")
+    session_timeout_ms: int = Field(
+        6000,
+        ge=1000,
+        description=(
+            "Consumer group session timeout. The embedded broker holds a JoinGroup for half of "
+            "it, so a short value keeps (re)joins fast."
+        ),
+    )
+    heartbeat_interval_ms: int = Field(1000, ge=100, description="Consumer heartbeat interval.")
+    schema_registry_url: str | None = Field(
+        None,
+        description=(
+            "Confluent-compatible schema registry. Unset: messages use Avro single-object "
+            "encoding (schema fingerprint in every message)."
+        ),
+    )
+
+
+class S3Settings(_Group):
+    """The object store holding uploads, DASH output and the event archive."""
+
+    endpoint_url: str | None = Field(
+        "http://127.0.0.1:4569",
+        description="S3 endpoint; None means AWS's own endpoints for `region`.",
+    )
+    public_endpoint_url: str | None = Field(
+        None,
+        description=(
+            "Endpoint as browsers reach it (pre-signed POST and playback URLs). "
+            "Defaults to endpoint_url."
+        ),
+    )
+    region: str = Field("us-east-1", description="S3 region.")
+    access_key_id: str = Field("S3RVER", description="Access key id.")
+    secret_access_key: SecretStr = Field(SecretStr("S3RVER"), description="Secret access key.")
+    bucket: str = Field("tritontube", description="Bucket for uploads, media and archive.")
+    force_path_style: bool = Field(True, description="Path-style addressing (MinIO, s3rver).")
+
+
+class SearchSettings(_Group):
+    """The search backend behind the indexer port."""
+
+    backend: Literal["tantivy", "opensearch"] = Field(
+        "tantivy", description="`tantivy` (embedded, on disk) or `opensearch`."
+    )
+    path: Path = Field(
+        Path(".tritontube/search"), description="Directory of the embedded tantivy index."
+    )
+    opensearch_url: str = Field("http://127.0.0.1:9200", description="OpenSearch base URL.")
+    index_name: str = Field("tritontube-videos", description="Index (or alias) name.")
+
+
+class HttpSettings(_Group):
+    """The REST API and SPA."""
+
+    host: str = Field("127.0.0.1", description="Listen address.")
+    port: int = Field(8080, ge=0, le=65535, description="Listen port (0 picks a free one).")
+    public_url: str | None = Field(
+        None, description="Base URL as users reach it; defaults to http://host:port."
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), description="Origins allowed by CORS; empty means same-origin only."
+    )
+    worker_url: str = Field(
+        "http://127.0.0.1:6066",
+        description="Base URL of a worker's web server (table reads are routed from there).",
+    )
+
+
+class WorkerSettings(_Group):
+    """The Faust worker."""
+
+    app_id: str = Field("tritontube", description="Faust app id (prefix of internal topics).")
+    store: str = Field(
+        "memory://", description="Table store URL: `memory://` or `rocksdb://` (with rocksdict)."
+    )
+    data_dir: Path = Field(Path(".tritontube/worker"), description="Faust data directory.")
+    web_host: str = Field("127.0.0.1", description="Listen address of the worker web server.")
+    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker web server.")
+
+
+class AuthSettings(_Group):
+    """Bearer tokens (JWT, HS256)."""
+
+    secret: SecretStr = Field(
+        SecretStr("dev-only-secret-change-me-0123456789abcdef"),
+        description="HS256 signing secret; set a long random value in production.",
+    )
+    issuer: str = Field("tritontube", description="`iss` claim of minted tokens.")
+    token_ttl_seconds: int = Field(86400, ge=60, description="Lifetime of minted tokens.")
+
+
+class UploadSettings(_Group):
+    """Upload sessions."""
+
+    session_ttl_seconds: int = Field(900, ge=10, description="Pre-signed POST validity.")
+    max_size_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload.")
+    allowed_content_types: tuple[str, ...] = Field(
+        ("video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"),
+        description="Content types accepted for upload (all must be video/*).",
+    )
+
+
+class TranscodeSettings(_Group):
+    """The transcoding worker."""
+
+    ladder: tuple[str, ...] = Field(
+        ("1080p", "720p", "480p"), description="Rendition names to produce, from the seed."
+    )
+    max_attempts: int = Field(4, ge=1, description="Attempts before a job is marked FAILED.")
+    backoff_base_seconds: float = Field(1.0, gt=0, description="First retry delay.")
+    backoff_max_seconds: float = Field(60.0, gt=0, description="Largest retry delay.")
+    timeout_seconds: float = Field(3600.0, gt=0, description="Wall-clock limit of one ffmpeg run.")
+    max_duration_seconds: float = Field(4 * 3600.0, gt=0, description="Longest accepted source.")
+    max_pixels: int = Field(4096 * 2304, gt=0, description="Largest accepted source frame size.")
+    memory_limit_bytes: int = Field(4 * 1024**3, gt=0, description="ffmpeg address-space ceiling.")
+    scratch_dir: Path | None = Field(None, description="Temporary directory; None = system tmp.")
+    ffmpeg: str = Field("ffmpeg", description="ffmpeg executable.")
+    ffprobe: str = Field("ffprobe", description="ffprobe executable.")
+
+
+class Settings(BaseSettings):
+    """All of TritonTube's configuration. Build once with ``Settings()`` in ``cli.main``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRITONTUBE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings, description="Event log.")
+    s3: S3Settings = Field(default_factory=S3Settings, description="Object store.")
+    search: SearchSettings = Field(default_factory=SearchSettings, description="Search backend.")
+    http: HttpSettings = Field(default_factory=HttpSettings, description="REST API and SPA.")
+    worker: WorkerSettings = Field(default_factory=WorkerSettings, description="Faust worker.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Bearer tokens.")
+    upload: UploadSettings = Field(default_factory=UploadSettings, description="Uploads.")
+    transcode: TranscodeSettings = Field(
+        default_factory=TranscodeSettings, description="Transcoding."
+    )
+    data_dir: Path = Field(
+        Path(".tritontube"),
+        description="Root of the embedded stack's on-disk state (object store, search index).",
+    )
+    log_level: str = Field("INFO", description="Python logging level.")
