@@ -1,0 +1,77 @@
+"""Faust topics and tables, declared in one place from the topic catalogue.
+
+Every topic carries raw bytes: our Avro codec (not Faust's serializers) decodes values inside
+the agents so that an undecodable message can go to its dead-letter topic instead of
+crashing the stream. Keys are the video id as UTF-8 bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import faust
+from faust.types import TopicT
+
+from tritontube.settings import Settings
+from tritontube.streams import catalogue
+from tritontube.streams.catalogue import TopicSpec
+
+VIDEO_STATE_TABLE = "video_state"
+
+
+def _topic(app: faust.App, settings: Settings, spec: TopicSpec, name: str | None = None) -> TopicT:
+    retention = None
+    if spec.retention_ms is not None and spec.retention_ms > 0:
+        retention = timedelta(milliseconds=spec.retention_ms)
+    return app.topic(
+        name or spec.name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=spec.partitions or settings.kafka.partitions,
+        replicas=settings.kafka.replication_factor,
+        compacting=spec.compacted,
+        retention=retention,
+    )
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The app's Faust topics (one per catalogue entry, plus its DLQ) and tables."""
+
+    topics: dict[str, TopicT]
+    dlqs: dict[str, TopicT]
+    video_state_input: TopicT
+    video_state: faust.Table  # type: ignore[type-arg]
+
+    def topic(self, spec: TopicSpec) -> TopicT:
+        return self.topics[spec.name]
+
+    def dlq(self, topic_name: str) -> TopicT:
+        return self.dlqs[topic_name]
+
+
+def build_topology(app: faust.App, settings: Settings) -> Topology:
+    topics = {spec.name: _topic(app, settings, spec) for spec in catalogue.TOPICS}
+    dlqs = {spec.name: _topic(app, settings, spec, spec.dlq) for spec in catalogue.TOPICS}
+    video_state_input = app.topic(
+        catalogue.UPLOADS.name,
+        catalogue.TRANSCODE_PROGRESS.name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    table = app.Table(
+        VIDEO_STATE_TABLE,
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=settings.kafka.partitions,
+        help="VideoState (Avro single-object bytes) by video id.",
+    )
+    return Topology(
+        topics=topics, dlqs=dlqs, video_state_input=video_state_input, video_state=table
+    )

@@ -1,0 +1,58 @@
+"""The search port: the one narrow seam between the platform and a search backend.
+
+Adapters: :class:`~tritontube.indexer.tantivy_index.TantivyIndex` (embedded, on disk) and
+:class:`~tritontube.indexer.opensearch_index.OpenSearchIndex`. Both pass the same
+contract suite (tests/integration/test_search_backends.py); scores differ, behaviour
+does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from tritontube.indexer.documents import VideoDocument
+from tritontube.indexer.query import InvalidQueryError, SearchPage, SearchQuery
+
+__all__ = ["InvalidQueryError", "SearchIndex", "SearchUnavailable", "SearchWriteError"]
+
+
+class SearchUnavailable(Exception):
+    """The backend cannot be reached; callers may retry later."""
+
+
+class SearchWriteError(Exception):
+    """The backend rejected a document for a reason other than a stale version."""
+
+
+class SearchIndex(Protocol):
+    """A versioned index of videos; only READY + public videos are ever returned."""
+
+    async def ensure(self) -> None:
+        """Create the index (idempotent) and open connections or writers."""
+
+    async def ping(self) -> bool:
+        """True when the backend answers."""
+
+    async def upsert(self, docs: Sequence[VideoDocument]) -> int:
+        """Write documents in bulk; return how many were applied.
+
+        A document whose version is <= the stored one is ignored (not an error), so
+        replays are idempotent. A document that is not searchable is stored but never
+        returned by :meth:`search`.
+        """
+
+    async def delete(self, video_ids: Sequence[str]) -> None:
+        """Remove documents; unknown ids are ignored."""
+
+    async def get(self, video_id: str) -> VideoDocument | None:
+        """The stored document (searchable or not), or None."""
+
+    async def search(self, query: SearchQuery) -> SearchPage:
+        """One page of READY + public results; raises InvalidQueryError on a bad token."""
+
+    async def refresh(self) -> None:
+        """Make every completed write visible to search."""
+
+    async def close(self) -> None:
+        """Release writers and connections."""

@@ -1,0 +1,62 @@
+"""Every Prometheus metric, defined in one module. Names: tritontube_<subsystem>_<what>_<unit>."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HTTP_REQUEST_SECONDS = Histogram(
+    "tritontube_http_request_duration_seconds",
+    "HTTP request latency by route and status.",
+    ("method", "route", "status"),
+)
+UPLOAD_PRESIGN_SECONDS = Histogram(
+    "tritontube_upload_presign_duration_seconds",
+    "Time to create an upload session's pre-signed POST.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+UPLOADS_STARTED = Counter("tritontube_uploads_started_total", "Upload sessions created.")
+UPLOADS_COMPLETED = Counter("tritontube_uploads_completed_total", "Uploads verified and queued.")
+UPLOADS_REJECTED = Counter(
+    "tritontube_uploads_rejected_total", "Upload requests refused, by reason.", ("reason",)
+)
+EVENTS_CONSUMED = Counter(
+    "tritontube_stream_events_consumed_total", "Events consumed by agents.", ("agent", "topic")
+)
+EVENTS_DEAD_LETTERED = Counter(
+    "tritontube_stream_events_dead_lettered_total",
+    "Events sent to a dead-letter topic.",
+    ("topic",),
+)
+QUEUE_LATENCY_SECONDS = Histogram(
+    "tritontube_stream_queue_latency_seconds",
+    "Record timestamp to agent consumption.",
+    ("agent",),
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+TRANSCODE_DURATION_SECONDS = Histogram(
+    "tritontube_transcode_duration_seconds",
+    "Wall time of a transcode job (probe to manifest upload).",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600),
+)
+TRANSCODE_CPU_SECONDS = Histogram(
+    "tritontube_transcode_cpu_seconds",
+    "CPU seconds used by the ffmpeg child of a job.",
+    buckets=(1, 2, 5, 10, 20, 60, 120, 300, 600, 1800, 3600, 7200),
+)
+TRANSCODE_RETRIES = Counter(
+    "tritontube_transcode_retry_count_total", "Transcode retries scheduled."
+)
+TRANSCODE_FAILURES = Counter(
+    "tritontube_transcode_failures_total", "Jobs that ended FAILED, by reason.", ("reason",)
+)
+TRANSCODE_IN_FLIGHT = Gauge("tritontube_transcode_jobs_in_flight", "Jobs being processed now.")
+TRANSCODE_SPEED = Histogram(
+    "tritontube_transcode_speed_ratio",
+    "Encode speed as multiples of real time.",
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32),
+)
+INDEX_FRESHNESS_SECONDS = Histogram(
+    "tritontube_index_freshness_seconds",
+    "State change (record timestamp) to searchable.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
+)

@@ -1,0 +1,98 @@
+"""The topic catalogue: every topic this system uses, in one table.
+
+Nothing else names a topic. Faust topics, admin creation, replay and the docs all read this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its name, message key, record types and storage policy."""
+
+    name: str
+    key: str
+    records: tuple[str, ...]
+    compacted: bool = False
+    retention_ms: int | None = None  # None: the broker default; -1: keep forever
+    partitions: int | None = None  # None: settings.kafka.partitions
+    producers: str = ""
+    consumers: str = ""
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+    def config(self) -> dict[str, str]:
+        """Topic configs for creation."""
+        cfg = {"cleanup.policy": "compact" if self.compacted else "delete"}
+        if self.retention_ms is not None:
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+UPLOADS = TopicSpec(
+    name="uploads",
+    key="video_id",
+    records=("UploadSessionCreated", "UploadCompleted", "UploadSessionExpired"),
+    retention_ms=-1,
+    producers="http (uploadURL, completeUpload), video-state agent (expiry)",
+    consumers="video-state agent, archiver",
+)
+TRANSCODE_JOBS = TopicSpec(
+    name="transcode-jobs",
+    key="video_id",
+    records=("TranscodeJob",),
+    retention_ms=7 * DAY_MS,
+    producers="video-state agent (first attempt), transcode agent (retries)",
+    consumers="transcode agent, archiver",
+)
+TRANSCODE_PROGRESS = TopicSpec(
+    name="transcode-progress",
+    key="video_id",
+    records=("TranscodeProgress", "RenditionReady", "TranscodeSucceeded", "TranscodeFailed"),
+    retention_ms=-1,
+    producers="transcode agent",
+    consumers="video-state agent, archiver",
+)
+WATCH_EVENTS = TopicSpec(
+    name="watch-events",
+    key="video_id",
+    records=("WatchEvent",),
+    retention_ms=-1,
+    producers="http (watchEvents)",
+    consumers="analytics agents, archiver, analytics consumers",
+)
+VIDEO_STATE = TopicSpec(
+    name="video-state",
+    key="video_id",
+    records=("VideoState",),
+    compacted=True,
+    producers="video-state agent (every change)",
+    consumers="indexer agent, analytics consumers",
+)
+
+TOPICS: tuple[TopicSpec, ...] = (
+    UPLOADS,
+    TRANSCODE_JOBS,
+    TRANSCODE_PROGRESS,
+    WATCH_EVENTS,
+    VIDEO_STATE,
+)
+DEAD_LETTER_RECORD = "DeadLetter"
+
+
+def by_name(name: str) -> TopicSpec:
+    for spec in TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(name)
+
+
+def all_topic_names() -> tuple[str, ...]:
+    """Every topic including the dead-letter topics."""
+    return tuple(n for spec in TOPICS for n in (spec.name, spec.dlq))
