@@ -42,9 +42,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from tritontube.http.app import create_http_app
 
     app = create_http_app(settings, build_deps(settings))
-    web.run_app(
-        app, host=settings.http.host, port=settings.http.port, print=None, access_log=None
-    )
+    web.run_app(app, host=settings.http.host, port=settings.http.port, print=None, access_log=None)
     return 0
 
 

@@ -130,7 +130,9 @@ class AuthSettings(_Group):
 class UploadSettings(_Group):
     """Upload sessions."""
 
-    session_ttl_seconds: int = Field(900, ge=10, description="Pre-signed POST validity.")
+    session_ttl_seconds: int = Field(
+        900, ge=1, description="Upload session (pre-signed POST) validity."
+    )
     max_size_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload.")
     allowed_content_types: tuple[str, ...] = Field(
         ("video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"),

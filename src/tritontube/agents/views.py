@@ -26,6 +26,16 @@ def state_json(state: Any) -> dict[str, Any]:
     return out
 
 
+def is_ready(app: faust.App) -> bool:
+    """Partitions assigned and every table recovered: reads now see the full state."""
+    return (
+        not app.rebalancing
+        and bool(app.consumer.assignment())
+        and app.tables.recovery.completed.is_set()
+        and not app.in_recovery
+    )
+
+
 def register(app: faust.App, topology: Topology, deps: Deps) -> None:
     @app.page("/healthz")
     class Health(View):
@@ -35,14 +45,33 @@ def register(app: faust.App, topology: Topology, deps: Deps) -> None:
     @app.page("/readyz")
     class Ready(View):
         async def get(self, request: Request) -> Response:
-            recovering = not app.rebalancing and app.tables.recovery.completed.is_set()
-            status = 200 if recovering else 503
-            return self.json({"ready": recovering}, status=status)
+            ready = is_ready(app)
+            return self.json({"ready": ready}, status=200 if ready else 503)
+
+    @app.page("/videos")
+    class VideoList(View):
+        async def get(self, request: Request) -> Response:
+            """States held by this worker, optionally filtered by ``owner`` (one worker in dev)."""
+            if not is_ready(app):
+                return self.json({"error": "worker is recovering tables"}, status=503)
+            owner = request.query.get("owner")
+            items = []
+            for raw in topology.video_state.values():
+                state = deps.codec.decode(raw, expect=("VideoState",))
+                if owner is None or state.owner == owner:
+                    items.append(state_json(state))
+            items.sort(key=lambda s: s["created_at"], reverse=True)
+            return self.json({"videos": items, "count": len(items)})
 
     @app.page("/videos/{video_id}")
     class VideoStateView(View):
-        @app.table_route(table=topology.video_state, match_info="video_id")
         async def get(self, request: Request, video_id: str) -> Response:
+            if not is_ready(app):
+                return self.json({"error": "worker is recovering tables"}, status=503)
+            return await self.routed(request, video_id=video_id)
+
+        @app.table_route(table=topology.video_state, match_info="video_id")
+        async def routed(self, request: Request, video_id: str) -> Response:
             state = video_state.read_state(topology, deps, video_id)
             if state is None:
                 return self.json({"videoId": video_id, "found": False}, status=404)

@@ -104,8 +104,9 @@ def output_prefix(video_id: str) -> str:
 
 def source_key(video_id: str, file_name: str) -> str:
     """Object key of the uploaded source: the video's own prefix, never the client's path."""
-    suffix = file_name.rsplit(".", 1)[-1].lower() if "." in file_name else "bin"
-    safe = "".join(ch for ch in suffix if ch.isalnum())[:8] or "bin"
+    base = file_name.replace("\\", "/").rsplit("/", 1)[-1]
+    suffix = base.rsplit(".", 1)[-1].lower() if "." in base else ""
+    safe = suffix if suffix.isascii() and suffix.isalnum() and len(suffix) <= 5 else "bin"
     return f"uploads/{video_id}/source.{safe}"
 
 

@@ -56,8 +56,8 @@ def schema_fingerprint(parsed: Mapping[str, Any]) -> int:
 class SchemaRegistry:
     """Every schema in a directory, parsed once: current versions by name, all by fingerprint.
 
-    ``<dir>/<namespace>.<Name>.avsc`` are the current schemas; ``<dir>/history/**.avsc`` hold
-    earlier versions (same full names), which remain decodable forever.
+    ``<dir>/<namespace>.<Name>.avsc`` are the current schemas; ``<dir>/history/<version>/``
+    folders are complete snapshots of earlier versions, which remain decodable forever.
     """
 
     def __init__(self, directory: Path | None = None) -> None:
@@ -69,7 +69,7 @@ class SchemaRegistry:
             self.current[short_name(parsed["name"])] = parsed
             self.by_fingerprint[schema_fingerprint(parsed)] = parsed
         for path in sorted(self.directory.glob("history/**/*.avsc")):
-            parsed = _load(path, named_dir=self.directory)
+            parsed = _load(path)
             self.by_fingerprint.setdefault(schema_fingerprint(parsed), parsed)
         if not self.current:
             raise CodecError(f"no .avsc schemas found in {self.directory}")
@@ -85,17 +85,10 @@ class SchemaRegistry:
         return self._fp_of[short_name(self.schema(name)["name"])]
 
 
-def _load(path: Path, named_dir: Path | None = None) -> dict[str, Any]:
+def _load(path: Path) -> dict[str, Any]:
+    """Parse one schema; named types it references resolve from files in the same folder."""
     try:
-        if named_dir is None:
-            parsed = load_schema(str(path))
-        else:
-            # History files reference named types by full name; resolve against current files
-            # when the history folder lacks them.
-            named: dict[str, Any] = {}
-            for dep in sorted(named_dir.glob("*.avsc")):
-                load_schema(str(dep), named_schemas=named)
-            parsed = load_schema(str(path), named_schemas=named, _write_hint=False)
+        parsed = load_schema(str(path), _write_hint=False)
     except (ValueError, fastavro.schema.SchemaParseException, OSError) as exc:
         raise CodecError(f"cannot parse schema {path}: {exc}") from exc
     if not isinstance(parsed, dict):

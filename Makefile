@@ -1,0 +1,46 @@
+# The documented entry points. `make dev` and `make test` set up everything they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SYSTEM_PYTHON ?= python3
+STAMP := $(VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: dev test lint typecheck bench setup clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade "pip>=24"
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(STAMP) $(NODE_STAMP)
+	tools/install-system-deps.sh $(VENV) $(SYSTEM_DEPS_FLAGS)
+
+## Start the whole embedded stack on loopback (Ctrl-C stops it).
+dev: setup
+	TRITONTUBE_KAFKA__EMBEDDED_BROKER_COMPAT=true $(VENV)/bin/tritontube dev
+
+## Run the whole test suite (starts and stops the real local services itself).
+test: SYSTEM_DEPS_FLAGS = --browser
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+## Run every benchmark and print one table of figures.
+bench: setup
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf .tritontube .pytest_cache test-artifacts

@@ -1,0 +1,217 @@
+"""The embedded stack: broker, object store, search directory, worker and API on loopback.
+
+``tritontube dev`` (``make dev``) runs it in the foreground until SIGINT/SIGTERM; the test suite
+starts the same stack on free ports. Every child runs in its own process group and is stopped
+(SIGTERM, then SIGKILL) whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import SecretStr
+
+from tritontube.devstack.broker import tansu_process
+from tritontube.devstack.process import ManagedProcess, ProcessFailedError
+from tritontube.devstack.s3rver import S3rverServer
+from tritontube.settings import Settings
+from tritontube.storage.s3 import S3ObjectStore
+from tritontube.streams.admin import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process build exactly these settings."""
+    env: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}__{key.upper()}" if prefix else key.upper(), inner)
+            return
+        if isinstance(value, SecretStr):
+            env[f"TRITONTUBE_{prefix}"] = value.get_secret_value()
+        elif value is None:
+            return
+        elif isinstance(value, bool):
+            env[f"TRITONTUBE_{prefix}"] = "true" if value else "false"
+        elif isinstance(value, list | tuple):
+            env[f"TRITONTUBE_{prefix}"] = json.dumps([str(v) for v in value])
+        else:
+            env[f"TRITONTUBE_{prefix}"] = str(value)
+
+    walk("", settings.model_dump())
+    return env
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url if "://" in url else f"tcp://{url}")
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"need host:port in {url!r}")
+    return parts.hostname, parts.port
+
+
+@dataclass
+class EmbeddedStack:
+    """All embedded services for one settings object; ``start()`` then ``stop()``."""
+
+    settings: Settings
+    log_dir: Path
+    with_api: bool = True
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def _python(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "tritontube.cli", *args]
+
+    def start_infrastructure(self) -> None:
+        s = self.settings
+        host, port = _host_port(s.kafka.bootstrap_servers.split(",")[0])
+        self._start(tansu_process(host, port, self.log_dir))
+        if s.s3.endpoint_url is None:
+            raise ValueError("the embedded stack needs settings.s3.endpoint_url")
+        s3_host, s3_port = _host_port(s.s3.endpoint_url)
+        origins = list(s.http.cors_origins) or [self.public_url]
+        s3rver = S3rverServer(
+            directory=s.data_dir / "objects",
+            port=s3_port,
+            bucket=s.s3.bucket,
+            cors_origins=origins,
+            host=s3_host,
+            log_path=self.log_dir / "s3rver.log",
+            silent=True,
+        )
+        self._start(s3rver.build_process())
+        asyncio.run(self._prepare())
+
+    async def _prepare(self) -> None:
+        await ensure_topics(self.settings.kafka)
+        store = S3ObjectStore.from_settings(self.settings.s3)
+        try:
+            await store.ensure_bucket()
+        finally:
+            await store.close()
+        self.settings.search.path.mkdir(parents=True, exist_ok=True)
+
+    def start_worker(self) -> ManagedProcess:
+        s = self.settings
+        worker = ManagedProcess(
+            name="worker",
+            argv=self._python("worker"),
+            host=s.worker.web_host,
+            port=s.worker.web_port,
+            log_path=self.log_dir / "worker.log",
+            env=settings_env(s),
+        )
+        self._start(worker, timeout=60)
+        return worker
+
+    def start_api(self) -> ManagedProcess:
+        s = self.settings
+        api = ManagedProcess(
+            name="api",
+            argv=self._python("api"),
+            host=s.http.host,
+            port=s.http.port,
+            log_path=self.log_dir / "api.log",
+            env=settings_env(s),
+        )
+        self._start(api, timeout=30)
+        return api
+
+    def start(self) -> None:
+        try:
+            self.start_infrastructure()
+            self.start_worker()
+            if self.with_api:
+                self.start_api()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, proc: ManagedProcess, timeout: float = 30.0) -> None:
+        self.processes.append(proc)
+        proc.start(timeout=timeout)
+
+    @property
+    def public_url(self) -> str:
+        s = self.settings
+        return s.http.public_url or f"http://{s.http.host}:{s.http.port}"
+
+    def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Poll the API's /readyz until it answers 200; the last answer otherwise."""
+        deadline = time.monotonic() + timeout
+        body: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            for proc in self.processes:
+                if not proc.running():
+                    raise ProcessFailedError(f"{proc.name} exited: {proc.tail_log()}")
+            try:
+                with urllib.request.urlopen(f"{self.public_url}/readyz", timeout=5) as resp:  # noqa: S310 - our own loopback URL
+                    return dict(json.load(resp))
+            except urllib.error.HTTPError as exc:
+                body = json.load(exc)
+            except (urllib.error.URLError, OSError):
+                body = {"ready": False}
+            time.sleep(0.25)
+        return body
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+
+def run_dev(settings: Settings) -> int:
+    """Run the stack in the foreground until Ctrl-C / SIGTERM."""
+    from tritontube.http.auth import mint_token
+
+    log_dir = settings.data_dir / "logs"
+    stack = EmbeddedStack(settings=settings, log_dir=log_dir)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    print(f"starting the embedded stack (logs in {log_dir}) ...", flush=True)
+    started = time.monotonic()
+    try:
+        stack.start()
+        ready = stack.wait_ready()
+        if not ready.get("ready"):
+            print(f"stack not ready: {json.dumps(ready)}", flush=True)
+            return 1
+        token = mint_token(settings.auth, "demo")
+        print(
+            f"\nTritonTube is ready in {time.monotonic() - started:.1f}s at {stack.public_url}\n"
+            f"  demo user token (Authorization: Bearer ...):\n  {token}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            for proc in stack.processes:
+                if not proc.running():
+                    print(f"{proc.name} exited; stopping. Log tail:\n{proc.tail_log()}", flush=True)
+                    return 1
+        return 0
+    finally:
+        print("stopping ...", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stack.stop()
+        print("stopped.", flush=True)

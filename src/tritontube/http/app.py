@@ -1,0 +1,88 @@
+"""The aiohttp application factory: ``create_http_app(settings, deps)``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import aiohttp
+from aiohttp import web
+
+from tritontube import metrics
+from tritontube.deps import Deps
+from tritontube.http import health, keys, uploads, videos
+from tritontube.http.auth import USER_KEY, bearer_user
+from tritontube.http.problems import problem_middleware
+from tritontube.http.publisher import EventPublisher
+from tritontube.http.worker_client import WorkerClient
+from tritontube.indexer.factory import build_search_index
+from tritontube.settings import Settings
+from tritontube.storage.s3 import S3ObjectStore
+
+MAX_BODY_BYTES = 256 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith("/v1/"):
+        request[USER_KEY] = bearer_user(request, request.app[keys.SETTINGS].auth)
+    return await handler(request)
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        metrics.HTTP_REQUEST_SECONDS.labels(request.method, name, str(status)).observe(
+            time.perf_counter() - started
+        )
+
+
+async def _clients(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    deps = app[keys.DEPS]
+    session = aiohttp.ClientSession()
+    publisher = EventPublisher(settings.kafka.bootstrap_servers, deps.codec)
+    store = S3ObjectStore.from_settings(settings.s3)
+    search = build_search_index(settings.search, read_only=True)
+    app[keys.CLIENT_SESSION] = session
+    app[keys.PUBLISHER] = publisher
+    app[keys.OBJECT_STORE] = store
+    app[keys.SEARCH] = search
+    app[keys.WORKER] = WorkerClient(session, settings.http.worker_url)
+    try:
+        yield
+    finally:
+        await publisher.close()
+        await search.close()
+        await store.close()
+        await session.close()
+
+
+def create_http_app(settings: Settings, deps: Deps) -> web.Application:
+    app = web.Application(
+        middlewares=[metrics_middleware, problem_middleware, auth_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.DEPS] = deps
+    app.cleanup_ctx.append(_clients)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics_view)
+    app.router.add_post("/v1/videos:uploadURL", uploads.create_upload_url)
+    app.router.add_post("/v1/videos:completeUpload", uploads.complete_upload)
+    app.router.add_get("/v1/videos/{video_id}/transcodeStatus", videos.transcode_status)
+    return app

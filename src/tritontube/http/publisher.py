@@ -1,0 +1,78 @@
+"""Publishing events from the API: acknowledged by the broker before the API answers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from tritontube.streams.catalogue import TopicSpec
+from tritontube.streams.records import EventCodec
+
+log = logging.getLogger(__name__)
+
+
+class BrokerUnavailableError(Exception):
+    """The event could not be acknowledged by the broker; nothing was accepted."""
+
+
+class EventPublisher:
+    """Encodes domain events and waits for the broker's acknowledgement (acks=all).
+
+    The producer starts lazily, so the API comes up (and reports not-ready) while the broker
+    is down, and recovers by itself when it returns.
+    """
+
+    def __init__(self, bootstrap_servers: str, codec: EventCodec, timeout: float = 10.0) -> None:
+        self._bootstrap = bootstrap_servers
+        self._codec = codec
+        self._timeout = timeout
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self._bootstrap,
+                    acks="all",
+                    request_timeout_ms=int(self._timeout * 1000),
+                    retry_backoff_ms=200,
+                )
+                try:
+                    await asyncio.wait_for(producer.start(), self._timeout)
+                except (KafkaError, TimeoutError, OSError) as exc:
+                    await producer.stop()
+                    raise BrokerUnavailableError(str(exc) or type(exc).__name__) from exc
+                self._producer = producer
+            return self._producer
+
+    async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
+        await self.publish_raw(topic.name, key.encode(), self._codec.encode(event))
+
+    async def publish_raw(self, topic: str, key: bytes, value: bytes) -> None:
+        producer = await self._ensure()
+        try:
+            await asyncio.wait_for(
+                producer.send_and_wait(topic, value=value, key=key), self._timeout
+            )
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("publish to %s failed: %r", topic, exc)
+            raise BrokerUnavailableError(str(exc) or type(exc).__name__) from exc
+
+    async def ping(self) -> None:
+        producer = await self._ensure()
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), 3.0)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise BrokerUnavailableError(str(exc) or type(exc).__name__) from exc
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None

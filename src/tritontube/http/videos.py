@@ -1,0 +1,69 @@
+"""Video read endpoints backed by the worker's VideoState table."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from tritontube.http import keys
+from tritontube.http.auth import current_user
+from tritontube.http.problems import ProblemError
+from tritontube.http.worker_client import WorkerUnavailableError
+
+_VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def video_id_param(request: web.Request) -> str:
+    video_id = request.match_info["video_id"]
+    if not _VIDEO_ID.match(video_id):
+        raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
+    return video_id
+
+
+async def load_state(request: web.Request, video_id: str, *, owner_only: bool) -> dict[str, Any]:
+    """The video's state, or a 404 problem when it does not exist or the user may not see it."""
+    user = current_user(request)
+    try:
+        state = await request.app[keys.WORKER].video_state(video_id)
+    except WorkerUnavailableError as exc:
+        raise ProblemError(
+            503,
+            "Service Unavailable",
+            f"video state unavailable: {exc}",
+            code="UNAVAILABLE",
+            headers={"Retry-After": "2"},
+        ) from exc
+    if state is None:
+        raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
+    visible = state["owner"] == user or (not owner_only and state["visibility"] != "private")
+    if not visible:
+        raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
+    return state
+
+
+def transcode_status_body(state: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "videoId": state["video_id"],
+        "status": state["status"],
+        "progress": round(float(state.get("percent") or 0.0), 2),
+        "step": state.get("step"),
+        "etaSeconds": state.get("eta_seconds"),
+        "attempt": state.get("attempt", 0),
+        "renditions": [
+            {"name": r["name"], "status": r["status"], "progress": round(r["percent"], 2)}
+            for r in state.get("renditions", [])
+        ],
+        "version": state["version"],
+        "updatedAt": state["updated_at"],
+    }
+    if state["status"] == "FAILED" and state.get("error_code"):
+        body["error"] = {"code": state["error_code"], "message": state.get("error_message") or ""}
+    return body
+
+
+async def transcode_status(request: web.Request) -> web.Response:
+    """GET /v1/videos/{video_id}/transcodeStatus (the owner only)."""
+    state = await load_state(request, video_id_param(request), owner_only=True)
+    return web.json_response(transcode_status_body(state))

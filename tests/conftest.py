@@ -1,0 +1,133 @@
+"""Shared fixtures: real local services on free loopback ports, always stopped."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tritontube.devstack.broker import tansu_process
+from tritontube.devstack.process import free_port
+from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.stack import EmbeddedStack
+from tritontube.settings import (
+    HttpSettings,
+    KafkaSettings,
+    S3Settings,
+    SearchSettings,
+    Settings,
+    UploadSettings,
+    WorkerSettings,
+)
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests build their settings explicitly; a developer's TRITONTUBE_* must not leak in."""
+    for key in list(os.environ):
+        if key.startswith("TRITONTUBE_"):
+            monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def artifacts_dir(request: pytest.FixtureRequest) -> Path:
+    """Kept after the run (screenshots, service logs of failures)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)[-120:]
+    path = ARTIFACTS / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[str]:
+    """A fresh embedded Kafka-protocol broker (Tansu, memory storage); yields bootstrap servers."""
+    port = free_port()
+    proc = tansu_process("127.0.0.1", port, tmp_path / "logs")
+    proc.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def s3rver(tmp_path: Path) -> Iterator[S3rverServer]:
+    server = S3rverServer(
+        directory=tmp_path / "objects",
+        port=free_port(),
+        bucket="tritontube",
+        cors_origins=["http://127.0.0.1"],
+        log_path=tmp_path / "logs" / "s3rver.log",
+        silent=True,
+    )
+    with server:
+        yield server
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> SettingsFactory:
+    """Settings for an embedded stack on free ports under tmp_path (override groups by kwarg)."""
+
+    def factory(**overrides: object) -> Settings:
+        worker_port = free_port()
+        http_port = free_port()
+        groups: dict[str, object] = {
+            "kafka": KafkaSettings(
+                bootstrap_servers=f"127.0.0.1:{free_port()}",
+                embedded_broker_compat=True,
+                partitions=2,
+            ),
+            "s3": S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
+            "http": HttpSettings(port=http_port, worker_url=f"http://127.0.0.1:{worker_port}"),
+            "worker": WorkerSettings(web_port=worker_port, data_dir=tmp_path / "worker"),
+            "search": SearchSettings(path=tmp_path / "search"),
+            "upload": UploadSettings(),
+            "data_dir": tmp_path / "data",
+        }
+        groups.update(overrides)
+        return Settings(**groups)  # type: ignore[arg-type]
+
+    return factory
+
+
+@pytest.fixture
+def stack_factory(
+    tmp_path: Path, artifacts_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., EmbeddedStack]]:
+    """Start embedded stacks; every one is stopped at the end, logs kept when the test failed."""
+    stacks: list[EmbeddedStack] = []
+
+    def factory(
+        settings: Settings, *, with_api: bool = False, worker: bool = True
+    ) -> EmbeddedStack:
+        stack = EmbeddedStack(settings=settings, log_dir=tmp_path / "logs", with_api=with_api)
+        stacks.append(stack)
+        try:
+            stack.start_infrastructure()
+            if worker:
+                stack.start_worker()
+            if with_api:
+                stack.start_api()
+        except BaseException:
+            stack.stop()
+            raise
+        return stack
+
+    try:
+        yield factory
+    finally:
+        for stack in stacks:
+            stack.stop()
+        logs = tmp_path / "logs"
+        if logs.exists():
+            shutil.copytree(logs, artifacts_dir / "logs", dirs_exist_ok=True)
