@@ -66,6 +66,9 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     )
     table = app.Table(
         VIDEO_STATE_TABLE,
+        # bytes key/value types make Faust use the raw codec for the changelog as well.
+        key_type=bytes,
+        value_type=bytes,
         schema=faust.Schema(
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),

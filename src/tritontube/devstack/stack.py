@@ -8,6 +8,7 @@ starts the same stack on free ports. Every child runs in its own process group a
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -96,7 +97,9 @@ class EmbeddedStack:
             silent=True,
         )
         self._start(s3rver.build_process())
-        asyncio.run(self._prepare())
+        # Run in a thread of its own: callers may be inside an event loop (async tests).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self._prepare()).result()
 
     async def _prepare(self) -> None:
         await ensure_topics(self.settings.kafka)
@@ -104,7 +107,7 @@ class EmbeddedStack:
         try:
             await store.ensure_bucket()
         finally:
-            await store.close()
+            store.close()
         self.settings.search.path.mkdir(parents=True, exist_ok=True)
 
     def start_worker(self) -> ManagedProcess:

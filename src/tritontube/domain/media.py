@@ -27,6 +27,7 @@ __all__ = [
     "describe",
     "parse_progress_block",
     "plan_renditions",
+    "rendition_sars",
     "target_frame_rate",
     "validate_probe",
 ]
@@ -246,12 +247,27 @@ def plan_renditions(
     if not probe.has_video:
         raise MediaError(FailureReason.NO_VIDEO_STREAM)
     if probe.width < 2 or probe.height < 2:
-        raise MediaError(FailureReason.UNSUPPORTED_MEDIA, "The video has no usable picture size.")
+        raise MediaError(FailureReason.UNSUPPORTED_MEDIA, detail="no usable picture size")
     rungs = _select_ladder(ladder, names)
     if not rungs:
         raise ValueError("the ladder selects no renditions")
     kept = tuple(_scaled(probe, r) for r in rungs if r.height <= probe.short_side)
     return kept if kept else (_source_sized(probe, rungs[-1]),)
+
+
+def rendition_sars(plan: Sequence[RenditionSpec]) -> tuple[Fraction, ...]:
+    """The sample aspect ratio each rendition must carry so that all of them display at
+    exactly the first rendition's aspect ratio.
+
+    MPEG-DASH players switch only within one adaptation set, and ffmpeg's DASH muxer
+    (rightly) refuses an adaptation set whose representations differ in picture aspect
+    ratio. Rounding to even sizes breaks exactness (854x480 is not quite 16:9), so such a
+    rung gets a near-square SAR (1280:1281) instead of being stretched or cropped.
+    """
+    if not plan:
+        return ()
+    reference = Fraction(plan[0].width, plan[0].height)
+    return tuple(reference / Fraction(spec.width, spec.height) for spec in plan)
 
 
 def validate_probe(
@@ -272,7 +288,7 @@ def validate_probe(
     if not probe.has_video:
         raise MediaError(FailureReason.NO_VIDEO_STREAM)
     if probe.width < 2 or probe.height < 2:
-        raise MediaError(FailureReason.UNSUPPORTED_MEDIA, "The video has no usable picture size.")
+        raise MediaError(FailureReason.UNSUPPORTED_MEDIA, detail="no usable picture size")
     if probe.duration_seconds is not None and probe.duration_seconds > max_duration:
         raise MediaError(FailureReason.TOO_LONG)
     if probe.coded_width * probe.coded_height > max_pixels:
@@ -300,9 +316,9 @@ def target_frame_rate(probe: Probe, max_rate: float = 60.0, default: int = 30) -
         return Fraction(default)
     while rate > max_rate:
         rate /= 2
-    for common in _COMMON_RATES:
-        if abs(rate - float(common)) <= float(common) * 0.01:
-            return common
+    nearest = min(_COMMON_RATES, key=lambda common: abs(rate - float(common)))
+    if abs(rate - float(nearest)) <= float(nearest) * 0.01:
+        return nearest
     return Fraction(max(1, round(rate)))
 
 

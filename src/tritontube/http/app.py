@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -16,9 +17,11 @@ from tritontube.http.problems import problem_middleware
 from tritontube.http.publisher import EventPublisher
 from tritontube.http.worker_client import WorkerClient
 from tritontube.indexer.factory import build_search_index
+from tritontube.indexer.port import SearchUnavailable
 from tritontube.settings import Settings
 from tritontube.storage.s3 import S3ObjectStore
 
+log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
@@ -56,18 +59,23 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession()
     publisher = EventPublisher(settings.kafka.bootstrap_servers, deps.codec)
     store = S3ObjectStore.from_settings(settings.s3)
-    search = build_search_index(settings.search, read_only=True)
+    search = build_search_index(settings, read_only=True)
     app[keys.CLIENT_SESSION] = session
     app[keys.PUBLISHER] = publisher
     app[keys.OBJECT_STORE] = store
     app[keys.SEARCH] = search
     app[keys.WORKER] = WorkerClient(session, settings.http.worker_url)
     try:
+        await search.ensure()
+    except (SearchUnavailable, OSError, ValueError) as exc:
+        # The API still starts; /readyz names search as failing until it is back.
+        log.warning("search backend not available at start: %s", exc)
+    try:
         yield
     finally:
         await publisher.close()
         await search.close()
-        await store.close()
+        store.close()
         await session.close()
 
 

@@ -31,8 +31,8 @@ class SearchIndex(Protocol):
     async def ensure(self) -> None:
         """Create the index (idempotent) and open connections or writers."""
 
-    async def ping(self) -> bool:
-        """True when the backend answers."""
+    async def ping(self) -> None:
+        """Return when the backend answers; raise SearchUnavailable otherwise."""
 
     async def upsert(self, docs: Sequence[VideoDocument]) -> int:
         """Write documents in bulk; return how many were applied.

@@ -29,8 +29,8 @@ MIN_PREFIX_CHARS: Final = 2
 
 # Approximates the Unicode word rules of OpenSearch's standard tokenizer; the embedded
 # index registers the same pattern (Rust regex syntax is compatible) as its tokenizer.
-TOKEN_PATTERN: Final = r"\w+(?:['.]\w+)*"
-_TOKEN_RE: Final = re.compile(TOKEN_PATTERN)
+WORD_PATTERN: Final = r"\w+(?:['.]\w+)*"
+_TOKEN_RE: Final = re.compile(WORD_PATTERN)
 
 
 class InvalidQueryError(ValueError):

@@ -2,7 +2,9 @@
 
 tantivy is synchronous and CPU-bound, so every call runs in a worker thread. One writer
 stays open; each write call commits and reloads the reader, so an upsert is searchable
-as soon as it returns. Writes are serialised by an asyncio.Lock.
+as soon as it returns. Writes are serialised by an asyncio.Lock. tantivy allows one
+writer per directory: other processes (the HTTP API) open the index ``read_only`` and
+their reader reloads on its own shortly after each commit (or at once on ``refresh()``).
 
 search_after on (key, video_id) is emulated: tantivy orders by score or a fast field but
 breaks ties by document address, so the adapter scans in batches (cursor pushed down as a
@@ -29,9 +31,10 @@ from tritontube.indexer.documents import (
     recent_key,
     to_source,
 )
+from tritontube.indexer.port import SearchUnavailable
 from tritontube.indexer.query import (
     MIN_PREFIX_CHARS,
-    TOKEN_PATTERN,
+    WORD_PATTERN,
     SearchHit,
     SearchPage,
     SearchQuery,
@@ -65,7 +68,7 @@ def build_schema() -> tantivy.Schema:
 def text_analyzer() -> tantivy.TextAnalyzer:
     """Same words as :func:`tritontube.indexer.query.tokenize` produces for queries."""
     return (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(TOKEN_PATTERN))
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.regex(WORD_PATTERN))
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
         .build()
@@ -81,8 +84,10 @@ class TantivyIndex:
         *,
         cursor_secret: bytes | None = None,
         writer_heap_bytes: int = 50_000_000,
+        read_only: bool = False,
     ) -> None:
         self._path = path
+        self._read_only = read_only
         self._heap = writer_heap_bytes
         self._codec = CursorCodec(cursor_secret)
         self._schema = build_schema()
@@ -100,11 +105,15 @@ class TantivyIndex:
         self._path.mkdir(parents=True, exist_ok=True)
         index = tantivy.Index(self._schema, path=str(self._path), reuse=True)
         index.register_tokenizer(TEXT_TOKENIZER, text_analyzer())
-        self._writer = index.writer(heap_size=self._heap, num_threads=1)
+        if not self._read_only:
+            self._writer = index.writer(heap_size=self._heap, num_threads=1)
         self._index = index
 
-    async def ping(self) -> bool:
-        return self._index is not None
+    async def ping(self) -> None:
+        if self._index is None:
+            raise SearchUnavailable("tantivy index is not open")
+        if not await asyncio.to_thread(tantivy.Index.exists, str(self._path)):
+            raise SearchUnavailable(f"tantivy index at {self._path} is gone")
 
     async def close(self) -> None:
         async with self._lock:
@@ -239,6 +248,8 @@ class TantivyIndex:
         return self._index
 
     def _open_writer(self) -> tantivy.IndexWriter:
+        if self._read_only:
+            raise RuntimeError("this TantivyIndex is read-only")
         if self._writer is None:
             raise RuntimeError("TantivyIndex.ensure() was not called (or close() was)")
         return self._writer
@@ -282,6 +293,7 @@ def _scan(
         ).hits
         rows.extend(_rows_after(searcher, hits, order_field, cursor))
         rows.sort(key=lambda row: (-row[0], row[1].video_id))
+        del rows[want:]  # a dropped row is beaten by ``want`` rows already; later hits rank lower
         if len(hits) < batch:
             return rows[:want]
         if len(rows) >= want and hits[-1][0] < rows[want - 1][0]:

@@ -8,8 +8,8 @@ newest stored batch + 1, which is wrong whenever that batch holds more than one 
 reads a changelog up to that "end" when it recovers a table, so it stops early and silently
 drops the tail of the table. The fix keeps aiokafka's request and corrects every LATEST answer
 with the partition's high watermark (or last stable offset under ``read_committed``), which a
-small Fetch reports exactly. ``end_offsets``, ``seek_to_end`` and Faust's ``highwaters`` all go
-through the patched method.
+small Fetch reports exactly. ``end_offsets``, ``seek_to_end``/offset resets and Faust's
+``highwaters`` all go through the patched method.
 
 We do not patch InitProducerId: nothing here uses idempotent or transactional producers
 (the design is at-least-once with idempotent consumers), so that defect never triggers.
@@ -27,7 +27,7 @@ from aiokafka.structs import TopicPartition
 
 log = logging.getLogger(__name__)
 
-_ORIGINAL = Fetcher._proc_offset_requests
+_ORIGINAL = Fetcher._proc_offset_request
 _READ_COMMITTED = 1
 _FETCH_WAIT_MS = 100
 _FETCH_BYTES = 1024
@@ -35,28 +35,35 @@ _FETCH_BYTES = 1024
 
 def apply() -> None:
     """Install the fixes (idempotent)."""
-    if getattr(Fetcher._proc_offset_requests, "_tritontube_compat", False):
+    if is_applied():
         return
     _patched._tritontube_compat = True  # type: ignore[attr-defined]
-    Fetcher._proc_offset_requests = _patched  # type: ignore[method-assign]
+    Fetcher._proc_offset_request = _patched  # type: ignore[method-assign]
     log.info("embedded broker compatibility: ListOffsets LATEST corrected by Fetch high watermark")
 
 
 def remove() -> None:
     """Undo :func:`apply` (tests use this to show the defect)."""
-    Fetcher._proc_offset_requests = _ORIGINAL  # type: ignore[method-assign]
+    Fetcher._proc_offset_request = _ORIGINAL  # type: ignore[method-assign]
 
 
 def is_applied() -> bool:
-    return bool(getattr(Fetcher._proc_offset_requests, "_tritontube_compat", False))
+    return bool(getattr(Fetcher._proc_offset_request, "_tritontube_compat", False))
 
 
-async def _patched(self: Fetcher, timestamps: dict[TopicPartition, int]) -> dict[Any, Any]:
-    offsets: dict[Any, Any] = await _ORIGINAL(self, timestamps)
-    latest = [tp for tp, ts in timestamps.items() if ts == OffsetResetStrategy.LATEST]
+async def _patched(
+    self: Fetcher, node_id: int, topic_data: dict[str, list[tuple[int, int]]]
+) -> dict[Any, Any]:
+    offsets: dict[Any, Any] = await _ORIGINAL(self, node_id, topic_data)
+    latest = [
+        TopicPartition(topic, partition)
+        for topic, parts in topic_data.items()
+        for partition, ts in parts
+        if ts == OffsetResetStrategy.LATEST
+    ]
     if not latest:
         return offsets
-    marks = await _end_marks(self, latest)
+    marks = await _end_marks(self, node_id, latest)
     for tp, mark in marks.items():
         listed = offsets.get(tp)
         if listed is None:
@@ -68,34 +75,29 @@ async def _patched(self: Fetcher, timestamps: dict[TopicPartition, int]) -> dict
     return offsets
 
 
-async def _end_marks(fetcher: Fetcher, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
-    """High watermark (or LSO when read_committed) of each partition, via one Fetch per leader."""
-    client = fetcher._client
-    by_node: dict[int, dict[str, list[tuple[int, int, int]]]] = {}
+async def _end_marks(
+    fetcher: Fetcher, node_id: int, tps: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """High watermark (or LSO under read_committed) of each partition, by one Fetch to node_id."""
+    # Fetch from offset 0 with a small byte budget: the answer carries the watermarks and at
+    # most a batch or two. Tansu answers an empty Fetch (no partitions at all) when min_bytes
+    # is 0, so ask for one byte and wait briefly for empty partitions.
+    topics: dict[str, list[tuple[int, int, int]]] = {}
     for tp in tps:
-        node_id = client.cluster.leader_for_partition(tp)
-        if node_id is None or node_id < 0:
-            raise kafka_errors.StaleMetadata(tp)
-        # Fetch from offset 0 with a small byte budget: the answer carries the watermarks and
-        # at most a batch or two. Tansu answers an empty Fetch (no partitions at all) when
-        # min_bytes is 0, so ask for one byte and wait briefly for empty partitions.
-        by_node.setdefault(node_id, {}).setdefault(tp.topic, []).append(
-            (tp.partition, 0, _FETCH_BYTES)
-        )
+        topics.setdefault(tp.topic, []).append((tp.partition, 0, _FETCH_BYTES))
+    request = FetchRequest(
+        _FETCH_WAIT_MS, 1, _FETCH_BYTES, fetcher._isolation_level, list(topics.items())
+    )
+    response = await fetcher._client.send(node_id, request)
     marks: dict[TopicPartition, int] = {}
-    for node_id, topics in by_node.items():
-        request = FetchRequest(
-            _FETCH_WAIT_MS, 1, _FETCH_BYTES, fetcher._isolation_level, list(topics.items())
-        )
-        response = await client.send(node_id, request)
-        for topic, partitions in response.topics:
-            for partition, error_code, highwater, *rest in partitions:
-                if error_code not in (0, kafka_errors.OffsetOutOfRangeError.errno):
-                    raise kafka_errors.for_code(error_code)(f"{topic}-{partition}")
-                mark = highwater
-                if fetcher._isolation_level == _READ_COMMITTED and response.API_VERSION >= 4:
-                    lso = rest[0]
-                    if lso is not None and lso >= 0:
-                        mark = lso
-                marks[TopicPartition(topic, partition)] = mark
+    for topic, partitions in response.topics:
+        for partition, error_code, highwater, *rest in partitions:
+            if error_code not in (0, kafka_errors.OffsetOutOfRangeError.errno):
+                raise kafka_errors.for_code(error_code)(f"{topic}-{partition}")
+            mark = highwater
+            if fetcher._isolation_level == _READ_COMMITTED and response.API_VERSION >= 4:
+                lso = rest[0]
+                if lso is not None and lso >= 0:
+                    mark = lso
+            marks[TopicPartition(topic, partition)] = mark
     return marks

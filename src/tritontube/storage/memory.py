@@ -1,0 +1,185 @@
+"""``InMemoryObjectStore``: a dict-backed fake of the object-store port for fast unit tests.
+
+It behaves like the S3 adapter where pure logic can observe it (missing keys, listings in key
+order, ETags as unquoted MD5 hex, aware timestamps, the policy document of a pre-signed POST),
+but nothing listens on the URLs it hands out. Set ``available = False`` to simulate an outage:
+every call then raises :class:`ObjectStoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import builtins
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+from tritontube.storage.port import (
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectStoreUnavailable,
+    PresignedPost,
+)
+
+__all__ = ["InMemoryObjectStore", "StoredObject"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """One object held by the fake, with the metadata the S3 adapter would store."""
+
+    data: bytes
+    content_type: str
+    cache_control: str | None
+    etag: str
+    last_modified: datetime
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class InMemoryObjectStore:
+    """The object-store port over a dict. Not thread-safe; one event loop only."""
+
+    def __init__(
+        self,
+        bucket: str = "tritontube",
+        *,
+        base_url: str = "memory://object-store",
+        bucket_exists: bool = True,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.bucket = bucket
+        self.base_url = base_url.rstrip("/")
+        self.bucket_exists = bucket_exists
+        self.available = True
+        self.objects: dict[str, StoredObject] = {}
+        self._clock = clock
+
+    # -- the port ---------------------------------------------------------------------------
+
+    async def ensure_bucket(self) -> None:
+        self._check_available()
+        self.bucket_exists = True
+
+    async def ping(self) -> None:
+        self._check_available()
+        if not self.bucket_exists:
+            raise ObjectNotFound(self.bucket)
+
+    async def presign_post(
+        self, key: str, content_type: str, max_size_bytes: int, expires_in: int
+    ) -> PresignedPost:
+        self._check_available()
+        if max_size_bytes < 1:
+            raise ValueError("max_size_bytes must be at least 1")
+        if expires_in < 1:
+            raise ValueError("expires_in must be at least 1 second")
+        expiration = self._clock() + timedelta(seconds=expires_in)
+        policy = {
+            "expiration": expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "conditions": [
+                {"bucket": self.bucket},
+                {"key": key},
+                {"Content-Type": content_type},
+                ["content-length-range", 1, max_size_bytes],
+            ],
+        }
+        encoded = base64.b64encode(json.dumps(policy).encode()).decode()
+        return PresignedPost(
+            url=f"{self.base_url}/{self.bucket}",
+            fields={
+                "key": key,
+                "Content-Type": content_type,
+                "policy": encoded,
+                "x-amz-signature": "in-memory",
+            },
+        )
+
+    async def presign_get(self, key: str, expires_in: int) -> str:
+        self._check_available()
+        if expires_in < 1:
+            raise ValueError("expires_in must be at least 1 second")
+        return f"{self.base_url}/{self.bucket}/{quote(key)}?X-Amz-Expires={expires_in}"
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        self._check_available()
+        stored = self.objects.get(key)
+        return None if stored is None else self._info(key, stored, with_type=True)
+
+    async def download(self, key: str, path: Path) -> None:
+        data = await self.get_bytes(key)
+        await asyncio.to_thread(path.write_bytes, data)
+
+    async def upload_file(
+        self, path: Path, key: str, content_type: str, cache_control: str | None = None
+    ) -> None:
+        self._check_available()
+        data = await asyncio.to_thread(path.read_bytes)
+        self._store(key, data, content_type, cache_control)
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        self._check_available()
+        self._store(key, bytes(data), content_type, None)
+
+    async def get_bytes(self, key: str) -> bytes:
+        self._check_available()
+        stored = self.objects.get(key)
+        if stored is None:
+            raise ObjectNotFound(key)
+        return stored.data
+
+    async def list(self, prefix: str) -> builtins.list[ObjectInfo]:
+        self._check_available()
+        return [
+            self._info(key, self.objects[key], with_type=False)
+            for key in sorted(self.objects)
+            if key.startswith(prefix)
+        ]
+
+    async def delete(self, keys: Iterable[str]) -> None:
+        self._check_available()
+        for key in keys:
+            self.objects.pop(key, None)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        if not prefix:
+            raise ValueError("refusing to delete the whole bucket: prefix must not be empty")
+        self._check_available()
+        doomed = [key for key in self.objects if key.startswith(prefix)]
+        for key in doomed:
+            del self.objects[key]
+        return len(doomed)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _check_available(self) -> None:
+        if not self.available:
+            raise ObjectStoreUnavailable("in-memory object store marked unavailable")
+
+    def _store(self, key: str, data: bytes, content_type: str, cache_control: str | None) -> None:
+        if not key:
+            raise ValueError("key must not be empty")
+        self.objects[key] = StoredObject(
+            data=data,
+            content_type=content_type,
+            cache_control=cache_control,
+            etag=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+            last_modified=self._clock(),
+        )
+
+    @staticmethod
+    def _info(key: str, stored: StoredObject, *, with_type: bool) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size=len(stored.data),
+            content_type=stored.content_type if with_type else None,
+            etag=stored.etag,
+            last_modified=stored.last_modified,
+        )

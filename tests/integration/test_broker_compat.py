@@ -1,0 +1,76 @@
+"""The embedded broker's ListOffsets defect, and the client-side fix that makes it exact."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from tritontube.streams import broker_compat
+
+pytestmark = pytest.mark.integration
+TOPIC = "compat-check"
+
+
+@pytest.fixture
+def no_compat() -> Iterator[None]:
+    was = broker_compat.is_applied()
+    broker_compat.remove()
+    yield
+    if was:
+        broker_compat.apply()
+
+
+@pytest.fixture
+async def batched_topic(broker: str) -> AsyncIterator[str]:
+    """Partition 0 ends with one 7-record batch; partition 1 is empty."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
+    await admin.start()
+    await admin.create_topics([NewTopic(TOPIC, 2, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=50)
+    await producer.start()
+    futures = [await producer.send(TOPIC, b"x%d" % i, partition=0) for i in range(7)]
+    await asyncio.gather(*futures)
+    await producer.stop()
+    yield broker
+
+
+async def end_offsets(bootstrap: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)]
+        offsets = await consumer.end_offsets(tps)
+        return {tp.partition: off for tp, off in offsets.items()}
+    finally:
+        await consumer.stop()
+
+
+async def test_without_the_fix_the_broker_reports_a_short_end_offset(
+    no_compat: None, batched_topic: str
+) -> None:
+    # Documents the defect the compat module exists for; if Tansu fixes it, this fails and the
+    # compat module can go.
+    assert (await end_offsets(batched_topic))[0] < 7
+
+
+async def test_with_the_fix_end_offsets_are_exact(no_compat: None, batched_topic: str) -> None:
+    broker_compat.apply()
+    assert await end_offsets(batched_topic) == {0: 7, 1: 0}
+
+
+async def test_seek_to_end_lands_after_the_last_record(no_compat: None, batched_topic: str) -> None:
+    broker_compat.apply()
+    consumer = AIOKafkaConsumer(bootstrap_servers=batched_topic)
+    await consumer.start()
+    try:
+        tp = TopicPartition(TOPIC, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_end(tp)
+        assert await consumer.position(tp) == 7
+    finally:
+        await consumer.stop()
