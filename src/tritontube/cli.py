@@ -29,9 +29,15 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from tritontube.agents.app import create_worker_app
     from tritontube.deps import build_deps
 
-    app, _ = create_worker_app(settings, build_deps(settings))
-    worker = Worker(app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    deps = build_deps(settings)
+    try:
+        worker_app = create_worker_app(settings, deps)
+        worker = Worker(
+            worker_app.app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
+        )
+        worker.execute_from_commandline()
+    finally:
+        deps.close()
     return 0
 
 
@@ -49,7 +55,9 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from tritontube.devstack.stack import run_dev
 
-    return run_dev(settings)
+    # The embedded broker always needs its compatibility fixes.
+    kafka = settings.kafka.model_copy(update={"embedded_broker_compat": True})
+    return run_dev(settings.model_copy(update={"kafka": kafka}))
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,4 +1,9 @@
-"""The dependencies the worker and the HTTP app share, built once from settings."""
+"""The dependencies the worker and the HTTP app share, built once from settings.
+
+Adapters here open no connection when built; the process that uses them owns their
+lifecycle (``Deps.close``). The search index is not here: the worker opens it for writing
+and the API for reading, each in its own lifecycle hook.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from tritontube.media.ffmpeg import FfmpegTranscoder
+from tritontube.media.port import Transcoder
 from tritontube.settings import Settings
+from tritontube.storage.port import ObjectStore
+from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams.codec import AvroCodec, SchemaRegistry
 from tritontube.streams.records import EventCodec
 
@@ -24,13 +33,31 @@ class SystemClock:
 
 @dataclass(frozen=True)
 class Deps:
-    """Long-lived collaborators; adapters with connections are built by the process that owns
-    their lifecycle (see ``agents.app`` and ``http.app``)."""
+    """Long-lived collaborators of one process."""
 
     codec: EventCodec
     clock: Clock
+    object_store: ObjectStore
+    transcoder: Transcoder
+    _s3: S3ObjectStore | None = None
+
+    def close(self) -> None:
+        if self._s3 is not None:
+            self._s3.close()
 
 
 def build_deps(settings: Settings) -> Deps:
-    del settings  # nothing here depends on settings yet; the signature is the composition seam
-    return Deps(codec=EventCodec(AvroCodec(SchemaRegistry())), clock=SystemClock())
+    t = settings.transcode
+    s3 = S3ObjectStore.from_settings(settings.s3)
+    return Deps(
+        codec=EventCodec(AvroCodec(SchemaRegistry())),
+        clock=SystemClock(),
+        object_store=s3,
+        transcoder=FfmpegTranscoder(
+            ffmpeg_path=t.ffmpeg,
+            ffprobe_path=t.ffprobe,
+            timeout_seconds=t.timeout_seconds,
+            memory_limit_bytes=t.memory_limit_bytes,
+        ),
+        _s3=s3,
+    )

@@ -160,6 +160,8 @@ async def test_put_get_head_list_delete(store: S3ObjectStore) -> None:
 
     assert await store.get_bytes("videos/a/one.txt") == b"one"
     assert await store.get_bytes("videos/a/with space ü.txt") == b"odd key"
+    assert await store.get_range("videos/a/with space ü.txt", 0, 3) == b"odd"
+    assert await store.get_range("videos/a/with space ü.txt", 4, 100) == b"key"
 
     info = await store.head("videos/a/two.json")
     assert info is not None

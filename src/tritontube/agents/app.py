@@ -6,25 +6,36 @@ table names; ``tritontube worker`` runs it. Nothing happens at import.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import faust
+from mode import Service
 
 from tritontube.agents import video_state, views
 from tritontube.agents.topology import Topology, build_topology
 from tritontube.deps import Deps
+from tritontube.indexer.factory import build_search_index
+from tritontube.indexer.port import SearchIndex
 from tritontube.settings import Settings
 from tritontube.streams import broker_compat
 
 
-def create_worker_app(settings: Settings, deps: Deps) -> tuple[faust.App, Topology]:
-    if settings.kafka.embedded_broker_compat:
-        broker_compat.apply()
+@dataclass(frozen=True)
+class WorkerApp:
+    """The Faust app and what its agents share."""
+
+    app: faust.App
+    topology: Topology
+    search: SearchIndex
+
+
+def _faust_app(settings: Settings) -> faust.App:
     servers = ";".join(f"kafka://{s.strip()}" for s in settings.kafka.bootstrap_servers.split(","))
-    data_dir = settings.worker.data_dir
-    app = faust.App(
+    return faust.App(
         settings.worker.app_id,
         broker=servers,
         store=settings.worker.store,
-        datadir=str(data_dir),
+        datadir=str(settings.worker.data_dir),
         autodiscover=False,
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,
@@ -41,7 +52,26 @@ def create_worker_app(settings: Settings, deps: Deps) -> tuple[faust.App, Topolo
         web_in_thread=False,
         producer_acks=-1,
     )
+
+
+def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
+    if settings.kafka.embedded_broker_compat:
+        broker_compat.apply()
+    app = _faust_app(settings)
     topology = build_topology(app, settings)
+    search = build_search_index(settings, read_only=False)
+
+    @app.service
+    class SearchIndexLifecycle(Service):
+        """Opens the search index (the single writer) with the worker and closes it after."""
+
+        async def on_start(self) -> None:
+            await search.ensure()
+
+        async def on_stop(self) -> None:
+            await search.close()
+
+    worker = WorkerApp(app=app, topology=topology, search=search)
     video_state.register(app, topology, deps, settings)
     views.register(app, topology, deps)
-    return app, topology
+    return worker

@@ -19,7 +19,6 @@ from tritontube.http.worker_client import WorkerClient
 from tritontube.indexer.factory import build_search_index
 from tritontube.indexer.port import SearchUnavailable
 from tritontube.settings import Settings
-from tritontube.storage.s3 import S3ObjectStore
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
@@ -58,7 +57,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     deps = app[keys.DEPS]
     session = aiohttp.ClientSession()
     publisher = EventPublisher(settings.kafka.bootstrap_servers, deps.codec)
-    store = S3ObjectStore.from_settings(settings.s3)
+    store = deps.object_store
     search = build_search_index(settings, read_only=True)
     app[keys.CLIENT_SESSION] = session
     app[keys.PUBLISHER] = publisher
@@ -75,7 +74,6 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     finally:
         await publisher.close()
         await search.close()
-        store.close()
         await session.close()
 
 

@@ -135,6 +135,10 @@ class InMemoryObjectStore:
             raise ObjectNotFound(key)
         return stored.data
 
+    async def get_range(self, key: str, start: int, length: int) -> bytes:
+        data = await self.get_bytes(key)
+        return data[start : start + max(0, length)]
+
     async def list(self, prefix: str) -> builtins.list[ObjectInfo]:
         self._check_available()
         return [

@@ -103,6 +103,10 @@ class ObjectStore(Protocol):
         """The whole content of ``key``; :class:`ObjectNotFound` when missing."""
         ...
 
+    async def get_range(self, key: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes of ``key`` from ``start`` (fewer at the end of the object)."""
+        ...
+
     async def list(self, prefix: str) -> builtins.list[ObjectInfo]:
         """Every object whose key starts with ``prefix``, in key order (all pages)."""
         ...

@@ -94,8 +94,9 @@ class S3ObjectStore:
             read_timeout=read_timeout,
             retries={"mode": "standard", "max_attempts": max_attempts},
             max_pool_connections=max_pool_connections,
-            # boto3 >= 1.36 sends aws-chunked bodies with CRC trailers by default; s3rver and
-            # older S3 clones store those bytes verbatim. Checksums only where the API demands.
+            # boto3 >= 1.36 adds CRC checksums (headers, or aws-chunked trailers on streamed
+            # bodies) to every upload by default; S3 clones such as s3rver predate that
+            # protocol. Checksums only where the API demands them (e.g. DeleteObjects).
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
@@ -245,6 +246,9 @@ class S3ObjectStore:
     async def get_bytes(self, key: str) -> bytes:
         return await self._run("get_object", key, self._get_bytes_sync, key)
 
+    async def get_range(self, key: str, start: int, length: int) -> bytes:
+        return await self._run("get_object", key, self._get_range_sync, key, start, length)
+
     async def list(self, prefix: str) -> builtins.list[ObjectInfo]:
         return await self._run("list_objects_v2", prefix, self._list_sync, prefix)
 
@@ -279,6 +283,16 @@ class S3ObjectStore:
         response = self._client.get_object(Bucket=self.bucket, Key=key)
         with response["Body"] as body:
             data: bytes = body.read()
+        return data
+
+    def _get_range_sync(self, key: str, start: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        response = self._client.get_object(
+            Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
+        )
+        with response["Body"] as body:
+            data: bytes = body.read(length)
         return data
 
     def _list_sync(self, prefix: str) -> builtins.list[ObjectInfo]:
