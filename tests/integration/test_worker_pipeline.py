@@ -126,7 +126,7 @@ async def test_upload_events_fold_into_the_table_and_the_public_topic_and_start_
         ],
         catalogue.UPLOADS.name,
     )
-    status, state = await wait_until(
+    _, state = await wait_until(
         lambda: (
             (r := worker_get(settings, "/videos/v1"))[0] == 200
             and r[1]["status"] == "PENDING_TRANSCODE"
