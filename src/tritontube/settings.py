@@ -133,6 +133,9 @@ class UploadSettings(_Group):
     session_ttl_seconds: int = Field(
         900, ge=1, description="Upload session (pre-signed POST) validity."
     )
+    expiry_scan_seconds: float = Field(
+        30.0, gt=0, description="How often the worker expires abandoned upload sessions."
+    )
     max_size_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload.")
     allowed_content_types: tuple[str, ...] = Field(
         ("video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"),
@@ -158,6 +161,96 @@ class TranscodeSettings(_Group):
     ffprobe: str = Field("ffprobe", description="ffprobe executable.")
 
 
+class PlaybackSettings(_Group):
+    """Signed media URLs (manifest, segments, thumbnails) served under ``/media/``."""
+
+    media_url_ttl_seconds: int = Field(
+        6 * 3600,
+        ge=1,
+        description=(
+            "Lifetime of a signed media URL. Every segment of a session reuses the manifest's "
+            "token, so this must outlast the longest viewing (pauses included)."
+        ),
+    )
+    media_url_bucket_seconds: int = Field(
+        60,
+        ge=1,
+        description=(
+            "Expiries are rounded up to a multiple of this, so viewers of one video within a "
+            "bucket share URLs (cache-friendly for a CDN)."
+        ),
+    )
+    media_secret: SecretStr | None = Field(
+        None,
+        description="HMAC key of media URLs; None derives one from auth.secret.",
+    )
+
+
+class ArchiveSettings(_Group):
+    """The event archive: every topic's records as Avro container files in the object store."""
+
+    enabled: bool = Field(True, description="Run the archiver inside the worker.")
+    prefix: str = Field("archive/", description="Object-store key prefix of the archive.")
+    flush_records: int = Field(
+        5000, ge=1, description="Flush a partition's buffer once it holds this many records."
+    )
+    flush_bytes: int = Field(
+        8 * 1024**2, ge=1024, description="... or once its keys and values reach this many bytes."
+    )
+    flush_interval_seconds: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "... or once its oldest record waited this long: the window of events an embedded "
+            "stack can lose when it dies without a graceful stop."
+        ),
+    )
+    restore_on_start: bool = Field(
+        True,
+        description=(
+            "Embedded stack only: on start, produce the archived records back into the (empty, "
+            "in-memory) broker before the worker starts."
+        ),
+    )
+
+
+class AnalyticsSettings(_Group):
+    """Watch analytics, the search indexer and recommendations."""
+
+    min_view_seconds: float = Field(
+        10.0, gt=0, description="Watched time after which a play counts as a view."
+    )
+    view_window_seconds: int = Field(
+        86400, ge=1, description="A user counts at most one view of a video per window."
+    )
+    max_gap_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Most wall time credited between two events of one viewer (lost heartbeats).",
+    )
+    trending_window_seconds: int = Field(
+        86400, ge=1, description="Trending looks at activity within this sliding window."
+    )
+    trending_step_seconds: int = Field(
+        3600, ge=1, description="Hop (bucket) size of the trending window."
+    )
+    trending_top_k: int = Field(200, ge=1, description="Trending videos kept per partition.")
+    trending_decay_interval_seconds: float = Field(
+        300.0, gt=0, description="How often stale trending buckets are expired."
+    )
+    history_size: int = Field(200, ge=1, description="Videos kept in a user's watch history.")
+    recent_event_ids: int = Field(
+        64, ge=1, description="Watch event ids remembered per viewer and video (dedupe)."
+    )
+    recent_viewers: int = Field(
+        20, ge=0, description="Recent viewers kept per video (co-watching signal)."
+    )
+    index_batch_size: int = Field(500, ge=1, description="Indexer bulk size.")
+    index_batch_seconds: float = Field(
+        0.2, gt=0, description="Longest an indexer batch waits to fill up."
+    )
+
+
 class Settings(BaseSettings):
     """All of TritonTube's configuration. Build once with ``Settings()`` in ``cli.main``."""
 
@@ -175,8 +268,17 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings, description="Faust worker.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Bearer tokens.")
     upload: UploadSettings = Field(default_factory=UploadSettings, description="Uploads.")
+    analytics: AnalyticsSettings = Field(
+        default_factory=AnalyticsSettings, description="Watch analytics and search indexing."
+    )
+    playback: PlaybackSettings = Field(
+        default_factory=PlaybackSettings, description="Signed media URLs."
+    )
     transcode: TranscodeSettings = Field(
         default_factory=TranscodeSettings, description="Transcoding."
+    )
+    archive: ArchiveSettings = Field(
+        default_factory=ArchiveSettings, description="Event archive."
     )
     data_dir: Path = Field(
         Path(".tritontube"),

@@ -9,6 +9,7 @@ events, so duplicates of UploadCompleted never start a second job.
 from __future__ import annotations
 
 import logging
+import uuid
 
 import faust
 from faust.types import StreamT
@@ -20,6 +21,7 @@ from tritontube.deps import Deps
 from tritontube.domain import video
 from tritontube.domain.events import VideoState
 from tritontube.settings import Settings
+from tritontube.storage.port import ObjectStoreError
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
 
@@ -59,3 +61,30 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
                 await topology.topic(catalogue.TRANSCODE_JOBS).send(
                     key=key, value=deps.codec.encode(job)
                 )
+            if after.status == video.Status.EXPIRED:
+                await _remove_partial_upload(deps, after)
+
+    @app.timer(interval=settings.upload.expiry_scan_seconds, name="upload-session-expiry")
+    async def expire_sessions() -> None:
+        """Abandoned sessions become EXPIRED (an event, folded like any other)."""
+        now = deps.clock.now()
+        for raw in list(topology.video_state.values()):
+            state = deps.codec.decode(raw, expect=("VideoState",))
+            expired = video.expire_if_due(state, now, uuid.uuid4().hex)
+            if expired is not None:
+                await topology.topic(catalogue.UPLOADS).send(
+                    key=state.video_id.encode(), value=deps.codec.encode(expired)
+                )
+
+
+async def _remove_partial_upload(deps: Deps, state: VideoState) -> None:
+    prefix = video.upload_prefix(state.video_id)
+    try:
+        removed = await deps.object_store.delete_prefix(prefix)
+    except ObjectStoreError as exc:
+        # The session is EXPIRED either way; a later expiry scan cannot retry a terminal
+        # state, so say so loudly. Leftovers live under a prefix no session can reach.
+        log.warning("could not remove partial upload %s: %s", prefix, exc)
+        return
+    if removed:
+        log.info("removed %d partial upload object(s) under %s", removed, prefix)

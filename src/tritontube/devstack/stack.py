@@ -121,7 +121,23 @@ class EmbeddedStack:
             env=settings_env(s),
         )
         self._start(worker, timeout=60)
+        self._wait_http_ok(worker, f"http://{s.worker.web_host}:{s.worker.web_port}/readyz")
         return worker
+
+    def _wait_http_ok(self, proc: ManagedProcess, url: str, timeout: float = 90.0) -> None:
+        """Wait until ``url`` answers 200 (the worker has its partitions and tables)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not proc.running():
+                raise ProcessFailedError(f"{proc.name} exited: {proc.tail_log()}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback URL
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise ProcessFailedError(f"{proc.name} not ready at {url}: {proc.tail_log()}")
 
     def start_api(self) -> ManagedProcess:
         s = self.settings

@@ -98,6 +98,17 @@ def job_to_start(
     )
 
 
+def expire_if_due(state: VideoState, now: datetime, event_id: str) -> UploadSessionExpired | None:
+    """The expiry event for a session still waiting for its upload after ``expires_at``."""
+    if state.status != Status.UPLOAD_PENDING or now < state.expires_at:
+        return None
+    return UploadSessionExpired(event_id=event_id, video_id=state.video_id, expired_at=now)
+
+
+def upload_prefix(video_id: str) -> str:
+    return f"uploads/{video_id}/"
+
+
 def output_prefix(video_id: str) -> str:
     return f"media/{video_id}/dash/"
 
@@ -107,7 +118,7 @@ def source_key(video_id: str, file_name: str) -> str:
     base = file_name.replace("\\", "/").rsplit("/", 1)[-1]
     suffix = base.rsplit(".", 1)[-1].lower() if "." in base else ""
     safe = suffix if suffix.isascii() and suffix.isalnum() and len(suffix) <= 5 else "bin"
-    return f"uploads/{video_id}/source.{safe}"
+    return f"{upload_prefix(video_id)}source.{safe}"
 
 
 def job_id_for(video_id: str, etag: str) -> str:

@@ -11,7 +11,7 @@ from aiohttp import web
 from tritontube.http.problems import ProblemError
 from tritontube.settings import AuthSettings
 
-USER_KEY = "tritontube.user"
+USER_KEY = web.RequestKey("user", str)
 _ALGORITHM = "HS256"
 
 

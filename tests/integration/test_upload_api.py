@@ -1,0 +1,248 @@
+"""The upload pipeline against real services: broker, s3rver, worker, and the API in process.
+
+A real multipart POST goes to the pre-signed URL; jobs are read from `transcode-jobs` with a
+plain aiokafka consumer, outside the application's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from tritontube.deps import build_deps
+from tritontube.devstack.stack import EmbeddedStack
+from tritontube.http.app import create_http_app
+from tritontube.http.auth import mint_token
+from tritontube.settings import Settings, UploadSettings
+from tritontube.streams import catalogue
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    path = tmp_path_factory.mktemp("media") / "clip.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10:duration=1",
+         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-y", str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    return path.read_bytes()
+
+
+class Api:
+    """The API under test plus direct access to the topics."""
+
+    def __init__(self, client: TestClient, settings: Settings) -> None:  # type: ignore[type-arg]
+        self.client = client
+        self.settings = settings
+
+    def auth(self, user: str = "alice") -> dict[str, str]:
+        return {"Authorization": f"Bearer {mint_token(self.settings.auth, user)}"}
+
+    async def upload_url(self, size: int, user: str = "alice", **extra: Any) -> dict[str, Any]:
+        body = {
+            "title": "Zebra crossing",
+            "tags": ["Street", "street", "city"],
+            "fileName": "clip.mp4",
+            "contentType": "video/mp4",
+            "sizeBytes": size,
+            **extra,
+        }
+        resp = await self.client.post("/v1/videos:uploadURL", json=body, headers=self.auth(user))
+        assert resp.status == 200, await resp.text()
+        data: dict[str, Any] = await resp.json()
+        return data
+
+    async def complete(
+        self, video_id: str, etag: str, user: str = "alice"
+    ) -> tuple[int, dict[str, Any]]:
+        resp = await self.client.post(
+            "/v1/videos:completeUpload",
+            json={"videoId": video_id},
+            headers={**self.auth(user), "If-Match": f'"{etag}"'},
+        )
+        return resp.status, await resp.json()
+
+    async def count(self, topic: str) -> int:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap_servers)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(self.settings.kafka.partitions)]
+            ends = await consumer.end_offsets(tps)
+            return sum(ends.values())
+        finally:
+            await consumer.stop()
+
+    async def jobs(self, video_id: str) -> list[Any]:
+        codec = build_deps(self.settings).codec
+        consumer = AIOKafkaConsumer(
+            catalogue.TRANSCODE_JOBS.name,
+            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        found = []
+        try:
+            for _ in range(4):
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found += [codec.decode(r.value) for r in records if r.key == video_id.encode()]
+        finally:
+            await consumer.stop()
+        return found
+
+
+async def post_form(
+    upload: dict[str, Any], data: bytes, content_type: str = "video/mp4", **override: str
+) -> int:
+    form = aiohttp.FormData()
+    for key, value in {**upload["fields"], **override}.items():
+        form.add_field(key, value)
+    form.add_field("file", data, filename="clip.mp4", content_type=content_type)
+    async with aiohttp.ClientSession() as session, session.post(upload["url"], data=form) as resp:
+        return resp.status
+
+
+@pytest.fixture
+async def api(
+    make_settings: Callable[..., Settings],
+    stack_factory: Callable[..., EmbeddedStack],
+    aiohttp_client: Callable[..., Any],
+) -> Api:
+    settings = make_settings(upload=UploadSettings(session_ttl_seconds=60, expiry_scan_seconds=0.5))
+    stack_factory(settings)
+    client = await aiohttp_client(create_http_app(settings, build_deps(settings)))
+    return Api(client, settings)
+
+
+async def test_happy_path_reaches_pending_transcode_with_exactly_one_job(
+    api: Api, clip: bytes
+) -> None:
+    session = await api.upload_url(len(clip))
+    assert session["upload"]["fields"]["key"] == f"uploads/{session['videoId']}/source.mp4"
+    assert await post_form(session["upload"], clip) in (200, 201, 204)
+    status, body = await api.complete(session["videoId"], session["etag"])
+    assert status == 200, body
+    assert body["status"] == "PENDING_TRANSCODE"
+    assert body["videoId"] == session["videoId"]
+    # Replays and concurrent duplicates return the same answer and publish nothing new.
+    uploads_before = await api.count(catalogue.UPLOADS.name)
+    again = await asyncio.gather(
+        *(api.complete(session["videoId"], session["etag"]) for _ in range(5))
+    )
+    assert {s for s, _ in again} == {200}
+    assert {b["jobId"] for _, b in again} == {body["jobId"]}
+    assert await api.count(catalogue.UPLOADS.name) == uploads_before
+    jobs = [j for j in await api.jobs(session["videoId"]) if j.attempt == 1]
+    assert len(jobs) == 1
+    assert jobs[0].source_key == session["upload"]["fields"]["key"]
+
+
+async def test_concurrent_first_completions_start_one_job(api: Api, clip: bytes) -> None:
+    session = await api.upload_url(len(clip))
+    assert await post_form(session["upload"], clip) in (200, 201, 204)
+    results = await asyncio.gather(
+        *(api.complete(session["videoId"], session["etag"]) for _ in range(4))
+    )
+    assert {s for s, _ in results} == {200}
+    jobs = [j for j in await api.jobs(session["videoId"]) if j.attempt == 1]
+    assert len(jobs) == 1
+
+
+async def test_refusals_publish_nothing(api: Api, clip: bytes) -> None:
+    session = await api.upload_url(len(clip))
+    vid, etag = session["videoId"], session["etag"]
+    before = await api.count(catalogue.UPLOADS.name)
+
+    status, body = await api.complete(vid, etag)  # nothing uploaded yet
+    assert (status, body["code"]) == (409, "OBJECT_MISSING")
+    status, body = await api.complete(vid, "stale-etag")
+    assert (status, body["code"]) == (412, "ETAG_MISMATCH")
+    status, body = await api.complete(vid, etag, user="mallory")
+    assert (status, body["code"]) == (404, "NOT_FOUND")
+    status, body = await api.complete("doesnotexist", etag)
+    assert (status, body["code"]) == (404, "NOT_FOUND")
+
+    # The dev object store does not enforce the POST policy: a larger file gets stored...
+    assert await post_form(session["upload"], clip + b"\0" * 100) in (200, 201, 204)
+    status, body = await api.complete(vid, etag)
+    assert (status, body["code"]) == (422, "SIZE_MISMATCH")
+    # ...and so does a non-video file of exactly the declared size.
+    assert await post_form(session["upload"], b"%PDF-1.4 " + b"x" * (len(clip) - 9)) in (
+        200,
+        201,
+        204,
+    )
+    status, body = await api.complete(vid, etag)
+    assert (status, body["code"]) == (415, "NOT_VIDEO")
+    assert await api.count(catalogue.UPLOADS.name) == before
+    assert await api.jobs(vid) == []
+
+    # The session is still usable with the right file.
+    assert await post_form(session["upload"], clip) in (200, 201, 204)
+    status, body = await api.complete(vid, etag)
+    assert (status, body["status"]) == (200, "PENDING_TRANSCODE")
+
+
+async def test_content_type_mismatch_is_refused(api: Api, clip: bytes) -> None:
+    session = await api.upload_url(len(clip))
+    # A client that tampers with the signed Content-Type field: real S3 rejects the policy,
+    # the development stores do not, so the service must check.
+    tampered = {"Content-Type": "video/webm"}
+    assert await post_form(session["upload"], clip, **tampered) in (200, 201, 204)
+    status, body = await api.complete(session["videoId"], session["etag"])
+    assert (status, body["code"]) == (422, "CONTENT_TYPE_MISMATCH")
+
+
+async def test_abandoned_session_expires_and_its_partial_object_is_removed(
+    make_settings: Callable[..., Settings],
+    stack_factory: Callable[..., EmbeddedStack],
+    aiohttp_client: Callable[..., Any],
+    clip: bytes,
+) -> None:
+    settings = make_settings(upload=UploadSettings(session_ttl_seconds=2, expiry_scan_seconds=0.5))
+    stack_factory(settings)
+    api = Api(await aiohttp_client(create_http_app(settings, build_deps(settings))), settings)
+    session = await api.upload_url(len(clip))
+    assert await post_form(session["upload"], clip[: len(clip) // 2]) in (200, 201, 204)
+    store = build_deps(settings).object_store
+    key = session["upload"]["fields"]["key"]
+    assert await store.head(key) is not None
+    await asyncio.sleep(2.5)
+    status, body = await api.complete(session["videoId"], session["etag"])
+    assert (status, body["code"]) == (410, "SESSION_EXPIRED")
+    for _ in range(50):
+        resp = await api.client.get(
+            f"/v1/videos/{session['videoId']}/transcodeStatus", headers=api.auth()
+        )
+        if (await resp.json())["status"] == "EXPIRED" and await store.head(key) is None:
+            break
+        await asyncio.sleep(0.2)
+    assert (await resp.json())["status"] == "EXPIRED"
+    assert await store.head(key) is None
+    assert await api.jobs(session["videoId"]) == []
+
+
+async def test_transcode_status_is_for_the_owner_only(api: Api, clip: bytes) -> None:
+    session = await api.upload_url(len(clip))
+    for _ in range(50):  # the session event is folded asynchronously
+        resp = await api.client.get(
+            f"/v1/videos/{session['videoId']}/transcodeStatus", headers=api.auth()
+        )
+        if resp.status == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert resp.status == 200
+    assert (await resp.json())["status"] == "UPLOAD_PENDING"
+    resp = await api.client.get(
+        f"/v1/videos/{session['videoId']}/transcodeStatus", headers=api.auth("mallory")
+    )
+    assert resp.status == 404
