@@ -75,6 +75,24 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
+    """Print every setting: environment variable, current value (secrets hidden), description."""
+    from pydantic import BaseModel, SecretStr
+
+    def walk(model: BaseModel, prefix: str) -> None:
+        for name, field in type(model).model_fields.items():
+            value = getattr(model, name)
+            env = f"{prefix}{name.upper()}"
+            if isinstance(value, BaseModel):
+                walk(value, f"{env}__")
+                continue
+            shown = "********" if isinstance(value, SecretStr) else value
+            print(f"{env}={shown}\n    {field.description}")
+
+    walk(settings, "TRITONTUBE_")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tritontube", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("worker", help="run a Faust worker").set_defaults(func=cmd_worker)
     sub.add_parser("api", help="run the HTTP API and SPA").set_defaults(func=cmd_api)
+    sub.add_parser("settings", help="list every setting and its value").set_defaults(
+        func=cmd_settings
+    )
     topics = sub.add_parser("topics", help="topic administration")
     topics_sub = topics.add_subparsers(dest="topics_command", required=True)
     topics_sub.add_parser("create", help="create every catalogue topic").set_defaults(
