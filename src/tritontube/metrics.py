@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUEST_SECONDS = Histogram(
@@ -60,3 +62,50 @@ INDEX_FRESHNESS_SECONDS = Histogram(
     "State change (record timestamp) to searchable.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0),
 )
+PLAYBACK_INFO_ISSUED = Counter(
+    "tritontube_playback_info_issued_total", "playbackInfo answers carrying signed media URLs."
+)
+PLAYBACK_MEDIA_BYTES = Counter(
+    "tritontube_playback_media_bytes_total", "Media bytes streamed under signed URLs."
+)
+PLAYBACK_MEDIA_REFUSED = Counter(
+    "tritontube_playback_media_refused_total", "Media requests refused, by reason.", ("reason",)
+)
+ARCHIVE_LAG_RECORDS = Gauge(
+    "tritontube_archive_lag_records",
+    "Records in a partition not yet in the archive (high watermark - archived end - 1).",
+    ("topic", "partition"),
+)
+ARCHIVE_RECORDS_WRITTEN = Counter(
+    "tritontube_archive_records_written_total", "Records written to the archive.", ("topic",)
+)
+ARCHIVE_FILES_WRITTEN = Counter(
+    "tritontube_archive_files_written_total", "Archive files written.", ("topic",)
+)
+WATCH_EVENTS_ACCEPTED = Counter(
+    "tritontube_watch_events_accepted_total", "Watch events accepted by the API and published."
+)
+WATCH_EVENTS_DUPLICATE = Counter(
+    "tritontube_analytics_duplicate_events_total", "Watch events ignored as duplicates (event id)."
+)
+VIEWS_COUNTED = Counter("tritontube_analytics_views_total", "Views counted by the analytics agent.")
+INDEX_DOCUMENTS_APPLIED = Counter(
+    "tritontube_index_documents_applied_total", "Documents the indexer wrote (newer versions)."
+)
+INDEX_BATCH_SECONDS = Histogram(
+    "tritontube_index_batch_duration_seconds",
+    "Time to fold and bulk-upsert one indexer batch.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+RECOMMENDATION_SECONDS = Histogram(
+    "tritontube_recommendation_duration_seconds",
+    "Time to answer one recommendations request.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+def observe_consumed(agent: str, topic: str, record_timestamp: float | None) -> None:
+    """Count a consumed event and its queue latency (record timestamp to now, in seconds)."""
+    EVENTS_CONSUMED.labels(agent, topic).inc()
+    if record_timestamp:
+        QUEUE_LATENCY_SECONDS.labels(agent).observe(max(0.0, time.time() - record_timestamp))

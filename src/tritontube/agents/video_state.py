@@ -42,7 +42,7 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
     @app.agent(topology.video_state_input, name=AGENT_NAME)
     async def video_state_agent(stream: StreamT) -> None:  # type: ignore[type-arg]
         async for event in stream.events():
-            metrics.EVENTS_CONSUMED.labels(AGENT_NAME, event.message.topic).inc()
+            metrics.observe_consumed(AGENT_NAME, event.message.topic, event.message.timestamp)
             try:
                 change = deps.codec.decode(event.value, expect=INPUT_RECORDS)
             except CodecError as exc:

@@ -10,6 +10,7 @@ from typing import Any
 
 import faust
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tritontube.agents import video_state
 from tritontube.agents.topology import Topology
@@ -41,6 +42,11 @@ def register(app: faust.App, topology: Topology, deps: Deps) -> None:
     class Health(View):
         async def get(self, request: Request) -> Response:
             return self.json({"status": "ok", "id": app.conf.id})
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
     @app.page("/readyz")
     class Ready(View):
