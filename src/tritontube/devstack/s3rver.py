@@ -107,6 +107,12 @@ class S3rverServer:
     silent: bool = False
     process: ManagedProcess | None = field(default=None, init=False)
 
+    def __post_init__(self) -> None:
+        # s3rver runs with its package folder as working directory: relative paths would break.
+        self.directory = self.directory.resolve()
+        if self.log_path is not None:
+            self.log_path = self.log_path.resolve()
+
     access_key_id = "S3RVER"
     secret_access_key = "S3RVER"  # noqa: S105 - s3rver's built-in, publicly documented dev key
 
