@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: dev test lint typecheck bench setup clean
+.PHONY: dev test lint typecheck bench setup vendor clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ typecheck: $(STAMP)
 ## Run every benchmark and print one table of figures.
 bench: setup
 	$(PY) -m benchmarks
+
+## Copy the pinned dash.js from node_modules into the package (the copy is committed).
+DASHJS := node_modules/dashjs/dist/modern/umd/dash.all.min.js
+vendor: $(NODE_STAMP)
+	cp $(DASHJS) $(DASHJS).LICENSE.txt src/tritontube/http/static/vendor/
+	cp node_modules/dashjs/LICENSE.md src/tritontube/http/static/vendor/dashjs-LICENSE.md
 
 clean:
 	rm -rf .tritontube .pytest_cache test-artifacts

@@ -93,6 +93,32 @@ def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from tritontube.replay.cli import cmd_replay as run
+
+    return run(settings, args)
+
+
+def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
+    from tritontube.replay.cli import cmd_archive as run
+
+    return run(settings, args)
+
+
+def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
+    from tritontube.streams import compat_check
+
+    if args.schemas_command == "doc":
+        print(compat_check.render_topics_doc(), end="")
+        return 0
+    problems = compat_check.check()
+    for problem in problems:
+        print(problem)
+    versions = ", ".join(compat_check.history_versions()) or "none"
+    print(f"{len(problems)} incompatibilities (history versions checked: {versions})")
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tritontube", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--user", required=True, help="user id the token names")
     create.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
     create.set_defaults(func=cmd_token)
+    from tritontube.replay.cli import add_archive_parser, add_replay_parser
+
+    add_replay_parser(sub).set_defaults(func=cmd_replay)
+    add_archive_parser(sub).set_defaults(func=cmd_archive)
+    schemas = sub.add_parser("schemas", help="the Avro schemas as a contract")
+    schemas_sub = schemas.add_subparsers(dest="schemas_command", required=True)
+    schemas_sub.add_parser(
+        "check", help="backward-transitive compatibility with schemas/history"
+    ).set_defaults(func=cmd_schemas)
+    schemas_sub.add_parser("doc", help="print docs/topics.md").set_defaults(func=cmd_schemas)
     return parser
 
 

@@ -71,6 +71,16 @@ PLAYBACK_MEDIA_BYTES = Counter(
 PLAYBACK_MEDIA_REFUSED = Counter(
     "tritontube_playback_media_refused_total", "Media requests refused, by reason.", ("reason",)
 )
+CONSUMER_LAG_RECORDS = Gauge(
+    "tritontube_stream_consumer_lag_records",
+    "Records in a partition assigned to this worker not yet processed and committed "
+    "(high watermark - committed offset); the autoscaling signal.",
+    ("topic", "partition"),
+)
+CONSUMER_ASSIGNED_PARTITIONS = Gauge(
+    "tritontube_stream_consumer_assigned_partitions",
+    "Partitions of agent input topics assigned to this worker.",
+)
 ARCHIVE_LAG_RECORDS = Gauge(
     "tritontube_archive_lag_records",
     "Records in a partition not yet in the archive (high watermark - archived end - 1).",

@@ -114,6 +114,9 @@ class WorkerSettings(_Group):
     data_dir: Path = Field(Path(".tritontube/worker"), description="Faust data directory.")
     web_host: str = Field("127.0.0.1", description="Listen address of the worker web server.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker web server.")
+    lag_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the worker refreshes its consumer-lag gauges."
+    )
 
 
 class AuthSettings(_Group):
@@ -235,9 +238,6 @@ class AnalyticsSettings(_Group):
         3600, ge=1, description="Hop (bucket) size of the trending window."
     )
     trending_top_k: int = Field(200, ge=1, description="Trending videos kept per partition.")
-    trending_decay_interval_seconds: float = Field(
-        300.0, gt=0, description="How often stale trending buckets are expired."
-    )
     history_size: int = Field(200, ge=1, description="Videos kept in a user's watch history.")
     recent_event_ids: int = Field(
         64, ge=1, description="Watch event ids remembered per viewer and video (dedupe)."

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import faust
 from mode import Service
 
-from tritontube.agents import video_state, views
+from tritontube.agents import analytics, archiver, indexer, lag, transcode, video_state, views
 from tritontube.agents.topology import Topology, build_topology
 from tritontube.deps import Deps
 from tritontube.indexer.factory import build_search_index
@@ -51,6 +51,9 @@ def _faust_app(settings: Settings) -> faust.App:
         web_port=settings.worker.web_port,
         web_in_thread=False,
         producer_acks=-1,
+        # Faust polls from its own fetcher, but a stalled stream buffer must not make a long
+        # transcode look like a dead consumer: allow a whole ffmpeg run between polls.
+        broker_max_poll_interval=max(1000.0, settings.transcode.timeout_seconds + 300.0),
     )
 
 
@@ -73,5 +76,10 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
 
     worker = WorkerApp(app=app, topology=topology, search=search)
     video_state.register(app, topology, deps, settings)
+    transcode.register(app, topology, deps, settings)
     views.register(app, topology, deps)
+    archiver.register(app, deps, settings)
+    analytics.register(app, topology, deps, settings)
+    indexer.register(app, topology, deps, settings, search)
+    lag.register(app, settings)
     return worker

@@ -7,7 +7,7 @@ crashing the stream. Keys are the video id as UTF-8 bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import faust
@@ -18,6 +18,20 @@ from tritontube.streams import catalogue
 from tritontube.streams.catalogue import TopicSpec
 
 VIDEO_STATE_TABLE = "video_state"
+# Watch analytics and search indexing (agents/analytics.py, agents/indexer.py); values are JSON.
+WATCH_SESSIONS_TABLE = "watch_sessions"
+VIDEO_ANALYTICS_TABLE = "video_analytics"
+TRENDING_TABLE = "trending_top"
+WATCH_HISTORY_TABLE = "watch_history"
+SEARCH_SOURCES_TABLE = "search_sources"
+_ANALYTICS_TABLES = {
+    WATCH_SESSIONS_TABLE: ("Watch session (one viewer on one video) by video_id/user_id.", False),
+    VIDEO_ANALYTICS_TABLE: ("Watch totals and trending buckets by video id.", False),
+    TRENDING_TABLE: ("Top trending videos of one watch-events partition.", False),
+    WATCH_HISTORY_TABLE: ("Recently watched videos by user id.", False),
+    # The indexer writes from batches (no current event): partition by key like its topics.
+    SEARCH_SOURCES_TABLE: ("Latest VideoState + VideoStats by video id (index input).", True),
+}
 
 
 def _topic(app: faust.App, settings: Settings, spec: TopicSpec, name: str | None = None) -> TopicT:
@@ -45,6 +59,7 @@ class Topology:
     dlqs: dict[str, TopicT]
     video_state_input: TopicT
     video_state: faust.Table  # type: ignore[type-arg]
+    tables: dict[str, faust.Table] = field(default_factory=dict)  # type: ignore[type-arg]
 
     def topic(self, spec: TopicSpec) -> TopicT:
         return self.topics[spec.name]
@@ -75,6 +90,30 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
         partitions=settings.kafka.partitions,
         help="VideoState (Avro single-object bytes) by video id.",
     )
+    tables = {
+        name: _bytes_table(app, settings, name, help_text, use_partitioner=by_key)
+        for name, (help_text, by_key) in _ANALYTICS_TABLES.items()
+    }
     return Topology(
-        topics=topics, dlqs=dlqs, video_state_input=video_state_input, video_state=table
+        topics=topics,
+        dlqs=dlqs,
+        video_state_input=video_state_input,
+        video_state=table,
+        tables=tables,
+    )
+
+
+def _bytes_table(
+    app: faust.App, settings: Settings, name: str, help_text: str, *, use_partitioner: bool
+) -> faust.Table:  # type: ignore[type-arg]
+    return app.Table(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        schema=faust.Schema(
+            key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        ),
+        partitions=settings.kafka.partitions,
+        use_partitioner=use_partitioner,
+        help=help_text,
     )

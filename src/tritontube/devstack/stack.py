@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import ManagedProcess, ProcessFailedError
 from tritontube.devstack.s3rver import S3rverServer
+from tritontube.replay.restore import restore_from_archive
 from tritontube.settings import Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams.admin import ensure_topics
@@ -106,6 +107,9 @@ class EmbeddedStack:
         store = S3ObjectStore.from_settings(self.settings.s3)
         try:
             await store.ensure_bucket()
+            if self.settings.archive.restore_on_start:
+                # Durable history: the broker is in memory; refill it before the worker starts.
+                await restore_from_archive(self.settings, store)
         finally:
             store.close()
         self.settings.search.path.mkdir(parents=True, exist_ok=True)

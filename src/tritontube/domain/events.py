@@ -138,6 +138,18 @@ class WatchEvent:
 
 
 @dataclass(frozen=True)
+class VideoStats:
+    video_id: str
+    version: int
+    views: int
+    viewers: int
+    watch_seconds: float
+    average_completion: float
+    trending_score: float
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     source_topic: str
     source_partition: int

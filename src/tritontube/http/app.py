@@ -11,8 +11,9 @@ from aiohttp import web
 
 from tritontube import metrics
 from tritontube.deps import Deps
-from tritontube.http import health, keys, uploads, videos
+from tritontube.http import health, keys, playback, search, spa, uploads, videos, watch
 from tritontube.http.auth import USER_KEY, bearer_user
+from tritontube.http.media_tokens import MEDIA_ROUTE, MediaSigner
 from tritontube.http.problems import problem_middleware
 from tritontube.http.publisher import EventPublisher
 from tritontube.http.worker_client import WorkerClient
@@ -91,4 +92,13 @@ def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app.router.add_post("/v1/videos:uploadURL", uploads.create_upload_url)
     app.router.add_post("/v1/videos:completeUpload", uploads.complete_upload)
     app.router.add_get("/v1/videos/{video_id}/transcodeStatus", videos.transcode_status)
+    app.router.add_get("/v1/videos:search", search.search_videos)
+    app.router.add_get("/v1/videos:recommendations", search.recommendations)
+    app.router.add_post("/v1/videos/{video_id}/watchEvents", watch.post_watch_events)
+    app[playback.MEDIA_SIGNER] = MediaSigner.from_settings(settings)
+    app.router.add_get("/v1/videos", playback.list_videos)
+    app.router.add_get("/v1/videos/{video_id}", playback.video_metadata)
+    app.router.add_get("/v1/videos/{video_id}/playbackInfo", playback.playback_info)
+    app.router.add_get(MEDIA_ROUTE + "/{token}/{video_id}/{path:.+}", playback.media)
+    spa.register(app, settings)
     return app

@@ -75,6 +75,22 @@ VIDEO_STATE = TopicSpec(
     producers="video-state agent (every change)",
     consumers="indexer agent, analytics consumers",
 )
+WATCH_EVENTS_BY_USER = TopicSpec(
+    name="watch-events-by-user",
+    key="user_id",
+    records=("WatchEvent",),
+    retention_ms=7 * DAY_MS,
+    producers="video-stats agent (accepted watch events, re-keyed by viewer)",
+    consumers="watch-history agent",
+)
+VIDEO_STATS = TopicSpec(
+    name="video-stats",
+    key="video_id",
+    records=("VideoStats",),
+    compacted=True,
+    producers="video-stats agent (every change)",
+    consumers="indexer agent, analytics consumers",
+)
 
 TOPICS: tuple[TopicSpec, ...] = (
     UPLOADS,
@@ -82,6 +98,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TRANSCODE_PROGRESS,
     WATCH_EVENTS,
     VIDEO_STATE,
+    WATCH_EVENTS_BY_USER,
+    VIDEO_STATS,
 )
 DEAD_LETTER_RECORD = "DeadLetter"
 

@@ -27,6 +27,7 @@ RECORD_TYPES: dict[str, type[Any]] = {
         events.TranscodeSucceeded,
         events.TranscodeFailed,
         events.WatchEvent,
+        events.VideoStats,
         events.VideoState,
         events.DeadLetter,
         events.Rendition,

@@ -1,0 +1,473 @@
+"""The transcode agent: one job at a time from ``transcode-jobs`` to a DASH package in the store.
+
+Per job: decode (bad bytes go to the DLQ); skip it unless the video's state says this job and
+attempt are current; wait for ``not_before``; download the source into a private scratch
+directory; probe, validate and plan; encode every rendition in ONE ffmpeg pass while
+publishing TranscodeProgress about once a second; upload the smallest rendition (with the
+audio) first and an interim manifest listing only what is uploaded, then each larger
+rendition, the poster, and the full manifest last; publish RenditionReady per rendition and
+TranscodeSucceeded. The scratch directory is removed whatever happens.
+
+Delivery: Faust acks an event of ``stream.events()`` only when the loop body for it has
+returned (the ack sits in the ``finally`` after the ``yield``), and commits only acked
+offsets. A worker killed mid-job therefore never commits the job's offset; the restarted
+worker (or the partition's new owner) gets the job again and redoes it. Every object key is
+deterministic, the manifest is always written after the files it lists, and the terminal
+events carry per-attempt ids, so the video ends READY once with a consistent manifest. On a
+graceful stop or a rebalance Faust waits for the in-flight job (``stream_wait_empty``).
+
+Failures: a MediaError that is not transient fails the video for good with its reason. A
+transient one (ffmpeg killed, disk full), an unavailable object store or a broker error is
+retried: the next attempt is published first (attempt + 1, ``not_before`` = now + backoff with
+jitter), then TranscodeFailed(final=False). After ``max_attempts`` the video fails with the
+last reason and the job's message goes to ``transcode-jobs.dlq``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import faust
+from aiokafka.errors import KafkaError
+from faust.types import EventT, StreamT, TopicT
+
+from tritontube import metrics
+from tritontube.agents.dlq import dead_letter
+from tritontube.agents.topology import Topology
+from tritontube.agents.video_state import read_state
+from tritontube.deps import Deps
+from tritontube.domain import transcode as tx
+from tritontube.domain.events import TranscodeJob
+from tritontube.domain.media import (
+    LADDER,
+    DashOutput,
+    EncodeProgress,
+    FailureReason,
+    MediaError,
+    OutputFile,
+    Probe,
+    RenditionSpec,
+    describe,
+    plan_renditions,
+    validate_probe,
+)
+from tritontube.domain.retry import RetryPolicy
+from tritontube.settings import Settings
+from tritontube.storage.port import ObjectNotFound, ObjectStoreError
+from tritontube.streams import catalogue
+from tritontube.streams.codec import CodecError
+
+log = logging.getLogger(__name__)
+
+AGENT_NAME = "transcode"
+SCRATCH_PREFIX = "tritontube-transcode-"
+_SCRATCH_RE = re.compile(rf"^{SCRATCH_PREFIX}(\d+)-")
+_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
+_PROGRESS_INTERVAL_SECONDS = 1.0
+_UPLOAD_CONCURRENCY = 4
+
+#: Errors worth another attempt: the input may be fine, the environment was not.
+TransientError = ObjectStoreError | KafkaError | OSError
+
+
+def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
+    """Add the transcode agent (one job at a time per worker) and its scratch sweeper."""
+    runner = TranscodeRunner(topology, deps, settings)
+
+    @app.agent(topology.topic(catalogue.TRANSCODE_JOBS), name=AGENT_NAME, concurrency=1)
+    async def transcode_agent(stream: StreamT) -> None:
+        async for event in stream.events():
+            await runner.handle(event)
+
+    @app.task
+    async def sweep_scratch() -> None:
+        """Remove scratch directories left by workers that were killed mid-job."""
+        removed = await asyncio.to_thread(sweep_stale_scratch, runner.scratch_root)
+        if removed:
+            log.info("removed %d stale transcode scratch dir(s)", removed)
+
+
+def sweep_stale_scratch(root: Path) -> int:
+    """Delete ``root/tritontube-transcode-<pid>-*`` dirs whose process no longer exists."""
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for path in root.iterdir():
+        match = _SCRATCH_RE.match(path.name)
+        if match is None or not path.is_dir() or _alive(int(match.group(1))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class TranscodeRunner:
+    """Runs jobs for one worker; holds collaborators only (durable state is in the topics)."""
+
+    def __init__(self, topology: Topology, deps: Deps, settings: Settings) -> None:
+        t = settings.transcode
+        self.topology = topology
+        self.deps = deps
+        self.settings = t
+        self.max_file_bytes = settings.upload.max_size_bytes
+        self.policy = RetryPolicy(
+            max_attempts=t.max_attempts,
+            base_seconds=t.backoff_base_seconds,
+            cap_seconds=max(t.backoff_base_seconds, t.backoff_max_seconds),
+        )
+        self.scratch_root = t.scratch_dir or Path(tempfile.gettempdir())
+        self._rng = random.SystemRandom()
+
+    # ---- one event
+
+    async def handle(self, event: EventT) -> None:
+        metrics.EVENTS_CONSUMED.labels(AGENT_NAME, event.message.topic).inc()
+        try:
+            job: TranscodeJob = self.deps.codec.decode(event.value, expect=("TranscodeJob",))
+        except CodecError as exc:
+            await dead_letter(self.topology, self.deps, event, exc)
+            return
+        if self._skip(job):
+            return
+        await self._wait_until_due(job)
+        if self._skip(job):  # the state may have moved on while we waited
+            return
+        with metrics.TRANSCODE_IN_FLIGHT.track_inprogress():
+            await self._attempt(event, job)
+
+    def _skip(self, job: TranscodeJob) -> bool:
+        why = tx.skip_reason(job, read_state(self.topology, self.deps, job.video_id))
+        if why is not None:
+            log.info("skipping job %s attempt %d: %s", job.job_id, job.attempt, why)
+        return why is not None
+
+    async def _wait_until_due(self, job: TranscodeJob) -> None:
+        delay = (job.not_before - self.deps.clock.now()).total_seconds()
+        if delay > 0:
+            # Never longer than the largest backoff we schedule: a bogus not_before must
+            # not park the agent.
+            await asyncio.sleep(min(delay, self.policy.cap_seconds))
+
+    async def _attempt(self, event: EventT, job: TranscodeJob) -> None:
+        log.info("transcoding %s (job %s, attempt %d)", job.video_id, job.job_id, job.attempt)
+        try:
+            await self._run(job)
+        except MediaError as exc:
+            log.warning("job %s attempt %d failed: %s %s", job.job_id, job.attempt, exc, exc.detail)
+            if exc.transient:
+                await self._retry_or_fail(event, job, exc.reason, exc.message, exc)
+            else:
+                await self._fail(job, exc.reason, exc.message)
+        except TransientError as exc:
+            log.warning("job %s attempt %d failed transiently: %r", job.job_id, job.attempt, exc)
+            reason = FailureReason.TRANSCODE_FAILED
+            await self._retry_or_fail(event, job, reason, describe(reason), exc)
+
+    # ---- the job
+
+    async def _run(self, job: TranscodeJob) -> None:
+        started = time.monotonic()
+        progress = _Progress(self, job)
+        scratch = await asyncio.to_thread(self._make_scratch)
+        try:
+            await progress.publish(tx.Step.PROBING, 0.0, force=True)
+            source = await self._download(job, scratch)
+            probe = await self.deps.transcoder.probe(source)
+            validate_probe(
+                probe,
+                max_duration=self.settings.max_duration_seconds,
+                max_pixels=self.settings.max_pixels,
+                max_file_bytes=self.max_file_bytes,
+            )
+            plan = _plan(probe, job.ladder or tuple(self.settings.ladder))
+            progress.names = tuple(spec.name for spec in plan)
+            await progress.publish(tx.Step.PROBING, 100.0, force=True)
+            output = await self.deps.transcoder.transcode(
+                source, scratch / "dash", plan, probe, on_progress=progress.encoding
+            )
+            poster = scratch / tx.POSTER_NAME
+            await self.deps.transcoder.thumbnail(source, poster, probe)
+            await self._publish_outputs(job, output, poster, progress)
+            wall = time.monotonic() - started
+            duration = probe.duration_seconds or 0.0
+            await self._deliver(
+                catalogue.TRANSCODE_PROGRESS,
+                job.video_id,
+                tx.succeeded_event(
+                    job,
+                    output,
+                    duration,
+                    wall,
+                    self.deps.clock.now(),
+                    job.output_prefix + tx.POSTER_NAME,
+                ),
+            )
+            _observe_success(output, duration, wall)
+            log.info("job %s done in %.1f s (%d renditions)", job.job_id, wall, len(plan))
+        finally:
+            await asyncio.to_thread(shutil.rmtree, scratch, True)
+
+    def _make_scratch(self) -> Path:
+        self.scratch_root.mkdir(parents=True, exist_ok=True)
+        prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_root))
+
+    async def _download(self, job: TranscodeJob, scratch: Path) -> Path:
+        store = self.deps.object_store
+        info = await store.head(job.source_key)
+        if info is None:
+            raise MediaError(FailureReason.SOURCE_MISSING, detail=job.source_key)
+        if info.size == 0:
+            raise MediaError(FailureReason.EMPTY_FILE)
+        if info.size > self.max_file_bytes:
+            raise MediaError(FailureReason.TOO_LARGE_FILE)
+        # Keep a sane extension: ffprobe uses it as a demuxer hint.
+        suffix = PurePosixPath(job.source_key).suffix
+        source = scratch / f"source{suffix if _SAFE_SUFFIX.match(suffix) else ''}"
+        try:
+            await store.download(job.source_key, source)
+        except ObjectNotFound as exc:
+            raise MediaError(FailureReason.SOURCE_MISSING, detail=job.source_key) from exc
+        return source
+
+    async def _publish_outputs(
+        self, job: TranscodeJob, output: DashOutput, poster: Path, progress: _Progress
+    ) -> None:
+        """Files first, a manifest after each batch (listing only uploaded renditions, the
+        full one last), RenditionReady per rendition, the poster before the final manifest."""
+        out_dir = output.manifest.parent
+        full_manifest = await asyncio.to_thread(output.manifest.read_text)
+        manifest_key = job.output_prefix + tx.MANIFEST_NAME
+        uploads = _UploadMeter(output.total_bytes, progress)
+        await uploads.start()
+        batches = tx.plan_uploads(output)
+        uploaded: set[str] = set()
+        for index, batch in enumerate(batches):
+            await self._upload_files(job, out_dir, batch.files, uploads)
+            uploaded.update(f.path.as_posix() for f in batch.files)
+            last = index == len(batches) - 1
+            if last:
+                await progress.publish(tx.Step.FINALIZING, 0.0, force=True)
+                await self._put_file(poster, job.output_prefix + tx.POSTER_NAME)
+                manifest = full_manifest
+            else:
+                manifest = tx.interim_manifest(
+                    full_manifest, [r.representation_id for r in batch.ready]
+                )
+            _check_complete(manifest, uploaded)
+            await self.deps.object_store.put_bytes(
+                manifest_key, manifest.encode(), tx.content_type(tx.MANIFEST_NAME)
+            )
+            if batch.announce is not None:
+                record = tx.rendition_record(batch.announce, output.files)
+                await self._deliver(
+                    catalogue.TRANSCODE_PROGRESS,
+                    job.video_id,
+                    tx.rendition_ready_event(job, record, manifest_key, self.deps.clock.now()),
+                )
+        await self._remove_stale(job, uploaded | {tx.MANIFEST_NAME, tx.POSTER_NAME})
+        await progress.publish(tx.Step.FINALIZING, 100.0, force=True)
+
+    async def _upload_files(
+        self,
+        job: TranscodeJob,
+        out_dir: Path,
+        files: Sequence[OutputFile],
+        meter: _UploadMeter,
+    ) -> None:
+        gate = asyncio.Semaphore(_UPLOAD_CONCURRENCY)
+
+        async def one(item: OutputFile) -> None:
+            async with gate:
+                await self._put_file(out_dir / item.path, job.output_prefix + item.path.as_posix())
+            await meter.add(item.size_bytes)
+
+        tasks = [asyncio.create_task(one(item)) for item in files]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            # On the first failure stop the rest; its error is the one that propagates.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _put_file(self, path: Path, key: str) -> None:
+        await self.deps.object_store.upload_file(
+            path, key, tx.content_type(key), cache_control=tx.cache_control(key)
+        )
+
+    async def _remove_stale(self, job: TranscodeJob, names: set[str]) -> None:
+        """Objects under the prefix that this package does not contain (an earlier, different
+        output) would only confuse; the manifest never references them, so delete them."""
+        stale = [
+            info.key
+            for info in await self.deps.object_store.list(job.output_prefix)
+            if info.key[len(job.output_prefix) :] not in names
+        ]
+        if stale:
+            log.info("removing %d stale object(s) under %s", len(stale), job.output_prefix)
+            await self.deps.object_store.delete(stale)
+
+    # ---- failures
+
+    async def _retry_or_fail(
+        self,
+        event: EventT,
+        job: TranscodeJob,
+        reason: FailureReason,
+        message: str,
+        error: Exception,
+    ) -> None:
+        now = self.deps.clock.now()
+        if not self.policy.can_retry(job.attempt):
+            final_message = f"{message} (gave up after {job.attempt} attempts)"
+            await self._fail(job, reason, final_message)
+            await dead_letter(self.topology, self.deps, event, error)
+            return
+        delay = self.policy.delay(job.attempt, self._rng)
+        log.info("retrying job %s as attempt %d in %.2f s", job.job_id, job.attempt + 1, delay)
+        # The next attempt first: if we die between the two sends, the redelivered job
+        # (still the current attempt) simply runs again.
+        await self._deliver(catalogue.TRANSCODE_JOBS, job.video_id, tx.retry_job(job, now, delay))
+        await self._deliver(
+            catalogue.TRANSCODE_PROGRESS,
+            job.video_id,
+            tx.failed_event(job, reason.value, message, final=False, now=now),
+        )
+        metrics.TRANSCODE_RETRIES.inc()
+
+    async def _fail(self, job: TranscodeJob, reason: FailureReason, message: str) -> None:
+        await self._deliver(
+            catalogue.TRANSCODE_PROGRESS,
+            job.video_id,
+            tx.failed_event(job, reason.value, message, final=True, now=self.deps.clock.now()),
+        )
+        metrics.TRANSCODE_FAILURES.labels(reason.value).inc()
+
+    # ---- publishing
+
+    def topic(self, spec: catalogue.TopicSpec) -> TopicT:
+        return self.topology.topic(spec)
+
+    async def _deliver(self, spec: catalogue.TopicSpec, video_id: str, record: Any) -> None:
+        """Send and wait for the broker's acknowledgement (results must not be lost)."""
+        pending = await self.topic(spec).send(
+            key=video_id.encode(), value=self.deps.codec.encode(record)
+        )
+        await pending
+
+    async def send(self, spec: catalogue.TopicSpec, video_id: str, record: Any) -> None:
+        """Send without waiting for delivery (progress: a lost one is superseded)."""
+        await self.topic(spec).send(key=video_id.encode(), value=self.deps.codec.encode(record))
+
+
+class _Progress:
+    """TranscodeProgress for one job, at most about once a second except on step changes."""
+
+    def __init__(self, runner: TranscodeRunner, job: TranscodeJob) -> None:
+        self._runner = runner
+        self._job = job
+        self.names: tuple[str, ...] = ()
+        self._last_sent = -float("inf")
+        self._last_percent = 0.0
+
+    async def publish(
+        self,
+        step: tx.Step,
+        step_percent: float,
+        eta_seconds: float | None = None,
+        renditions: Sequence[tuple[str, float]] = (),
+        *,
+        force: bool = False,
+    ) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_sent < _PROGRESS_INTERVAL_SECONDS:
+            return
+        event = tx.progress_event(
+            self._job,
+            uuid.uuid4().hex,
+            step,
+            step_percent,
+            self._runner.deps.clock.now(),
+            eta_seconds,
+            renditions,
+        )
+        if event.percent < self._last_percent:
+            return
+        self._last_percent, self._last_sent = event.percent, now
+        await self._runner.send(catalogue.TRANSCODE_PROGRESS, self._job.video_id, event)
+
+    async def encoding(self, update: EncodeProgress) -> None:
+        await self.publish(
+            tx.Step.ENCODING,
+            update.percent,
+            update.eta_seconds,
+            update.renditions,
+            force=update.finished,
+        )
+
+
+class _UploadMeter:
+    """UPLOADING progress by bytes, with an ETA from the observed rate."""
+
+    def __init__(self, total_bytes: int, progress: _Progress) -> None:
+        self._total = max(1, total_bytes)
+        self._done = 0
+        self._progress = progress
+        self._started = time.monotonic()
+
+    async def start(self) -> None:
+        self._started = time.monotonic()
+        await self._progress.publish(tx.Step.UPLOADING, 0.0, force=True)
+
+    async def add(self, size: int) -> None:
+        self._done += size
+        elapsed = time.monotonic() - self._started
+        rate = self._done / elapsed if elapsed > 0 else 0.0
+        eta = (self._total - self._done) / rate if rate > 0 else None
+        await self._progress.publish(tx.Step.UPLOADING, 100.0 * self._done / self._total, eta)
+
+
+def _plan(probe: Probe, names: Sequence[str]) -> tuple[RenditionSpec, ...]:
+    try:
+        return plan_renditions(probe, LADDER, names=names)
+    except ValueError as exc:  # unknown rendition names: a bad job, not a bad input
+        raise MediaError(FailureReason.TRANSCODE_FAILED, detail=str(exc)) from exc
+
+
+def _check_complete(manifest: str, uploaded: set[str]) -> None:
+    missing = [name for name in tx.referenced_files(manifest) if name not in uploaded]
+    if missing:
+        raise MediaError(
+            FailureReason.TRANSCODE_FAILED,
+            detail=f"manifest references {len(missing)} file(s) not produced: {missing[:5]}",
+        )
+
+
+def _observe_success(output: DashOutput, duration: float, wall: float) -> None:
+    metrics.TRANSCODE_DURATION_SECONDS.observe(wall)
+    if output.cpu_seconds is not None:
+        metrics.TRANSCODE_CPU_SECONDS.observe(output.cpu_seconds)
+    if duration > 0 and output.wall_seconds > 0:
+        metrics.TRANSCODE_SPEED.observe(duration / output.wall_seconds)

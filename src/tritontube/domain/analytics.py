@@ -1,0 +1,401 @@
+"""Watch analytics as pure folds over WatchEvents (no I/O, no clocks: event time only).
+
+Three folds, each ``fold(state, event) -> state`` and idempotent under redelivery:
+
+* :func:`fold_session` — one viewer on one video: credited watch time, the view rule (a view
+  counts once ``min_view_seconds`` were watched, at most once per user per view window),
+  the furthest position and completion. It returns the :class:`SessionDelta` that the
+  video's totals absorb. Duplicate event ids (a bounded recent-ids set) change nothing.
+* :func:`fold_stats` — one video: views, viewers, watch time, average completion and the
+  trending window (hopping buckets of ``trending_step`` over ``trending_window``).
+* :func:`fold_history` — one user: the most recently watched videos, finished or not.
+
+Every state also converts to and from plain JSON-ready dicts (the table values).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from tritontube.domain.events import VideoStats, WatchEvent
+
+VIEW_WEIGHT = 1.0  # trending weight of one counted view ...
+MINUTE_WEIGHT = 0.1  # ... and of one watched minute
+COMPLETE_AT = 0.95  # a position past this fraction of the duration finishes the video
+
+
+class Kind(StrEnum):
+    PLAY = "PLAY"
+    HEARTBEAT = "HEARTBEAT"
+    PAUSE = "PAUSE"
+    SEEK = "SEEK"
+    ENDED = "ENDED"
+
+
+KINDS = frozenset(k.value for k in Kind)
+_PLAYING_AFTER = {Kind.PLAY: True, Kind.HEARTBEAT: True, Kind.PAUSE: False, Kind.ENDED: False}
+
+
+@dataclass(frozen=True)
+class AnalyticsPolicy:
+    """The knobs of the folds (from ``settings.analytics``)."""
+
+    min_view_seconds: float = 10.0
+    view_window_seconds: int = 86400
+    max_gap_seconds: float = 30.0
+    trending_window_seconds: int = 86400
+    trending_step_seconds: int = 3600
+    recent_event_ids: int = 64
+    recent_viewers: int = 20
+    history_size: int = 200
+
+
+def to_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+# -- one viewer on one video -------------------------------------------------------------
+@dataclass(frozen=True)
+class WatchSession:
+    video_id: str
+    user_id: str
+    playing: bool = False
+    last_at_ms: int = 0
+    window: int = -1  # index of the view window the counters below belong to
+    window_seconds: float = 0.0
+    counted: bool = False  # a view was counted in ``window``
+    max_position: float = 0.0
+    completed: bool = False
+    completion: float = 0.0  # what this viewer last contributed to the video's average
+    recent_event_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SessionDelta:
+    """What one accepted event adds to the video's totals."""
+
+    at_ms: int
+    views: int = 0
+    watch_seconds: float = 0.0
+    new_viewer: bool = False
+    completion_delta: float = 0.0
+
+
+def session_key(video_id: str, user_id: str) -> str:
+    return f"{video_id}/{user_id}"
+
+
+def completion_of(max_position: float, completed: bool, duration: float | None) -> float:
+    if completed:
+        return 1.0
+    if not duration or duration <= 0:
+        return 0.0
+    return min(1.0, max(0.0, max_position / duration))
+
+
+def fold_session(
+    session: WatchSession | None,
+    event: WatchEvent,
+    duration: float | None,
+    policy: AnalyticsPolicy,
+) -> tuple[WatchSession, SessionDelta] | None:
+    """The session after ``event`` and its contribution; None for a duplicate event id."""
+    s = session or WatchSession(video_id=event.video_id, user_id=event.user_id)
+    if event.event_id in s.recent_event_ids:
+        return None
+    at = to_ms(event.occurred_at)
+    credited = _credited_seconds(s, at, policy) if at > s.last_at_ms else 0.0
+    window = at // (policy.view_window_seconds * 1000)
+    in_window = s.window_seconds + credited if window == s.window else credited
+    counted = s.counted and window == s.window
+    new_view = not counted and in_window >= policy.min_view_seconds
+    kind = Kind(event.kind)
+    completed = s.completed or kind == Kind.ENDED
+    max_position = max(s.max_position, event.position_seconds)
+    completed = completed or (bool(duration) and max_position >= COMPLETE_AT * (duration or 0.0))
+    completion = completion_of(max_position, completed, duration)
+    ids = (*s.recent_event_ids, event.event_id)[-policy.recent_event_ids :]
+    newest = at >= s.last_at_ms
+    after = replace(
+        s,
+        playing=_PLAYING_AFTER.get(kind, s.playing) if newest else s.playing,
+        last_at_ms=max(at, s.last_at_ms),
+        window=max(window, s.window),
+        window_seconds=in_window if window >= s.window else s.window_seconds,
+        counted=(counted or new_view) if window >= s.window else s.counted,
+        max_position=max_position,
+        completed=completed,
+        completion=max(completion, s.completion),
+        recent_event_ids=ids,
+    )
+    delta = SessionDelta(
+        at_ms=at,
+        views=1 if new_view and window >= s.window else 0,
+        watch_seconds=credited,
+        new_viewer=session is None,
+        completion_delta=after.completion - s.completion,
+    )
+    return after, delta
+
+
+def _credited_seconds(s: WatchSession, at_ms: int, policy: AnalyticsPolicy) -> float:
+    """Wall time since the previous event while the player was playing, capped by max_gap."""
+    if not s.playing or s.last_at_ms == 0:
+        return 0.0
+    return min((at_ms - s.last_at_ms) / 1000, policy.max_gap_seconds)
+
+
+# -- one video -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VideoAnalytics:
+    video_id: str
+    version: int = 0
+    views: int = 0
+    viewers: int = 0
+    watch_seconds: float = 0.0
+    completion_sum: float = 0.0
+    duration_seconds: float | None = None
+    buckets: tuple[tuple[int, float], ...] = ()  # (bucket start ms, weight), oldest first
+    last_event_ms: int = 0
+    recent_viewers: tuple[str, ...] = ()  # newest last
+
+    @property
+    def average_completion(self) -> float:
+        return self.completion_sum / self.viewers if self.viewers else 0.0
+
+
+def with_duration(stats: VideoAnalytics, duration: float | None) -> VideoAnalytics:
+    """The video's duration as VideoState reports it (completion needs it)."""
+    if duration is None or duration == stats.duration_seconds:
+        return stats
+    return replace(stats, duration_seconds=duration)
+
+
+def fold_stats(
+    stats: VideoAnalytics | None,
+    user_id: str,
+    delta: SessionDelta,
+    policy: AnalyticsPolicy,
+) -> VideoAnalytics:
+    s = stats or VideoAnalytics(video_id="")
+    weight = delta.views * VIEW_WEIGHT + delta.watch_seconds / 60 * MINUTE_WEIGHT
+    now = max(s.last_event_ms, delta.at_ms)
+    buckets = _add_to_bucket(s.buckets, delta.at_ms, weight, policy) if weight else s.buckets
+    viewers = (*(v for v in s.recent_viewers if v != user_id), user_id)
+    return replace(
+        s,
+        version=s.version + 1,
+        views=s.views + delta.views,
+        viewers=s.viewers + (1 if delta.new_viewer else 0),
+        watch_seconds=s.watch_seconds + delta.watch_seconds,
+        completion_sum=max(0.0, s.completion_sum + delta.completion_delta),
+        buckets=_prune(buckets, now, policy),
+        last_event_ms=now,
+        recent_viewers=viewers[len(viewers) - policy.recent_viewers :]
+        if policy.recent_viewers
+        else (),
+    )
+
+
+def _add_to_bucket(
+    buckets: tuple[tuple[int, float], ...], at_ms: int, weight: float, policy: AnalyticsPolicy
+) -> tuple[tuple[int, float], ...]:
+    step = policy.trending_step_seconds * 1000
+    start = at_ms - at_ms % step
+    merged = dict(buckets)
+    merged[start] = merged.get(start, 0.0) + weight
+    return tuple(sorted(merged.items()))
+
+
+def _prune(
+    buckets: tuple[tuple[int, float], ...], now_ms: int, policy: AnalyticsPolicy
+) -> tuple[tuple[int, float], ...]:
+    horizon = now_ms - policy.trending_window_seconds * 1000
+    step = policy.trending_step_seconds * 1000
+    return tuple(b for b in buckets if b[0] + step > horizon)
+
+
+def trending_score(stats: VideoAnalytics, now_ms: int, policy: AnalyticsPolicy) -> float:
+    """Sum of the window's buckets, each weighted by its freshness (1 now, 0 at the horizon)."""
+    window = policy.trending_window_seconds * 1000
+    step = policy.trending_step_seconds * 1000
+    score = 0.0
+    for start, weight in stats.buckets:
+        age = max(0, now_ms - (start + step))
+        if age < window:
+            score += weight * (1.0 - age / window)
+    return round(score, 6)
+
+
+def to_public(stats: VideoAnalytics, now_ms: int, policy: AnalyticsPolicy) -> VideoStats:
+    return VideoStats(
+        video_id=stats.video_id,
+        version=stats.version,
+        views=stats.views,
+        viewers=stats.viewers,
+        watch_seconds=round(stats.watch_seconds, 3),
+        average_completion=round(stats.average_completion, 6),
+        trending_score=trending_score(stats, now_ms, policy),
+        updated_at=from_ms(stats.last_event_ms or now_ms),
+    )
+
+
+def update_top(
+    top: tuple[tuple[str, float], ...], video_id: str, score: float, k: int
+) -> tuple[tuple[str, float], ...]:
+    """The k best (video, score) pairs, best first, after ``video_id`` scored ``score``."""
+    rest = [(v, s) for v, s in top if v != video_id]
+    if score > 0:
+        rest.append((video_id, score))
+    rest.sort(key=lambda item: (-item[1], item[0]))
+    return tuple(rest[:k])
+
+
+# -- one user --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HistoryEntry:
+    video_id: str
+    last_watched_ms: int
+    position_seconds: float
+    completed: bool
+
+
+@dataclass(frozen=True)
+class UserHistory:
+    user_id: str
+    entries: tuple[HistoryEntry, ...] = ()  # most recently watched first
+    recent_event_ids: tuple[str, ...] = ()
+
+
+def fold_history(
+    history: UserHistory | None, event: WatchEvent, policy: AnalyticsPolicy
+) -> UserHistory:
+    """The history after ``event``; the same object for a duplicate."""
+    h = history or UserHistory(user_id=event.user_id)
+    if event.event_id in h.recent_event_ids:
+        return h
+    at = to_ms(event.occurred_at)
+    old = next((e for e in h.entries if e.video_id == event.video_id), None)
+    entry = HistoryEntry(
+        video_id=event.video_id,
+        last_watched_ms=max(at, old.last_watched_ms if old else 0),
+        position_seconds=event.position_seconds
+        if old is None or at >= old.last_watched_ms
+        else old.position_seconds,
+        completed=(old is not None and old.completed) or event.kind == Kind.ENDED,
+    )
+    others = [e for e in h.entries if e.video_id != event.video_id]
+    entries = sorted([entry, *others], key=lambda e: (-e.last_watched_ms, e.video_id))
+    return replace(
+        h,
+        entries=tuple(entries[: policy.history_size]),
+        recent_event_ids=(*h.recent_event_ids, event.event_id)[-policy.recent_event_ids :],
+    )
+
+
+# -- table values ----------------------------------------------------------------------
+def session_to_dict(s: WatchSession) -> dict[str, Any]:
+    return {
+        "v": s.video_id,
+        "u": s.user_id,
+        "p": s.playing,
+        "t": s.last_at_ms,
+        "w": s.window,
+        "ws": s.window_seconds,
+        "c": s.counted,
+        "m": s.max_position,
+        "d": s.completed,
+        "cp": s.completion,
+        "ids": list(s.recent_event_ids),
+    }
+
+
+def session_from_dict(d: dict[str, Any]) -> WatchSession:
+    return WatchSession(
+        video_id=d["v"],
+        user_id=d["u"],
+        playing=bool(d["p"]),
+        last_at_ms=int(d["t"]),
+        window=int(d["w"]),
+        window_seconds=float(d["ws"]),
+        counted=bool(d["c"]),
+        max_position=float(d["m"]),
+        completed=bool(d["d"]),
+        completion=float(d["cp"]),
+        recent_event_ids=tuple(d["ids"]),
+    )
+
+
+def stats_to_dict(s: VideoAnalytics) -> dict[str, Any]:
+    return {
+        "v": s.video_id,
+        "ver": s.version,
+        "views": s.views,
+        "viewers": s.viewers,
+        "ws": s.watch_seconds,
+        "cs": s.completion_sum,
+        "dur": s.duration_seconds,
+        "b": [list(b) for b in s.buckets],
+        "t": s.last_event_ms,
+        "rv": list(s.recent_viewers),
+    }
+
+
+def stats_from_dict(d: dict[str, Any]) -> VideoAnalytics:
+    dur = d.get("dur")
+    return VideoAnalytics(
+        video_id=d["v"],
+        version=int(d["ver"]),
+        views=int(d["views"]),
+        viewers=int(d["viewers"]),
+        watch_seconds=float(d["ws"]),
+        completion_sum=float(d["cs"]),
+        duration_seconds=None if dur is None else float(dur),
+        buckets=tuple((int(b[0]), float(b[1])) for b in d["b"]),
+        last_event_ms=int(d["t"]),
+        recent_viewers=tuple(d["rv"]),
+    )
+
+
+def history_to_dict(h: UserHistory) -> dict[str, Any]:
+    return {
+        "u": h.user_id,
+        "e": [[e.video_id, e.last_watched_ms, e.position_seconds, e.completed] for e in h.entries],
+        "ids": list(h.recent_event_ids),
+    }
+
+
+def history_from_dict(d: dict[str, Any]) -> UserHistory:
+    return UserHistory(
+        user_id=d["u"],
+        entries=tuple(HistoryEntry(str(v), int(t), float(p), bool(c)) for v, t, p, c in d["e"]),
+        recent_event_ids=tuple(d["ids"]),
+    )
+
+
+def history_json(h: UserHistory) -> dict[str, Any]:
+    """The public (API) shape of a history."""
+    return {
+        "userId": h.user_id,
+        "entries": [
+            {
+                "videoId": e.video_id,
+                "lastWatchedAt": from_ms(e.last_watched_ms).isoformat(),
+                "positionSeconds": e.position_seconds,
+                "completed": e.completed,
+            }
+            for e in h.entries
+        ],
+    }
+
+
+def is_finite_position(value: float) -> bool:
+    return math.isfinite(value) and value >= 0

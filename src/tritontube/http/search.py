@@ -1,0 +1,345 @@
+"""Search and recommendations over the search index (read-only) and the worker's tables.
+
+``GET /v1/videos:search?q=&tags=&owner=&sort=relevance|views|recent&pageSize=&pageToken=``
+``GET /v1/videos:recommendations?videoId=&pageSize=``
+
+Only READY + public videos are ever returned: the index filters them. ``owner=me`` means
+the signed-in user. ``tags`` may repeat and/or be comma-separated; all must match.
+Ranking of recommendations: see ``domain.recommend`` and docs/search.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from tritontube import metrics
+from tritontube.domain import recommend
+from tritontube.http import keys
+from tritontube.http.auth import current_user
+from tritontube.http.problems import ProblemError
+from tritontube.indexer.documents import VideoDocument, is_searchable
+from tritontube.indexer.port import SearchIndex, SearchUnavailable
+from tritontube.indexer.query import (
+    MAX_PAGE_SIZE,
+    SORT_ORDERS,
+    InvalidQueryError,
+    SearchHit,
+    SearchQuery,
+)
+
+log = logging.getLogger(__name__)
+
+_VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_RECOMMENDATIONS = 50
+DEFAULT_PAGE_SIZE = 20
+HISTORY_FOR_PROFILE = 10  # recent history items whose tags shape the profile
+COWATCH_VIEWERS = 10  # recent viewers of the seed whose histories are read
+COWATCH_CANDIDATES = 20
+TRENDING_CANDIDATES = 30
+TAG_QUERIES = 3
+WORKER_TIMEOUT = aiohttp.ClientTimeout(total=2)
+
+# Which request parameter an InvalidQueryError message is about (SearchQuery's wording).
+_PARAM_OF_MESSAGE = (
+    ("page_token", "pageToken"),
+    ("page_size", "pageSize"),
+    ("q ", "q"),
+    ("tag", "tags"),
+    ("owner", "owner"),
+    ("sort", "sort"),
+)
+
+
+def _invalid(field: str, message: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "Invalid request",
+        f"invalid parameter: {field}: {message}",
+        code="VALIDATION",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def _unavailable(exc: Exception) -> ProblemError:
+    return ProblemError(
+        503,
+        "Service Unavailable",
+        f"search unavailable: {exc}",
+        code="UNAVAILABLE",
+        headers={"Retry-After": "2"},
+    )
+
+
+def _param_of(exc: InvalidQueryError) -> str:
+    text = str(exc)
+    return next((param for prefix, param in _PARAM_OF_MESSAGE if text.startswith(prefix)), "q")
+
+
+def page_size_param(request: web.Request, default: int, maximum: int) -> int:
+    raw = request.query.get("pageSize")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _invalid("pageSize", "must be an integer") from None
+    if not 1 <= value <= maximum:
+        raise _invalid("pageSize", f"must be between 1 and {maximum}")
+    return value
+
+
+def tags_param(request: web.Request) -> tuple[str, ...]:
+    tags: list[str] = []
+    for raw in request.query.getall("tags", []):
+        for part in raw.split(","):
+            tag = part.strip().lower()
+            if not tag:
+                raise _invalid("tags", "tags must not be empty")
+            if tag not in tags:
+                tags.append(tag)
+    return tuple(tags)
+
+
+def build_query(request: web.Request, user: str) -> SearchQuery:
+    """The validated SearchQuery of a request; 422 naming the parameter otherwise."""
+    sort = request.query.get("sort", "relevance")
+    if sort not in SORT_ORDERS:
+        raise _invalid("sort", f"must be one of {', '.join(sorted(SORT_ORDERS))}")
+    owner = request.query.get("owner")
+    if owner is not None:
+        owner = user if owner.strip() == "me" else owner.strip()
+        if not owner:
+            raise _invalid("owner", "must not be blank")
+    token = request.query.get("pageToken") or None
+    try:
+        return SearchQuery(
+            q=request.query.get("q", ""),
+            tags=tags_param(request),
+            owner=owner,
+            sort=sort,  # type: ignore[arg-type]
+            page_size=page_size_param(request, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+            page_token=token,
+        )
+    except InvalidQueryError as exc:
+        raise _invalid(_param_of(exc), str(exc)) from None
+
+
+def hit_json(hit: SearchHit) -> dict[str, Any]:
+    return {
+        "videoId": hit.video_id,
+        "title": hit.title,
+        "description": hit.description,
+        "tags": list(hit.tags),
+        "owner": hit.owner,
+        "views": hit.views,
+        "durationSeconds": hit.duration_seconds,
+        "readyAt": None if hit.ready_at is None else hit.ready_at.isoformat(),
+        "score": hit.score,
+    }
+
+
+async def search_videos(request: web.Request) -> web.Response:
+    """GET /v1/videos:search"""
+    query = build_query(request, current_user(request))
+    try:
+        page = await request.app[keys.SEARCH].search(query)
+    except InvalidQueryError as exc:
+        raise _invalid(_param_of(exc), str(exc)) from None
+    except SearchUnavailable as exc:
+        raise _unavailable(exc) from exc
+    return web.json_response(
+        {"results": [hit_json(h) for h in page.results], "nextPageToken": page.next_page_token}
+    )
+
+
+# -- recommendations -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Signals:
+    """What the worker knows about the viewer and the seed video."""
+
+    history: list[dict[str, Any]]
+    seed_viewers: list[str]
+    trending: dict[str, float]
+
+
+async def _worker_json(request: web.Request, path: str) -> dict[str, Any] | None:
+    """A worker view's JSON, or None: recommendations degrade rather than fail."""
+    base = request.app[keys.SETTINGS].http.worker_url.rstrip("/")
+    session = request.app[keys.CLIENT_SESSION]
+    try:
+        async with session.get(f"{base}{path}", timeout=WORKER_TIMEOUT) as resp:
+            if resp.status != 200:
+                return None
+            data: dict[str, Any] = await resp.json()
+            return data
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        log.info("worker view %s unavailable: %s", path, exc)
+        return None
+
+
+async def _signals(request: web.Request, user: str, seed_id: str | None) -> Signals:
+    history, trending = await asyncio.gather(
+        _worker_json(request, f"/users/{user}/history"),
+        _worker_json(request, f"/trending?limit={TRENDING_CANDIDATES}"),
+    )
+    entries = list((history or {}).get("entries", []))
+    anchor = seed_id or (entries[0]["videoId"] if entries else None)
+    viewers: list[str] = []
+    if anchor is not None:
+        stats = await _worker_json(request, f"/stats/{anchor}")
+        viewers = [v for v in (stats or {}).get("recentViewers", []) if v != user]
+    scores = {t["videoId"]: float(t["trendingScore"]) for t in (trending or {}).get("videos", [])}
+    return Signals(history=entries, seed_viewers=viewers[-COWATCH_VIEWERS:], trending=scores)
+
+
+async def _cowatched(request: web.Request, viewers: list[str], exclude: str | None) -> Counter[str]:
+    histories = await asyncio.gather(
+        *(_worker_json(request, f"/users/{v}/history") for v in viewers)
+    )
+    counts: Counter[str] = Counter()
+    for h in histories:
+        for vid in {e["videoId"] for e in (h or {}).get("entries", [])}:
+            if vid != exclude:
+                counts[vid] += 1
+    return counts
+
+
+async def _docs(search: SearchIndex, ids: list[str]) -> dict[str, VideoDocument]:
+    found = await asyncio.gather(*(search.get(i) for i in ids))
+    return {d.video_id: d for d in found if d is not None}
+
+
+def _from_doc(
+    doc: VideoDocument, trending: dict[str, float], cowatch: int = 0
+) -> recommend.Candidate:
+    return recommend.Candidate(
+        video_id=doc.video_id,
+        owner=doc.owner,
+        tags=doc.tags,
+        views=doc.views,
+        trending=trending.get(doc.video_id, 0.0),
+        cowatch=cowatch,
+    )
+
+
+def _from_hit(hit: SearchHit, trending: dict[str, float]) -> recommend.Candidate:
+    return recommend.Candidate(
+        video_id=hit.video_id,
+        owner=hit.owner,
+        tags=hit.tags,
+        views=hit.views,
+        trending=trending.get(hit.video_id, 0.0),
+    )
+
+
+async def _hits(search: SearchIndex, query: SearchQuery) -> list[SearchHit]:
+    return (await search.search(query)).results
+
+
+def _seed_id(request: web.Request) -> str | None:
+    raw = request.query.get("videoId")
+    if raw is None or raw == "":
+        return None
+    if not _VIDEO_ID.match(raw):
+        raise _invalid("videoId", "must be 1-64 letters, digits, - or _")
+    return raw
+
+
+async def recommendations(request: web.Request) -> web.Response:
+    """GET /v1/videos:recommendations"""
+    user = current_user(request)
+    seed_id = _seed_id(request)
+    limit = page_size_param(request, DEFAULT_PAGE_SIZE, MAX_RECOMMENDATIONS)
+    started = time.perf_counter()
+    search = request.app[keys.SEARCH]
+    try:
+        body = await _recommend(request, search, user, seed_id, limit)
+    except SearchUnavailable as exc:
+        raise _unavailable(exc) from exc
+    metrics.RECOMMENDATION_SECONDS.observe(time.perf_counter() - started)
+    return web.json_response(body)
+
+
+async def _recommend(
+    request: web.Request, search: SearchIndex, user: str, seed_id: str | None, limit: int
+) -> dict[str, Any]:
+    seed = await search.get(seed_id) if seed_id else None
+    if (
+        seed_id is not None
+        and (seed is None or not is_searchable(seed))
+        and (seed is None or seed.owner != user)
+    ):
+        raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
+    signals = await _signals(request, user, seed_id)
+    recent_ids = [e["videoId"] for e in signals.history[:HISTORY_FOR_PROFILE]]
+    history_docs, cowatch = await asyncio.gather(
+        _docs(search, recent_ids), _cowatched(request, signals.seed_viewers, seed_id)
+    )
+    affinity = recommend.tag_affinity(history_docs[i].tags for i in recent_ids if i in history_docs)
+    profile = recommend.Profile(
+        seed_id=seed_id,
+        seed_tags=frozenset(seed.tags) if seed else frozenset(),
+        tag_affinity=affinity,
+        finished=frozenset(e["videoId"] for e in signals.history if e.get("completed")),
+        watched=frozenset(e["videoId"] for e in signals.history),
+    )
+    candidates = await _candidates(search, profile, signals, cowatch, limit)
+    ranked = recommend.rank(candidates, profile, limit)
+    docs = await _docs(search, [s.candidate.video_id for s in ranked])
+    results = [
+        {**_doc_json(docs[s.candidate.video_id]), "score": s.score, "reasons": list(s.reasons)}
+        for s in ranked
+        if s.candidate.video_id in docs
+    ]
+    return {"results": results, "coldStart": profile.is_cold}
+
+
+async def _candidates(
+    search: SearchIndex,
+    profile: recommend.Profile,
+    signals: Signals,
+    cowatch: Counter[str],
+    limit: int,
+) -> list[recommend.Candidate]:
+    tags = list(profile.seed_tags)[:TAG_QUERIES]
+    tags += [
+        t for t, _ in sorted(profile.tag_affinity.items(), key=lambda kv: -kv[1]) if t not in tags
+    ][: max(0, TAG_QUERIES - len(tags))]
+    wide = min(MAX_PAGE_SIZE, max(limit * 2, 20))
+    queries = [SearchQuery(q="", tags=(t,), sort="views", page_size=wide) for t in tags]
+    queries.append(SearchQuery(q="", sort="views", page_size=wide))
+    queries.append(SearchQuery(q="", sort="recent", page_size=min(MAX_PAGE_SIZE, limit)))
+    by_id = [v for v, _ in cowatch.most_common(COWATCH_CANDIDATES)]
+    by_id += [v for v in signals.trending if v not in by_id]
+    pages, docs = await asyncio.gather(
+        asyncio.gather(*(_hits(search, q) for q in queries)), _docs(search, by_id)
+    )
+    out = [_from_hit(h, signals.trending) for page in pages for h in page]
+    out += [
+        _from_doc(d, signals.trending, cowatch.get(d.video_id, 0))
+        for d in docs.values()
+        if is_searchable(d)
+    ]
+    return out
+
+
+def _doc_json(doc: VideoDocument) -> dict[str, Any]:
+    return {
+        "videoId": doc.video_id,
+        "title": doc.title,
+        "description": doc.description,
+        "tags": list(doc.tags),
+        "owner": doc.owner,
+        "views": doc.views,
+        "durationSeconds": doc.duration_seconds,
+        "readyAt": None if doc.ready_at is None else doc.ready_at.isoformat(),
+    }

@@ -1,0 +1,192 @@
+"""Validation of search, recommendations and watch-event requests: problem+json naming the
+parameter, answered before any dependency (worker, broker, search) is contacted; and 503s
+when a dependency is down (nothing listens on the configured ports)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tritontube.deps import build_deps
+from tritontube.http.app import create_http_app
+from tritontube.http.auth import mint_token
+from tritontube.settings import Settings
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, settings: Settings) -> TestClient:  # type: ignore[type-arg]
+    return await aiohttp_client(create_http_app(settings, build_deps(settings)))
+
+
+def auth(settings: Settings, user: str = "alice") -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_token(settings.auth, user)}"}
+
+
+async def problem(resp: Any, status: int) -> dict[str, Any]:
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "application/problem+json"
+    body: dict[str, Any] = await resp.json()
+    assert body["status"] == status
+    return body
+
+
+def good_event(**change: Any) -> dict[str, Any]:
+    return {
+        "eventId": "e-1",
+        "kind": "HEARTBEAT",
+        "positionSeconds": 12.5,
+        "occurredAt": datetime.now(UTC).isoformat(),
+        **change,
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"sort": "oldest"}, "sort"),
+        ({"pageSize": "0"}, "pageSize"),
+        ({"pageSize": "101"}, "pageSize"),
+        ({"pageSize": "ten"}, "pageSize"),
+        ({"q": "x" * 300}, "q"),
+        ({"q": " ".join(["w"] * 17)}, "q"),
+        ({"tags": ",".join(f"t{i}" for i in range(11))}, "tags"),
+        ({"tags": "a,,b"}, "tags"),
+        ({"owner": "  "}, "owner"),
+        ({"pageToken": "x" * 3000}, "pageToken"),
+    ],
+)
+async def test_search_parameters_are_validated_and_named(
+    client: TestClient,  # type: ignore[type-arg]
+    settings: Settings,
+    params: dict[str, str],
+    field: str,
+) -> None:
+    resp = await client.get("/v1/videos:search", params=params, headers=auth(settings))
+    body = await problem(resp, 422)
+    assert [e["field"] for e in body["errors"]] == [field]
+
+
+async def test_search_needs_a_signed_in_user(client: TestClient) -> None:  # type: ignore[type-arg]
+    await problem(await client.get("/v1/videos:search"), 401)
+    await problem(await client.get("/v1/videos:recommendations"), 401)
+
+
+async def test_search_without_a_backend_is_503_with_retry_after(
+    client: TestClient,  # type: ignore[type-arg]
+    settings: Settings,
+) -> None:
+    """The embedded index directory does not exist (no worker ever created it)."""
+    resp = await client.get("/v1/videos:search", params={"q": "x"}, headers=auth(settings))
+    if resp.status == 200:  # the index opened empty: still a well-formed answer
+        assert await resp.json() == {"results": [], "nextPageToken": None}
+        return
+    await problem(resp, 503)
+    assert resp.headers["Retry-After"]
+
+
+async def test_foreign_page_tokens_are_rejected_naming_page_token(
+    client: TestClient,  # type: ignore[type-arg]
+    settings: Settings,
+) -> None:
+    resp = await client.get(
+        "/v1/videos:search", params={"pageToken": "abc.def"}, headers=auth(settings)
+    )
+    if resp.status == 503:
+        pytest.skip("no index to decode tokens against")  # pragma: no cover
+    body = await problem(resp, 422)
+    assert body["errors"][0]["field"] == "pageToken"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"videoId": "../etc"}, "videoId"), ({"pageSize": "51"}, "pageSize")],
+)
+async def test_recommendation_parameters_are_validated(
+    client: TestClient,  # type: ignore[type-arg]
+    settings: Settings,
+    params: dict[str, str],
+    field: str,
+) -> None:
+    resp = await client.get("/v1/videos:recommendations", params=params, headers=auth(settings))
+    body = await problem(resp, 422)
+    assert body["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (good_event(eventId=""), "eventId"),
+        (good_event(eventId="a b"), "eventId"),
+        (good_event(kind="REWIND"), "kind"),
+        (good_event(positionSeconds=-1), "positionSeconds"),
+        (good_event(positionSeconds="12"), None),  # numeric strings are coerced: fine
+        (good_event(occurredAt="2026-01-01T00:00:00"), "occurredAt"),  # naive
+        (good_event(occurredAt="yesterday"), "occurredAt"),
+        (good_event(surprise=1), "surprise"),
+        ({"eventId": "e", "kind": "PLAY", "positionSeconds": 0}, "occurredAt"),
+        ({"events": []}, "events"),
+        ({"events": [good_event()] * 101}, "events"),
+        ({"events": [good_event(), good_event(kind="NOPE")]}, "events.1.kind"),
+    ],
+)
+async def test_watch_events_are_validated_before_any_dependency(
+    client: TestClient,  # type: ignore[type-arg]
+    settings: Settings,
+    body: dict[str, Any],
+    field: str | None,
+) -> None:
+    resp = await client.post("/v1/videos/v1/watchEvents", json=body, headers=auth(settings))
+    if field is None:
+        # Valid: the next step asks the worker, which is not running.
+        await problem(resp, 503)
+        return
+    problem_body = await problem(resp, 422)
+    assert field in [e["field"] for e in problem_body["errors"]]
+
+
+@pytest.mark.parametrize("delta", [timedelta(hours=1), -timedelta(days=8)])
+async def test_implausible_event_times_are_refused(
+    client: TestClient,  # type: ignore[type-arg]
+    settings: Settings,
+    delta: timedelta,
+) -> None:
+    when = (datetime.now(UTC) + delta).isoformat()
+    body = {"events": [good_event(), good_event(eventId="e-2", occurredAt=when)]}
+    resp = await client.post("/v1/videos/v1/watchEvents", json=body, headers=auth(settings))
+    problem_body = await problem(resp, 422)
+    assert [e["field"] for e in problem_body["errors"]] == ["events.1.occurredAt"]
+
+
+async def test_watch_events_need_json_and_a_user(
+    client: TestClient,  # type: ignore[type-arg]
+    settings: Settings,
+) -> None:
+    await problem(await client.post("/v1/videos/v1/watchEvents", json=good_event()), 401)
+    resp = await client.post("/v1/videos/v1/watchEvents", data="not json", headers=auth(settings))
+    await problem(resp, 415)
+    resp = await client.post(
+        "/v1/videos/v1/watchEvents",
+        data="{",
+        headers={**auth(settings), "Content-Type": "application/json"},
+    )
+    await problem(resp, 400)
+
+
+async def test_worker_down_means_503_with_retry_after(
+    client: TestClient,  # type: ignore[type-arg]
+    settings: Settings,
+) -> None:
+    resp = await client.post("/v1/videos/v1/watchEvents", json=good_event(), headers=auth(settings))
+    await problem(resp, 503)
+    assert resp.headers["Retry-After"]
