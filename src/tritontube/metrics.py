@@ -11,6 +11,9 @@ HTTP_REQUEST_SECONDS = Histogram(
     "HTTP request latency by route and status.",
     ("method", "route", "status"),
 )
+HTTP_RATE_LIMITED = Counter(
+    "tritontube_http_rate_limited_total", "Requests refused with 429 by scope.", ("scope",)
+)
 UPLOAD_PRESIGN_SECONDS = Histogram(
     "tritontube_upload_presign_duration_seconds",
     "Time to create an upload session's pre-signed POST.",

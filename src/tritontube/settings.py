@@ -44,6 +44,17 @@ class KafkaSettings(_Group):
         ),
     )
     heartbeat_interval_ms: int = Field(1000, ge=100, description="Consumer heartbeat interval.")
+    publish_timeout_seconds: float = Field(
+        3.0,
+        gt=0,
+        description=(
+            "Longest the API waits for the broker to acknowledge an event before answering 503; "
+            "after a failure it answers 503 at once for `publish_cooldown_seconds`."
+        ),
+    )
+    publish_cooldown_seconds: float = Field(
+        2.0, ge=0, description="How long the API fails fast after a failed publish."
+    )
     schema_registry_url: str | None = Field(
         None,
         description=(
@@ -101,6 +112,23 @@ class HttpSettings(_Group):
     worker_url: str = Field(
         "http://127.0.0.1:6066",
         description="Base URL of a worker's web server (table reads are routed from there).",
+    )
+
+
+class RateLimitSettings(_Group):
+    """Per-user token buckets on the write endpoints (enforced by each API process on its own)."""
+
+    enabled: bool = Field(True, description="Enforce the limits below.")
+    upload_per_minute: float = Field(
+        30.0, gt=0, description="Sustained upload sessions + completions per user per minute."
+    )
+    upload_burst: int = Field(10, ge=1, description="Upload requests a user may burst.")
+    watch_events_per_minute: float = Field(
+        600.0, gt=0, description="Sustained watch-event requests (single or batch) per user."
+    )
+    watch_events_burst: int = Field(60, ge=1, description="Watch-event requests a user may burst.")
+    max_tracked_users: int = Field(
+        100_000, ge=1, description="Buckets kept in memory; the least recently used go first."
     )
 
 
@@ -271,15 +299,16 @@ class Settings(BaseSettings):
     analytics: AnalyticsSettings = Field(
         default_factory=AnalyticsSettings, description="Watch analytics and search indexing."
     )
+    rate_limit: RateLimitSettings = Field(
+        default_factory=RateLimitSettings, description="Per-user rate limits of the API."
+    )
     playback: PlaybackSettings = Field(
         default_factory=PlaybackSettings, description="Signed media URLs."
     )
     transcode: TranscodeSettings = Field(
         default_factory=TranscodeSettings, description="Transcoding."
     )
-    archive: ArchiveSettings = Field(
-        default_factory=ArchiveSettings, description="Event archive."
-    )
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings, description="Event archive.")
     data_dir: Path = Field(
         Path(".tritontube"),
         description="Root of the embedded stack's on-disk state (object store, search index).",

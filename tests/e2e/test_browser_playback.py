@@ -141,9 +141,16 @@ def upload(page: Any, clip: Path) -> str:
     return str(page.url).rsplit("/", 1)[-1]
 
 
-def wait_until_playable(page: Any) -> None:
-    page.locator("#player-box").wait_for(state="visible", timeout=READY_TIMEOUT_MS)
-    page.locator("#transcode").wait_for(state="hidden", timeout=READY_TIMEOUT_MS)
+def wait_until_playable(page: Any, evidence: Evidence) -> None:
+    try:
+        page.locator("#player-box").wait_for(state="visible", timeout=READY_TIMEOUT_MS)
+        page.locator("#transcode").wait_for(state="hidden", timeout=READY_TIMEOUT_MS)
+    except playwright_api.TimeoutError:
+        seen = list(dict.fromkeys(evidence.transcode_statuses))
+        raise AssertionError(
+            f"not READY within {READY_TIMEOUT_MS // 1000} s; statuses seen: {seen} "
+            "(is the transcode agent running? see logs/worker.log)"
+        ) from None
 
 
 def play(page: Any) -> dict[str, Any]:
@@ -181,7 +188,7 @@ def test_upload_transcode_and_play_in_a_real_browser(
             page.goto(stack.public_url)
             sign_in(page, mint_token(settings.auth, USER))
             video_id = upload(page, clip)
-            wait_until_playable(page)
+            wait_until_playable(page, evidence)
             assert evidence.transcode_statuses[-1] == "READY", evidence.transcode_statuses
             representation = play(page)
 

@@ -24,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import faust
 from aiokafka.errors import IllegalStateError, KafkaError
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
+from mode.types.signals import BaseSignalT
 
 from tritontube import metrics
 from tritontube.settings import Settings
@@ -123,7 +125,9 @@ def register(app: faust.App, settings: Settings) -> LagGauges:
             gauges.publish(*found)
 
     @app.on_partitions_revoked.connect
-    async def on_revoked(sender: object, *args: object, signal: object, **kwargs: object) -> None:
+    async def on_revoked(
+        sender: Any, /, *args: Any, signal: BaseSignalT[Any], **kwargs: Any
+    ) -> None:
         # Another worker may own these partitions next; stop reporting them at once.
         gauges.clear()
 

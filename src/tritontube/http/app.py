@@ -11,11 +11,23 @@ from aiohttp import web
 
 from tritontube import metrics
 from tritontube.deps import Deps
-from tritontube.http import health, keys, playback, search, spa, uploads, videos, watch
+from tritontube.http import (
+    health,
+    keys,
+    openapi,
+    playback,
+    search,
+    security,
+    spa,
+    uploads,
+    videos,
+    watch,
+)
 from tritontube.http.auth import USER_KEY, bearer_user
 from tritontube.http.media_tokens import MEDIA_ROUTE, MediaSigner
 from tritontube.http.problems import problem_middleware
 from tritontube.http.publisher import EventPublisher
+from tritontube.http.ratelimit import RATE_LIMITER, RateLimiter, rate_limit_middleware
 from tritontube.http.worker_client import WorkerClient
 from tritontube.indexer.factory import build_search_index
 from tritontube.indexer.port import SearchUnavailable
@@ -57,7 +69,12 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     deps = app[keys.DEPS]
     session = aiohttp.ClientSession()
-    publisher = EventPublisher(settings.kafka.bootstrap_servers, deps.codec)
+    publisher = EventPublisher(
+        settings.kafka.bootstrap_servers,
+        deps.codec,
+        timeout=settings.kafka.publish_timeout_seconds,
+        cooldown=settings.kafka.publish_cooldown_seconds,
+    )
     store = deps.object_store
     search = build_search_index(settings, read_only=True)
     app[keys.CLIENT_SESSION] = session
@@ -80,12 +97,21 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
 
 def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app = web.Application(
-        middlewares=[metrics_middleware, problem_middleware, auth_middleware],
+        middlewares=[
+            metrics_middleware,
+            problem_middleware,
+            security.cors_middleware,
+            auth_middleware,
+            rate_limit_middleware,
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app[keys.SETTINGS] = settings
     app[keys.DEPS] = deps
+    app[RATE_LIMITER] = RateLimiter(settings.rate_limit)
+    security.install(app, settings.http.cors_origins)
     app.cleanup_ctx.append(_clients)
+    app.router.add_get("/openapi.json", openapi.openapi_json)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics_view)

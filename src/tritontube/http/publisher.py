@@ -26,12 +26,38 @@ class EventPublisher:
     is down, and recovers by itself when it returns.
     """
 
-    def __init__(self, bootstrap_servers: str, codec: EventCodec, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        codec: EventCodec,
+        timeout: float = 10.0,
+        cooldown: float = 0.0,
+    ) -> None:
         self._bootstrap = bootstrap_servers
         self._codec = codec
         self._timeout = timeout
+        # After a failed publish, fail at once for `cooldown` seconds: a dead broker must not
+        # hold every request for the full timeout (aiokafka buffers and retries silently).
+        self._cooldown = cooldown
+        self._down_until = 0.0
+        self._last_error = ""
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+
+    def _check_circuit(self) -> None:
+        if asyncio.get_running_loop().time() < self._down_until:
+            raise BrokerUnavailableError(f"broker recently unavailable: {self._last_error}")
+
+    async def _trip(self, exc: BaseException) -> None:
+        """Open the circuit and drop the producer: its buffered sends must never go out late."""
+        self._last_error = str(exc) or type(exc).__name__
+        self._down_until = asyncio.get_running_loop().time() + self._cooldown
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), self._timeout)
+            except (KafkaError, TimeoutError, OSError) as stop_exc:
+                log.warning("closing the producer after a failure: %r", stop_exc)
 
     async def _ensure(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -56,20 +82,28 @@ class EventPublisher:
         await self.publish_raw(topic.name, key.encode(), self._codec.encode(event))
 
     async def publish_raw(self, topic: str, key: bytes, value: bytes) -> None:
-        producer = await self._ensure()
+        self._check_circuit()
+        try:
+            producer = await self._ensure()
+        except BrokerUnavailableError as exc:
+            await self._trip(exc)
+            raise
         try:
             await asyncio.wait_for(
                 producer.send_and_wait(topic, value=value, key=key), self._timeout
             )
-        except (KafkaError, TimeoutError) as exc:
+        except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("publish to %s failed: %r", topic, exc)
+            await self._trip(exc)
             raise BrokerUnavailableError(str(exc) or type(exc).__name__) from exc
 
     async def ping(self) -> None:
         producer = await self._ensure()
         try:
+            # A fresh metadata request (not the cached cluster view): a dead broker must fail.
             await asyncio.wait_for(producer.client.fetch_all_metadata(), 3.0)
         except (KafkaError, TimeoutError, OSError) as exc:
+            await self._trip(exc)
             raise BrokerUnavailableError(str(exc) or type(exc).__name__) from exc
 
     async def close(self) -> None:

@@ -54,6 +54,8 @@ _PARAM_OF_MESSAGE = (
     ("page_size", "pageSize"),
     ("q ", "q"),
     ("tag", "tags"),
+    ("invalid tag", "tags"),
+    ("at most", "tags"),
     ("owner", "owner"),
     ("sort", "sort"),
 )

@@ -410,6 +410,7 @@
     debug.player = player;
     $("player-box").hidden = false;
     bindVideoEvents(video);
+    if (!$("recs-list").children.length) loadRecommendations(w.videoId); // now indexed
   }
 
   async function pollUntilPlayable(w) {

@@ -1,0 +1,571 @@
+"""The OpenAPI 3.1 document of the whole HTTP API, served at ``GET /openapi.json``.
+
+Request bodies come from the handlers' own pydantic models (one source of truth); responses
+are written out here. ``tests/fuzz/test_openapi_schemathesis.py`` drives the API from this
+document and checks every answer against it, and ``tests/component/test_openapi.py`` checks
+that every route registered in ``create_http_app`` is described.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+from pydantic.json_schema import models_json_schema
+
+from tritontube.http.uploads import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    CompleteUploadRequest,
+    UploadUrlRequest,
+)
+from tritontube.http.watch import MAX_BATCH, WatchEventBatch, WatchEventIn
+
+JSON = "application/json"
+PROBLEM = "application/problem+json"
+VIDEO_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_NUM = {"type": ["number", "null"]}
+TIMESTAMP = {"type": "string"}
+STATUS = {
+    "type": "string",
+    "enum": [
+        "UPLOAD_PENDING",
+        "UPLOADED",
+        "PENDING_TRANSCODE",
+        "TRANSCODING",
+        "READY",
+        "FAILED",
+        "EXPIRED",
+    ],
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(required: list[str], props: dict[str, Any], *, extra: bool = True) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": required,
+        "properties": props,
+        "additionalProperties": extra,
+    }
+
+
+_RENDITION = _obj(
+    ["name", "width", "height", "bandwidth"],
+    {
+        "name": {"type": "string"},
+        "width": {"type": "integer"},
+        "height": {"type": "integer"},
+        "bandwidth": {"type": "integer"},
+    },
+)
+
+_HIT = _obj(
+    ["videoId", "title", "tags", "owner", "views"],
+    {
+        "videoId": VIDEO_ID,
+        "title": {"type": "string"},
+        "description": {"type": "string"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "owner": {"type": "string"},
+        "views": {"type": "integer", "minimum": 0},
+        "durationSeconds": NULLABLE_NUM,
+        "readyAt": NULLABLE_STR,
+        "score": {"type": ["number", "null"]},
+        "reasons": {"type": "array", "items": {"type": "string"}},
+    },
+)
+
+_RESPONSES: dict[str, dict[str, Any]] = {
+    "Problem": _obj(
+        ["type", "title", "status"],
+        {
+            "type": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "code": {"type": "string"},
+            "instance": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": _obj(
+                    ["field", "message"],
+                    {"field": {"type": "string"}, "message": {"type": "string"}},
+                ),
+            },
+        },
+    ),
+    "UploadSession": _obj(
+        ["videoId", "upload", "expiresAt", "etag"],
+        {
+            "videoId": VIDEO_ID,
+            "upload": _obj(
+                ["url", "fields"],
+                {
+                    "url": {"type": "string"},
+                    "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            ),
+            "expiresAt": TIMESTAMP,
+            "etag": {"type": "string"},
+        },
+    ),
+    "CompleteUploadResponse": _obj(
+        ["videoId", "status", "jobId"],
+        {"videoId": VIDEO_ID, "status": STATUS, "jobId": NULLABLE_STR},
+    ),
+    "TranscodeStatus": _obj(
+        ["videoId", "status", "progress", "renditions", "version", "updatedAt"],
+        {
+            "videoId": VIDEO_ID,
+            "status": STATUS,
+            "progress": {"type": "number", "minimum": 0, "maximum": 100},
+            "step": NULLABLE_STR,
+            "etaSeconds": NULLABLE_NUM,
+            "attempt": {"type": "integer", "minimum": 0},
+            "renditions": {
+                "type": "array",
+                "items": _obj(
+                    ["name", "status", "progress"],
+                    {
+                        "name": {"type": "string"},
+                        "status": {"type": "string"},
+                        "progress": {"type": "number"},
+                    },
+                ),
+            },
+            "version": {"type": "integer", "minimum": 1},
+            "updatedAt": TIMESTAMP,
+            "error": _obj(
+                ["code", "message"], {"code": {"type": "string"}, "message": {"type": "string"}}
+            ),
+        },
+    ),
+    "VideoMetadata": _obj(
+        ["videoId", "title", "owner", "status", "playable"],
+        {
+            "videoId": VIDEO_ID,
+            "title": {"type": "string"},
+            "description": {"type": "string"},
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "owner": {"type": "string"},
+            "visibility": {"type": "string", "enum": ["public", "unlisted", "private"]},
+            "status": STATUS,
+            "playable": {"type": "boolean"},
+            "durationSeconds": NULLABLE_NUM,
+            "renditions": {"type": "array", "items": _RENDITION},
+            "createdAt": NULLABLE_STR,
+            "updatedAt": NULLABLE_STR,
+            "progress": {"type": "number"},
+        },
+    ),
+    "VideoList": _obj(
+        ["videos", "nextPageToken"],
+        {
+            "videos": {"type": "array", "items": _ref("VideoMetadata")},
+            "nextPageToken": NULLABLE_STR,
+        },
+    ),
+    "PlaybackInfo": _obj(
+        ["videoId", "status", "manifestUrl", "renditions", "expiresAt"],
+        {
+            "videoId": VIDEO_ID,
+            "title": {"type": "string"},
+            "status": STATUS,
+            "manifestUrl": {"type": "string"},
+            "thumbnailUrl": NULLABLE_STR,
+            "durationSeconds": NULLABLE_NUM,
+            "renditions": {"type": "array", "items": _RENDITION},
+            "subtitles": {"type": "array"},
+            "drm": {"type": ["object", "null"]},
+            "expiresAt": TIMESTAMP,
+        },
+    ),
+    "SearchPage": _obj(
+        ["results", "nextPageToken"],
+        {"results": {"type": "array", "items": _HIT}, "nextPageToken": NULLABLE_STR},
+    ),
+    "Recommendations": _obj(
+        ["results", "coldStart"],
+        {"results": {"type": "array", "items": _HIT}, "coldStart": {"type": "boolean"}},
+    ),
+    "WatchEventsAccepted": _obj(
+        ["accepted", "eventIds"],
+        {
+            "accepted": {"type": "integer", "minimum": 1, "maximum": MAX_BATCH},
+            "eventIds": {"type": "array", "items": {"type": "string"}},
+        },
+    ),
+    "Health": _obj(["status"], {"status": {"type": "string", "const": "ok"}}),
+    "Readiness": _obj(
+        ["ready", "checks", "failing"],
+        {
+            "ready": {"type": "boolean"},
+            "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+            "failing": {"type": "array", "items": {"type": "string"}},
+        },
+    ),
+}
+
+_DESCRIPTIONS = {
+    400: "Malformed request (unparsable JSON, nesting too deep).",
+    401: "Missing, invalid or expired bearer token.",
+    403: "Forbidden (an invalid or expired signed media URL).",
+    404: "No such video, or not visible to the caller.",
+    409: "Conflict with the video's current state.",
+    410: "The upload session has expired.",
+    412: "If-Match does not match the session's etag.",
+    413: "Body or declared upload size too large.",
+    415: "Unsupported media type.",
+    416: "Range not satisfiable.",
+    422: "Invalid field or parameter; `errors` names each one.",
+    428: "If-Match is required.",
+    429: "Rate limit exceeded; retry after `Retry-After` seconds.",
+    503: "A backing service is unavailable; retry after `Retry-After` seconds.",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+
+
+def _problems(*codes: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for code in codes:
+        entry: dict[str, Any] = {
+            "description": _DESCRIPTIONS[code],
+            "content": {PROBLEM: {"schema": _ref("Problem")}},
+        }
+        if code in (429, 503):
+            entry["headers"] = _RETRY_AFTER
+        out[str(code)] = entry
+    return out
+
+
+def _ok(name: str, status: int = 200, description: str = "OK") -> dict[str, Any]:
+    return {str(status): {"description": description, "content": {JSON: {"schema": _ref(name)}}}}
+
+
+def _json_body(name: str) -> dict[str, Any]:
+    return {"required": True, "content": {JSON: {"schema": _ref(name)}}}
+
+
+def _path_video_id() -> dict[str, Any]:
+    return {"name": "video_id", "in": "path", "required": True, "schema": VIDEO_ID}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_PAGE_TOKEN = _query("pageToken", {"type": "string"}, "Token from a previous page.")
+_AUTHED = (401, 429, 503)
+
+
+def _paths() -> dict[str, Any]:
+    write = (400, 401, 413, 415, 422, 429, 503)
+    return {
+        "/healthz": {
+            "get": {
+                "operationId": "healthz",
+                "summary": "Liveness",
+                "security": [],
+                "responses": _ok("Health"),
+            }
+        },
+        "/readyz": {
+            "get": {
+                "operationId": "readyz",
+                "summary": "Readiness of broker, object store, search and worker",
+                "security": [],
+                "responses": {
+                    **_ok("Readiness", description="Every dependency answers."),
+                    "503": {
+                        "description": "Some dependency fails; `failing` names them.",
+                        "headers": _RETRY_AFTER,
+                        "content": {JSON: {"schema": _ref("Readiness")}},
+                    },
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "operationId": "metrics",
+                "summary": "Prometheus metrics",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {JSON: {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/v1/videos:uploadURL": {
+            "post": {
+                "operationId": "createUploadUrl",
+                "summary": "Start an upload session: a pre-signed POST to the object store",
+                "requestBody": _json_body("UploadUrlRequest"),
+                "responses": {**_ok("UploadSession"), **_problems(*write)},
+            }
+        },
+        "/v1/videos:completeUpload": {
+            "post": {
+                "operationId": "completeUpload",
+                "summary": "Verify the uploaded object and queue the transcode (idempotent)",
+                "parameters": [
+                    {
+                        "name": "If-Match",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "The session's etag.",
+                    }
+                ],
+                "requestBody": _json_body("CompleteUploadRequest"),
+                "responses": {
+                    **_ok("CompleteUploadResponse"),
+                    **_problems(*write, 404, 409, 410, 412, 428),
+                },
+            }
+        },
+        "/v1/videos/{video_id}/transcodeStatus": {
+            "get": {
+                "operationId": "transcodeStatus",
+                "summary": "Transcode progress (the owner only)",
+                "parameters": [_path_video_id()],
+                "responses": {**_ok("TranscodeStatus"), **_problems(*_AUTHED, 404)},
+            }
+        },
+        "/v1/videos/{video_id}/playbackInfo": {
+            "get": {
+                "operationId": "playbackInfo",
+                "summary": "Signed manifest URL and renditions of a playable video",
+                "parameters": [_path_video_id()],
+                "responses": {**_ok("PlaybackInfo"), **_problems(*_AUTHED, 404, 409)},
+            }
+        },
+        "/v1/videos/{video_id}": {
+            "get": {
+                "operationId": "videoMetadata",
+                "summary": "A video's public metadata (and progress for its owner)",
+                "parameters": [_path_video_id()],
+                "responses": {**_ok("VideoMetadata"), **_problems(*_AUTHED, 404)},
+            }
+        },
+        "/v1/videos": {
+            "get": {
+                "operationId": "listVideos",
+                "summary": "The caller's own uploads, newest first",
+                "parameters": [
+                    {
+                        "name": "owner",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "enum": ["me"]},
+                    },
+                    _query(
+                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 100}, "Page size."
+                    ),
+                    _PAGE_TOKEN,
+                ],
+                "responses": {**_ok("VideoList"), **_problems(*_AUTHED, 422)},
+            }
+        },
+        "/v1/videos:search": {
+            "get": {
+                "operationId": "searchVideos",
+                "summary": "Full-text search over READY public videos (cursor pagination)",
+                "parameters": [
+                    _query("q", {"type": "string", "maxLength": 200}, "Query text."),
+                    {
+                        "name": "tags",
+                        "in": "query",
+                        "required": False,
+                        "explode": True,
+                        "schema": {"type": "array", "items": {"type": "string"}},
+                        "description": "Tags that must all match (repeat or comma-separate).",
+                    },
+                    _query("owner", {"type": "string"}, "`me` or a user name."),
+                    _query(
+                        "sort",
+                        {"type": "string", "enum": ["relevance", "views", "recent"]},
+                        "Ordering.",
+                    ),
+                    _query(
+                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 100}, "Page size."
+                    ),
+                    _PAGE_TOKEN,
+                ],
+                "responses": {**_ok("SearchPage"), **_problems(*_AUTHED, 422)},
+            }
+        },
+        "/v1/videos:recommendations": {
+            "get": {
+                "operationId": "recommendations",
+                "summary": "Videos to watch next (for the caller, optionally after a video)",
+                "parameters": [
+                    _query("videoId", VIDEO_ID, "The video being watched."),
+                    _query(
+                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 50}, "Results."
+                    ),
+                ],
+                "responses": {**_ok("Recommendations"), **_problems(*_AUTHED, 404, 422)},
+            }
+        },
+        "/v1/videos/{video_id}/watchEvents": {
+            "post": {
+                "operationId": "postWatchEvents",
+                "summary": "Ingest one watch event or a batch (deduplicated by eventId)",
+                "parameters": [_path_video_id()],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {"schema": {"oneOf": [_ref("WatchEventIn"), _ref("WatchEventBatch")]}}
+                    },
+                },
+                "responses": {
+                    **_ok("WatchEventsAccepted", 202, "Accepted and acknowledged by the log"),
+                    **_problems(*write, 404, 409),
+                },
+            }
+        },
+        "/media/{token}/{video_id}/{path}": {
+            "get": {
+                "operationId": "media",
+                "summary": "A manifest, segment or thumbnail through a signed, expiring URL",
+                "security": [],
+                "parameters": [
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "video_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {
+                        "name": "Range",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "The object", "content": {"*/*": {}}},
+                    "206": {"description": "A byte range", "content": {"*/*": {}}},
+                    "304": {"description": "Not modified"},
+                    **_problems(403, 404, 416, 503),
+                },
+            }
+        },
+        "/": {
+            "get": {
+                "operationId": "spa",
+                "summary": "The single-page app",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "HTML",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/static/{path}": {
+            "get": {
+                "operationId": "static",
+                "summary": "The SPA's static files",
+                "security": [],
+                "parameters": [
+                    {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "A file", "content": {"*/*": {}}},
+                    "403": {"description": "Forbidden"},
+                    "404": {"description": "No such file"},
+                },
+            }
+        },
+    }
+
+
+def _request_schemas() -> dict[str, Any]:
+    models = [
+        (UploadUrlRequest, "validation"),
+        (CompleteUploadRequest, "validation"),
+        (WatchEventIn, "validation"),
+        (WatchEventBatch, "validation"),
+    ]
+    _, defs = models_json_schema(models, ref_template="#/components/schemas/{model}", by_alias=True)  # type: ignore[arg-type]
+    schemas: dict[str, Any] = defs.get("$defs", {})
+    upload = schemas["UploadUrlRequest"]
+    upload["properties"]["tags"]["items"] = {"type": "string", "maxLength": MAX_TAG_LENGTH}
+    upload["properties"]["tags"]["maxItems"] = MAX_TAGS
+    return schemas
+
+
+@cache
+def build_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "TritonTube API",
+            "version": "1.0.0",
+            "description": (
+                "Upload, transcode, play, search and recommend videos. Every `/v1` call needs "
+                "`Authorization: Bearer <token>`; errors are RFC 9457 `application/problem+json`."
+            ),
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
+            "schemas": {**_request_schemas(), **_RESPONSES},
+        },
+    }
+
+
+@cache
+def _document_bytes() -> bytes:
+    return json.dumps(build_document(), indent=1).encode()
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    """GET /openapi.json"""
+    return web.Response(
+        body=_document_bytes(),
+        content_type=JSON,
+        headers={"Cache-Control": "public, max-age=300"},
+    )

@@ -1,0 +1,413 @@
+"""The transcode agent in a real worker: broker, s3rver, ffmpeg; tiny generated clips.
+
+Every video enters the way production does: UploadSessionCreated + UploadCompleted on
+``uploads``; the video-state agent emits the TranscodeJob the transcode agent consumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from tritontube.deps import build_deps
+from tritontube.devstack.process import ManagedProcess
+from tritontube.devstack.stack import EmbeddedStack
+from tritontube.domain import transcode as tx
+from tritontube.domain.events import (
+    RenditionReady,
+    TranscodeFailed,
+    TranscodeJob,
+    TranscodeProgress,
+    TranscodeSucceeded,
+    UploadCompleted,
+    UploadSessionCreated,
+)
+from tritontube.settings import Settings, TranscodeSettings
+from tritontube.storage.s3 import S3ObjectStore
+from tritontube.streams import catalogue
+from tritontube.streams.records import EventCodec
+
+pytestmark = pytest.mark.integration
+
+FFMPEG = shutil.which("ffmpeg")
+if FFMPEG is None:  # pragma: no cover - the dev image installs it
+    pytest.skip("ffmpeg is required", allow_module_level=True)
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+# --------------------------------------------------------------------------- media
+
+
+def ffmpeg(*args: str) -> None:
+    argv = [str(FFMPEG), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
+    subprocess.run(argv, check=True, timeout=60)
+
+
+def clip(path: Path, size: str, seconds: float, audio: bool = True) -> Path:
+    video = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}"]
+    sound = ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"] if audio else []
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    codecs += ["-c:a", "aac", "-shortest"] if audio else []
+    ffmpeg(*video, *sound, *codecs, str(path))
+    return path
+
+
+@dataclass(frozen=True)
+class Media:
+    happy: Path  # 1280x720, 2 s, with audio: 720p + 480p
+    longer: Path  # 1280x720, 10 s: long enough to kill a worker mid-encode
+    truncated: Path
+    text: Path
+    empty: Path
+    audio_only: Path
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
+    root = tmp_path_factory.mktemp("media")
+    happy = clip(root / "happy.mp4", "1280x720", 2)
+    longer = clip(root / "longer.mp4", "1280x720", 10)
+    truncated = root / "truncated.mp4"
+    truncated.write_bytes(happy.read_bytes()[: happy.stat().st_size // 3])
+    text = root / "notes.mp4"
+    text.write_text("these are my holiday notes, not a video\n" * 50)
+    empty = root / "empty.mp4"
+    empty.write_bytes(b"")
+    audio_only = root / "song.m4a"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(audio_only))
+    return Media(happy, longer, truncated, text, empty, audio_only)
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+@pytest.fixture
+def codec() -> EventCodec:
+    return build_deps(Settings()).codec
+
+
+@pytest.fixture
+def store_for() -> Iterator[Callable[[Settings], S3ObjectStore]]:
+    stores: list[S3ObjectStore] = []
+
+    def make(settings: Settings) -> S3ObjectStore:
+        stores.append(S3ObjectStore.from_settings(settings.s3))
+        return stores[-1]
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+def transcode_settings(tmp_path: Path, **overrides: Any) -> TranscodeSettings:
+    return TranscodeSettings(scratch_dir=tmp_path / "scratch", **overrides)
+
+
+def source_key(video_id: str) -> str:
+    return f"uploads/{video_id}/source.mp4"
+
+
+async def publish_upload(settings: Settings, codec: EventCodec, video_id: str) -> None:
+    etag = f"etag-{video_id}"
+    created = UploadSessionCreated(
+        event_id=f"c-{video_id}",
+        video_id=video_id,
+        owner="alice",
+        title=f"Video {video_id}",
+        file_name="clip.mp4",
+        content_type="video/mp4",
+        declared_size_bytes=100,
+        source_key=source_key(video_id),
+        etag=etag,
+        created_at=NOW,
+        expires_at=NOW + timedelta(minutes=15),
+    )
+    completed = UploadCompleted(
+        event_id=f"d-{video_id}",
+        video_id=video_id,
+        owner="alice",
+        etag=etag,
+        source_key=source_key(video_id),
+        size_bytes=100,
+        content_type="video/mp4",
+        completed_at=NOW,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await producer.start()
+    try:
+        for event in (created, completed):
+            await producer.send_and_wait(
+                catalogue.UPLOADS.name, codec.encode(event), key=video_id.encode()
+            )
+    finally:
+        await producer.stop()
+
+
+def worker_state(settings: Settings, video_id: str) -> dict[str, Any] | None:
+    url = f"{settings.http.worker_url}/videos/{video_id}"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback test URL
+            return dict(json.load(resp))
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+async def wait_for_state(
+    settings: Settings,
+    video_id: str,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last: dict[str, Any] | None = None
+    while loop.time() < deadline:
+        last = await asyncio.to_thread(worker_state, settings, video_id)
+        if last is not None and check(last):
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{video_id} never reached the expected state; last: {last}")
+
+
+def terminal(state: dict[str, Any]) -> bool:
+    return state.get("status") in ("READY", "FAILED")
+
+
+async def read_all(settings: Settings, topic: str, codec: EventCodec) -> list[tuple[str, Any]]:
+    """Every record on ``topic`` so far (key, decoded value)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: list[tuple[str, Any]] = []
+    try:
+        quiet = 0
+        while quiet < 2:
+            batch = await consumer.getmany(timeout_ms=500)
+            records = [r for msgs in batch.values() for r in msgs]
+            quiet = 0 if records else quiet + 1
+            out.extend((r.key.decode(), codec.decode(r.value)) for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def of(records: list[tuple[str, Any]], video_id: str, kind: type) -> list[Any]:
+    return [value for key, value in records if key == video_id and isinstance(value, kind)]
+
+
+async def assert_consistent_package(store: S3ObjectStore, prefix: str) -> set[str]:
+    """Every file the stored manifest references exists; returns the stored names."""
+    manifest = (await store.get_bytes(prefix + tx.MANIFEST_NAME)).decode()
+    stored = {info.key[len(prefix) :] for info in await store.list(prefix)}
+    referenced = set(tx.referenced_files(manifest))
+    assert referenced, "the manifest references no segments"
+    assert referenced <= stored, f"missing: {sorted(referenced - stored)[:5]}"
+    return stored
+
+
+def scratch_leftovers(settings: Settings) -> list[Path]:
+    root = settings.transcode.scratch_dir
+    assert root is not None
+    return list(root.iterdir()) if root.exists() else []
+
+
+def process(stack: EmbeddedStack, name: str) -> ManagedProcess:
+    return next(p for p in stack.processes if p.name == name)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+async def test_uploads_end_ready_or_failed_with_a_stable_reason(
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    stack_factory: Callable[..., EmbeddedStack],
+    store_for: Callable[[Settings], S3ObjectStore],
+    codec: EventCodec,
+    media: Media,
+) -> None:
+    settings = make_settings(transcode=transcode_settings(tmp_path))
+    stack_factory(settings)
+    store = store_for(settings)
+    cases = {
+        "happy": media.happy,
+        "truncated": media.truncated,
+        "text": media.text,
+        "empty": media.empty,
+        "audio": media.audio_only,
+    }
+    for video_id, path in cases.items():
+        await store.upload_file(path, source_key(video_id), "video/mp4")
+    for video_id in [*cases, "missing"]:  # "missing": the source object was never stored
+        await publish_upload(settings, codec, video_id)
+
+    states = {
+        video_id: await wait_for_state(settings, video_id, terminal)
+        for video_id in [*cases, "missing"]
+    }
+
+    failed = {v: (s["status"], s["error_code"]) for v, s in states.items() if v != "happy"}
+    assert failed == {
+        "truncated": ("FAILED", "CORRUPT_MEDIA"),
+        "text": ("FAILED", "CORRUPT_MEDIA"),  # a text file named .mp4: no moov atom
+        "empty": ("FAILED", "EMPTY_FILE"),
+        "audio": ("FAILED", "NO_VIDEO_STREAM"),
+        "missing": ("FAILED", "SOURCE_MISSING"),
+    }
+    assert all(states[v]["error_message"] for v in failed)
+    assert all(states[v]["attempt"] == 1 for v in failed), "input errors are not retried"
+
+    ready = states["happy"]
+    assert ready["status"] == "READY"
+    assert ready["manifest_key"] == "media/happy/dash/manifest.mpd"
+    assert ready["thumbnail_key"] == "media/happy/dash/poster.jpg"
+    assert 1.9 <= ready["duration_seconds"] <= 2.2
+    renditions = {r["name"]: r for r in ready["renditions"]}
+    assert set(renditions) == {"720p", "480p"}  # never upscaled past the 720p source
+    assert all(r["status"] == "READY" for r in renditions.values())
+    assert all(r["width"] <= 1280 and r["height"] <= 720 for r in renditions.values())
+    assert (renditions["720p"]["width"], renditions["720p"]["height"]) == (1280, 720)
+
+    stored = await assert_consistent_package(store, "media/happy/dash/")
+    assert {"manifest.mpd", "poster.jpg", "init-0.m4s", "init-1.m4s"} <= stored
+    poster = await store.head("media/happy/dash/poster.jpg")
+    assert poster is not None and poster.size > 1000
+    assert (await store.get_bytes("media/happy/dash/poster.jpg"))[:2] == b"\xff\xd8"
+
+    progress = await read_all(settings, catalogue.TRANSCODE_PROGRESS.name, codec)
+    updates = of(progress, "happy", TranscodeProgress)
+    percents = [u.percent for u in updates]
+    assert percents == sorted(percents) and len(set(percents)) >= 3
+    assert {"PROBING", "ENCODING", "UPLOADING", "FINALIZING"} <= {u.step for u in updates}
+    assert percents[-1] == 100.0
+    # The smallest rendition is announced first (playable early), with an interim manifest.
+    ready_events = of(progress, "happy", RenditionReady)
+    assert [e.rendition.name for e in ready_events] == ["480p", "720p"]
+    (done,) = of(progress, "happy", TranscodeSucceeded)
+    by_name = {r.name: r for r in done.renditions}
+    assert all(len(r.sha256) == 64 and r.size_bytes > 0 for r in done.renditions)
+    assert by_name["720p"].segment_count == 1 and by_name["720p"].bandwidth_bps > 0
+    assert done.cpu_seconds > 0 and done.wall_seconds > 0
+    assert of(progress, "happy", TranscodeFailed) == []
+    assert scratch_leftovers(settings) == []
+
+
+async def test_an_unavailable_store_is_retried_with_backoff_then_dead_lettered(
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    stack_factory: Callable[..., EmbeddedStack],
+    store_for: Callable[[Settings], S3ObjectStore],
+    codec: EventCodec,
+    media: Media,
+) -> None:
+    settings = make_settings(
+        transcode=transcode_settings(
+            tmp_path, max_attempts=4, backoff_base_seconds=1.0, backoff_max_seconds=3.0
+        )
+    )
+    stack = stack_factory(settings)
+    store = store_for(settings)
+    await store.upload_file(media.happy, source_key("later"), "video/mp4")
+    s3rver = process(stack, "s3rver")
+    s3rver.stop()
+
+    # 1. The store stays down: every attempt fails, the last one for good.
+    await publish_upload(settings, codec, "down")
+    gone = await wait_for_state(settings, "down", terminal, timeout=60)
+    assert (gone["status"], gone["error_code"], gone["attempt"]) == (
+        "FAILED",
+        "TRANSCODE_FAILED",
+        4,
+    )
+    assert "4 attempts" in gone["error_message"]
+
+    jobs = of(await read_all(settings, catalogue.TRANSCODE_JOBS.name, codec), "down", TranscodeJob)
+    assert [j.attempt for j in jobs] == [1, 2, 3, 4]
+    assert len({j.job_id for j in jobs}) == 1
+    # Jittered exponential backoff: attempt n waits within [0.5, 1] x min(1 * 2**(n-1), 3).
+    for previous, retry in itertools.pairwise(jobs):
+        wait = (retry.not_before - retry.created_at).total_seconds()
+        ceiling = min(2.0 ** (previous.attempt - 1), 3.0)
+        assert 0.5 * ceiling - 0.01 <= wait <= ceiling + 0.01
+    failures = of(
+        await read_all(settings, catalogue.TRANSCODE_PROGRESS.name, codec), "down", TranscodeFailed
+    )
+    assert [(f.attempt, f.final) for f in failures] == [
+        (1, False),
+        (2, False),
+        (3, False),
+        (4, True),
+    ]
+    dead = await read_all(settings, catalogue.TRANSCODE_JOBS.dlq, codec)
+    assert len(dead) == 1
+    letter = dead[0][1]
+    assert letter.source_topic == catalogue.TRANSCODE_JOBS.name
+    assert codec.decode(letter.value).attempt == 4
+    assert letter.error_type == "ObjectStoreUnavailable"
+
+    # 2. The store comes back while a job is between attempts: a retry succeeds.
+    await publish_upload(settings, codec, "later")
+    await wait_for_state(settings, "later", lambda s: s.get("attempt", 0) >= 2, timeout=30)
+    s3rver.start()
+    back = await wait_for_state(settings, "later", terminal, timeout=60)
+    assert back["status"] == "READY", back
+    assert back["attempt"] >= 2 and back["error_code"] is None
+    await assert_consistent_package(store, "media/later/dash/")
+    assert scratch_leftovers(settings) == []
+
+
+async def test_a_worker_killed_mid_encode_still_ends_ready_exactly_once(
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    stack_factory: Callable[..., EmbeddedStack],
+    store_for: Callable[[Settings], S3ObjectStore],
+    codec: EventCodec,
+    media: Media,
+) -> None:
+    settings = make_settings(transcode=transcode_settings(tmp_path))
+    stack = stack_factory(settings)
+    store = store_for(settings)
+    await store.upload_file(media.longer, source_key("kill"), "video/mp4")
+    await publish_upload(settings, codec, "kill")
+
+    encoding = await wait_for_state(
+        settings, "kill", lambda s: s.get("step") == "ENCODING" and s["percent"] > 6, timeout=60
+    )
+    assert encoding["status"] == "TRANSCODING"
+    worker = process(stack, "worker")
+    worker.kill()
+    stack.processes.remove(worker)
+    assert scratch_leftovers(settings), "the killed worker's scratch dir is still there"
+    stack.start_worker()
+
+    ready = await wait_for_state(settings, "kill", terminal, timeout=90)
+    assert ready["status"] == "READY", ready
+    assert ready["attempt"] == 1  # a crash is a redelivery, not a retry
+
+    states = of(await read_all(settings, catalogue.VIDEO_STATE.name, codec), "kill", object)
+    versions = [s.version for s in states]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert [s.status for s in states].count("READY") == 1
+    assert states[-1].version == ready["version"]
+    await assert_consistent_package(store, "media/kill/dash/")
+    # The restarted worker swept the killed one's scratch dir and cleaned up its own.
+    assert scratch_leftovers(settings) == []
