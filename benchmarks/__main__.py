@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import signal
 import subprocess
@@ -22,9 +23,11 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 from benchmarks import references
 from benchmarks.common import RESULTS_DIR, Figure, full_mode, render_table
@@ -48,10 +51,14 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def child(name: str, quick: bool) -> int:
     """Run one module's ``run(quick)`` and print its figures as one JSON line."""
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    module = importlib.import_module(f"benchmarks.{name}")
-    figures = module.run(quick)
+    entry = _entry(name)
+    if entry is None:
+        raise SystemExit(f"benchmarks.{name} has no run(quick) or figures(quick)")
+    figures = entry(quick)
     label = name.removesuffix("_bench")
-    out = [(f if f.module else Figure(**{**f.__dict__, "module": label})).to_json() for f in figures]
+    out = [
+        (f if f.module else Figure(**{**f.__dict__, "module": label})).to_json() for f in figures
+    ]
     print(MARKER + json.dumps(out), flush=True)
     return 0
 
@@ -74,7 +81,7 @@ def _run_child(argv: list[str], limit: float) -> tuple[int | None, str, str]:
 def run_module(name: str, quick: bool, limit: float) -> tuple[list[Figure], str]:
     """Figures of one module, and a note (empty when it went well)."""
     label = name.removesuffix("_bench")
-    has_run = _has_run(name)
+    has_run = _entry(name) is not None
     if has_run:
         argv = [sys.executable, "-m", "benchmarks", "--child", name]
     else:
@@ -97,13 +104,20 @@ def run_module(name: str, quick: bool, limit: float) -> tuple[list[Figure], str]
     return [], f"{label}: printed no figures"
 
 
-def _has_run(name: str) -> bool:
+def _entry(name: str) -> Callable[[bool], list[Figure]] | None:
+    """The module's ``run(quick)`` (or ``figures(quick)`` where ``run`` means something else)."""
     try:
         module = importlib.import_module(f"benchmarks.{name}")
     except ImportError as exc:
         print(f"cannot import benchmarks.{name}: {exc}", file=sys.stderr)
-        return False
-    return callable(getattr(module, "run", None))
+        return None
+    for attr in ("run", "figures"):
+        fn = getattr(module, attr, None)
+        if callable(fn) and not inspect.iscoroutinefunction(fn):
+            params = list(inspect.signature(fn).parameters)
+            if params == ["quick"]:
+                return cast(Callable[[bool], list[Figure]], fn)
+    return None
 
 
 def attach_references(figures: list[Figure], refs: dict[str, Figure]) -> list[Figure]:

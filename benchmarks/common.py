@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 FULL_ENV = "TRITONTUBE_BENCH_FULL"
+FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -134,7 +136,9 @@ def render_table(figures: Sequence[Figure]) -> str:
         ratio = "-" if f.ratio is None else f"x{f.ratio:.2f}"
         rows.append((f.module, f.name, _fmt(f.value, f.unit), goal, met, ref, ratio))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -145,7 +149,8 @@ def make_clip(path: Path, seconds: float, size: str = "1280x720", rate: int = 30
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}",
+        [FFMPEG, "-v", "error", "-f", "lavfi",
+         "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}",
          "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
          "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", str(rate * 2),
          "-c:a", "aac", "-shortest", "-movflags", "+faststart", "-y", str(path)],

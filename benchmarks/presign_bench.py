@@ -30,7 +30,13 @@ from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import free_port
 from tritontube.http.app import create_http_app
 from tritontube.http.auth import mint_token
-from tritontube.settings import KafkaSettings, S3Settings, SearchSettings, Settings
+from tritontube.settings import (
+    KafkaSettings,
+    RateLimitSettings,
+    S3Settings,
+    SearchSettings,
+    Settings,
+)
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams.admin import ensure_topics
 
@@ -103,6 +109,8 @@ async def endpoint_latencies(calls: int, workdir: Path) -> tuple[list[float], li
             ),
             s3=S3,
             search=SearchSettings(path=workdir / "search"),
+            # One user sends every request here; per-user limits would answer 429.
+            rate_limit=RateLimitSettings(enabled=False),
         )
         await ensure_topics(settings.kafka)
         headers = {"Authorization": f"Bearer {mint_token(settings.auth, 'bench')}"}

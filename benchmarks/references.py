@@ -26,7 +26,7 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from benchmarks.common import Figure, make_clip, render_table
+from benchmarks.common import FFMPEG, Figure, make_clip, render_table
 from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import ManagedProcess, free_port
 
@@ -52,7 +52,7 @@ def bare_ffmpeg_seconds(clip: Path, outdir: Path) -> float:
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     argv = [
-        "ffmpeg", "-v", "error", "-nostdin", "-i", str(clip),
+        FFMPEG, "-v", "error", "-nostdin", "-i", str(clip),
         "-filter_complex", "[0:v]split=2[a][b];[a]scale=-2:720[v0];[b]scale=-2:480[v1]",
         "-map", "[v0]", "-map", "[v1]", "-map", "0:a",
         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from benchmarks.common import Figure
 from tritontube.deps import build_deps
 from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import free_port
@@ -114,6 +115,21 @@ def main() -> None:
     print(f"{'source':<10} {'events':>8} {'seconds':>8} {'events/s':>10}")
     for name, n, seconds in rows:
         print(f"{name:<10} {n:>8} {seconds:>8.2f} {n / seconds:>10,.0f}")
+
+
+def run(quick: bool) -> list[Figure]:
+    """``make bench`` entry (benchmarks/common.py): events/s of a full replay from each source."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = asyncio.run(bench(20_000 if quick else 200_000, Path(tmp)))
+    return [
+        Figure(
+            f"replay from {name} ({n} events)",
+            n / seconds,
+            "events/s",
+            reference="aiokafka_consume",
+        )
+        for name, n, seconds in rows
+    ]
 
 
 if __name__ == "__main__":

@@ -232,7 +232,7 @@ async def test_crlf_in_request_headers_is_rejected_and_never_echoed(
     )
     answer = await _raw_http(client.host, client.port, raw)
     head = answer.split(b"\r\n\r\n", 1)[0]
-    assert head.startswith(b"HTTP/1.1 400"), head
+    assert head.split(b"\r\n")[0].endswith(b" 400 Bad Request"), head
     assert b"pwned" not in head
 
 
@@ -388,7 +388,7 @@ async def test_slowloris_connection_does_not_block_other_clients(
         assert answer.startswith(b"HTTP/1.1 200")
         assert time.monotonic() - started < 2.0
         # A body that never arrives: the handler waits for it without blocking the loop.
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"POST /v1/videos:uploadURL HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             b"Authorization: Bearer " + mint_token(settings.auth, "slow").encode() + b"\r\n"

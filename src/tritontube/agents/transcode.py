@@ -78,7 +78,7 @@ _PROGRESS_INTERVAL_SECONDS = 1.0
 _UPLOAD_CONCURRENCY = 4
 
 #: Errors worth another attempt: the input may be fine, the environment was not.
-TransientError = ObjectStoreError | KafkaError | OSError
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ObjectStoreError, KafkaError, OSError)
 
 
 def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
@@ -179,7 +179,7 @@ class TranscodeRunner:
                 await self._retry_or_fail(event, job, exc.reason, exc.message, exc)
             else:
                 await self._fail(job, exc.reason, exc.message)
-        except TransientError as exc:
+        except TRANSIENT_ERRORS as exc:
             log.warning("job %s attempt %d failed transiently: %r", job.job_id, job.attempt, exc)
             reason = FailureReason.TRANSCODE_FAILED
             await self._retry_or_fail(event, job, reason, describe(reason), exc)

@@ -84,7 +84,9 @@ async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
     try:
         raw = await request.text()
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and integers beyond
+        # sys.get_int_max_str_digits() (a 5000-digit number is a CPU bomb, not a size).
         raise ProblemError(400, "Malformed JSON", str(exc)[:200], code="MALFORMED_JSON") from None
     if not isinstance(data, dict):
         raise ProblemError(
