@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: dev test lint typecheck bench setup vendor clean
+.PHONY: dev test lint typecheck bench load setup vendor clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ typecheck: $(STAMP)
 ## Run every benchmark and print one table of figures.
 bench: setup
 	$(PY) -m benchmarks
+
+## Load scenarios against a running stack (`make dev` in another terminal), loopback only.
+## Report under benchmarks/results/load-*/. Override e.g. LOAD_ARGS="--uploads 200".
+API_URL ?= http://127.0.0.1:8080
+WORKER_URL ?= http://127.0.0.1:6066
+LOAD_ARGS ?=
+load: $(STAMP)
+	$(PY) -m loadtest --api $(API_URL) --worker $(WORKER_URL) $(LOAD_ARGS)
 
 ## Copy the pinned dash.js from node_modules into the package (the copy is committed).
 DASHJS := node_modules/dashjs/dist/modern/umd/dash.all.min.js

@@ -114,8 +114,9 @@ def _entry(name: str) -> Callable[[bool], list[Figure]] | None:
     for attr in ("run", "figures"):
         fn = getattr(module, attr, None)
         if callable(fn) and not inspect.iscoroutinefunction(fn):
-            params = list(inspect.signature(fn).parameters)
-            if params == ["quick"]:
+            params = list(inspect.signature(fn).parameters.values())
+            optional = all(p.default is not inspect.Parameter.empty for p in params[1:])
+            if params and params[0].name == "quick" and optional:
                 return cast(Callable[[bool], list[Figure]], fn)
     return None
 

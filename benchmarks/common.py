@@ -133,7 +133,7 @@ def render_table(figures: Sequence[Figure]) -> str:
             ref = f"{f.reference_name} = {_fmt(f.reference_value, f.unit)}"
         met = "-" if f.met is None else ("yes" if f.met else "NO")
         goal = "-" if f.goal is None else f"{f.goal} {f.unit}"
-        ratio = "-" if f.ratio is None else f"x{f.ratio:.2f}"
+        ratio = "-" if f.ratio is None else f"x{f.ratio:.3g}"
         rows.append((f.module, f.name, _fmt(f.value, f.unit), goal, met, ref, ratio))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [

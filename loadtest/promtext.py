@@ -77,5 +77,7 @@ def total(buckets: Mapping[float, float]) -> float:
 def gauge_sum(s: Scrape, name: str, match: Mapping[str, str] | None = None) -> float:
     m = match or {}
     return sum(
-        v for labels, v in s.get(name, {}).items() if all(dict(labels).get(k) == x for k, x in m.items())
+        v
+        for labels, v in s.get(name, {}).items()
+        if all(dict(labels).get(k) == x for k, x in m.items())
     )

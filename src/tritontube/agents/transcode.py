@@ -201,7 +201,6 @@ class TranscodeRunner:
                 max_file_bytes=self.max_file_bytes,
             )
             plan = _plan(probe, job.ladder or tuple(self.settings.ladder))
-            progress.names = tuple(spec.name for spec in plan)
             await progress.publish(tx.Step.PROBING, 100.0, force=True)
             output = await self.deps.transcoder.transcode(
                 source, scratch / "dash", plan, probe, on_progress=progress.encoding
@@ -388,7 +387,6 @@ class _Progress:
     def __init__(self, runner: TranscodeRunner, job: TranscodeJob) -> None:
         self._runner = runner
         self._job = job
-        self.names: tuple[str, ...] = ()
         self._last_sent = -float("inf")
         self._last_percent = 0.0
 

@@ -46,7 +46,8 @@ def register(app: faust.App, topology: Topology, deps: Deps) -> None:
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+            # A header, not content_type=: aiohttp refuses a charset inside content_type.
+            return self.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/readyz")
     class Ready(View):

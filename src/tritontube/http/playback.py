@@ -15,7 +15,6 @@ ranges. It needs no bearer token: the URL itself is the credential (see ``media_
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import math
@@ -213,12 +212,17 @@ def _page_offset(request: web.Request) -> int:
     if not raw:
         return 0
     try:
+        # ValueError: non-ASCII input, bad base64 (binascii.Error), bad UTF-8, unicode digits.
         value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+        digits = value[2:]
+        if (
+            not (value.startswith("o:") and digits.isascii() and digits.isdigit())
+            or len(value) > 20
+        ):
+            raise ValueError(value)
+        return int(digits)
+    except ValueError:
         raise _invalid("pageToken", "a token from a previous page") from None
-    if not value.startswith("o:") or not value[2:].isdigit():
-        raise _invalid("pageToken", "a token from a previous page")
-    return int(value[2:])
 
 
 def _next_token(offset: int) -> str:

@@ -160,6 +160,10 @@ class OpenSearchIndex:
         except TransportError as exc:
             if exc.status_code in _UNAVAILABLE_STATUSES:
                 raise SearchUnavailable(f"OpenSearch unavailable: {exc}") from exc
+            if exc.error == "index_not_found_exception":
+                # The cluster lost the index (a restarted in-memory backend, a deleted alias):
+                # unavailable until the indexer recreates it, not a server error.
+                raise SearchUnavailable(f"OpenSearch index missing: {exc}") from exc
             raise
 
 

@@ -1,0 +1,188 @@
+"""Issue 4: the transcode pipeline against bare ffmpeg, on a generated 1080p clip.
+
+Three ways to produce the same 1080p/720p/480p H.264 + AAC DASH ladder from one source,
+measured back to back in the same run (wall seconds):
+
+* **pipeline**: our ``FfmpegTranscoder`` as the transcode agent drives it: probe, the one-pass
+  DASH transcode (progress parsing on), the poster frame.
+* **bare one-pass**: a hand-written single ffmpeg command (split + scale + libx264 veryfast
+  with the same bitrates, keyframe grid and DASH muxer). Goal: pipeline / bare <= 1.05.
+* **three runs**: the usual approach, one ffmpeg per rendition (each decodes the source
+  again). Goal: pipeline / three runs <= 0.7.
+
+The object store and the broker are not in these numbers (they would be identical for all
+three); the integration tests cover them.
+
+    python -m benchmarks.transcode_bench [--seconds N] [--full]
+
+Clip length: ``--seconds``, else ``TRITONTUBE_BENCH_TRANSCODE_SECONDS``, else 60 s with
+``--full``/``TRITONTUBE_BENCH_FULL=1`` and 8 s otherwise. A 60 s run takes several minutes
+on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from benchmarks.common import FFMPEG, Figure, at_most, full_mode, make_clip, render_table
+from tritontube.domain.media import LADDER, RenditionSpec, plan_renditions, rendition_sars
+from tritontube.media.ffmpeg import FfmpegTranscoder
+
+SECONDS_ENV = "TRITONTUBE_BENCH_TRANSCODE_SECONDS"
+QUICK_SECONDS = 8.0
+FULL_SECONDS = 60.0
+SEGMENT_SECONDS = 2
+FPS = 30
+MODULE = "transcode"
+
+
+def clip_seconds(quick: bool, override: float | None = None) -> float:
+    if override is not None:
+        return override
+    if os.environ.get(SECONDS_ENV):
+        return float(os.environ[SECONDS_ENV])
+    return QUICK_SECONDS if quick else FULL_SECONDS
+
+
+def _x264(spec: RenditionSpec, index: int | None) -> list[str]:
+    """Rate control of one rendition; ``index`` selects the output stream (one-pass runs)."""
+    suffix = "" if index is None else f":{index}"
+    return [
+        f"-b:v{suffix}",
+        f"{spec.video_bitrate_kbps}k",
+        f"-maxrate{':v' + suffix if suffix else ''}",
+        f"{spec.maxrate_kbps}k",
+        f"-bufsize{':v' + suffix if suffix else ''}",
+        f"{spec.bufsize_kbps}k",
+    ]
+
+
+def _common_video() -> list[str]:
+    gop = FPS * SEGMENT_SECONDS
+    return [
+        "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
+        "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_SECONDS})",
+        "-g", str(2 * gop), "-keyint_min", str(gop), "-sc_threshold", "0",
+    ]  # fmt: skip
+
+
+def _dash(out_dir: Path, adaptation_sets: str) -> list[str]:
+    return [
+        "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
+        "-f", "dash", "-seg_duration", str(SEGMENT_SECONDS), "-use_template", "1",
+        "-use_timeline", "1", "-adaptation_sets", adaptation_sets,
+        str(out_dir / "manifest.mpd"),
+    ]  # fmt: skip
+
+
+def bare_one_pass_argv(source: Path, out_dir: Path, plan: Sequence[RenditionSpec]) -> list[str]:
+    n = len(plan)
+    graph = f"[0:v]split={n}" + "".join(f"[s{i}]" for i in range(n)) + ";"
+    # The same (near-)square SARs as the pipeline: the DASH muxer refuses an adaptation set
+    # whose representations differ in display aspect ratio (854x480 is not exactly 16:9).
+    graph += ";".join(
+        f"[s{i}]scale={spec.width}:{spec.height},"
+        f"setsar=r={sar.numerator}/{sar.denominator}:max={max(sar.numerator, sar.denominator)}"
+        f"[v{i}]"
+        for i, (spec, sar) in enumerate(zip(plan, rendition_sars(plan), strict=True))
+    )
+    argv = [FFMPEG, "-v", "error", "-nostdin", "-y", "-i", str(source), "-filter_complex", graph]
+    argv += _common_video()
+    for i, spec in enumerate(plan):
+        argv += ["-map", f"[v{i}]", *_x264(spec, i)]
+    argv += ["-map", "0:a"]
+    return argv + _dash(out_dir, "id=0,streams=v id=1,streams=a")
+
+
+def single_rendition_argv(source: Path, out_dir: Path, spec: RenditionSpec) -> list[str]:
+    argv = [FFMPEG, "-v", "error", "-nostdin", "-y", "-i", str(source)]
+    argv += ["-vf", f"scale={spec.width}:{spec.height},setsar=1", "-map", "0:v", "-map", "0:a"]
+    argv += [*_common_video(), *_x264(spec, None)]
+    return argv + _dash(out_dir, "id=0,streams=v id=1,streams=a")
+
+
+def _fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def _timed(argv: Sequence[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, check=True, timeout=3600)
+    return time.perf_counter() - started
+
+
+async def _pipeline(source: Path, out_dir: Path) -> tuple[float, int]:
+    transcoder = FfmpegTranscoder(preset="veryfast")
+    started = time.perf_counter()
+    probe = await transcoder.probe(source)
+    plan = plan_renditions(probe, LADDER)
+
+    async def ignore(_: object) -> None:
+        return None
+
+    await transcoder.transcode(source, out_dir / "dash", plan, probe, on_progress=ignore)
+    await transcoder.thumbnail(source, out_dir / "poster.jpg", probe)
+    return time.perf_counter() - started, len(plan)
+
+
+def run(quick: bool, seconds: float | None = None) -> list[Figure]:
+    length = clip_seconds(quick, seconds)
+    work = Path(tempfile.gettempdir()) / "tritontube-bench"
+    source = make_clip(work / f"bench-1080p-{length:g}s.mp4", length, size="1920x1080", rate=FPS)
+    plan = LADDER  # a 1080p source keeps every rung
+    with tempfile.TemporaryDirectory(prefix="transcode-bench-") as tmp:
+        root = Path(tmp)
+        pipeline, rungs = asyncio.run(_pipeline(source, _fresh(root / "pipeline")))
+        bare = _timed(bare_one_pass_argv(source, _fresh(root / "bare"), plan))
+        separate = sum(
+            _timed(single_rendition_argv(source, _fresh(root / f"single-{spec.name}"), spec))
+            for spec in plan
+        )
+    note = f"{length:g} s 1920x1080 {FPS} fps clip, {rungs} renditions"
+    return [
+        Figure(
+            "pipeline vs bare one-pass ffmpeg",
+            pipeline,
+            "s",
+            goal=at_most(1.05 * bare),
+            reference_name="bare one-pass ffmpeg",
+            reference_value=bare,
+            module=MODULE,
+            note=note,
+        ),
+        Figure(
+            "pipeline vs three per-rendition runs",
+            pipeline,
+            "s",
+            goal=at_most(0.7 * separate),
+            reference_name="3 separate ffmpeg runs",
+            reference_value=separate,
+            module=MODULE,
+            note=note,
+        ),
+        Figure("encode speed (pipeline)", length / pipeline, "x", module=MODULE, note=note),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="the issue-sized 60 s clip")
+    parser.add_argument("--seconds", type=float, default=None, help="clip length in seconds")
+    args = parser.parse_args()
+    figures = run(quick=not (args.full or full_mode()), seconds=args.seconds)
+    print(render_table(figures))
+    print(figures[0].note)
+
+
+if __name__ == "__main__":
+    main()

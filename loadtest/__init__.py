@@ -1,0 +1,1 @@
+"""Load scenarios against a running TritonTube stack (``make load``, ``python -m loadtest``)."""

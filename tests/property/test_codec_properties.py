@@ -1,0 +1,121 @@
+"""Properties of the Avro codecs (hypothesis): any valid record round-trips; arbitrary bytes
+never raise anything but CodecError."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import struct
+import types
+import typing
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tritontube.deps import build_deps
+from tritontube.domain import events
+from tritontube.settings import Settings
+from tritontube.streams.codec import MAGIC, CodecError
+from tritontube.streams.records import RECORD_TYPES, EventCodec
+
+CODEC: EventCodec = build_deps(Settings()).codec
+PROFILE = settings(max_examples=150, deadline=None, database=None)
+
+# Avro timestamp-millis: millisecond precision, UTC.
+_TIMES = st.integers(0, 4_000_000_000_000).map(
+    lambda ms: datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+)
+_TEXT = st.text(max_size=40)
+_INT = st.integers(-(2**31), 2**31 - 1)
+_LONG = st.integers(-(2**63), 2**63 - 1)
+_FLOAT = st.floats(allow_nan=False, width=64)
+
+
+def _strategy(hint: Any, name: str) -> st.SearchStrategy[Any]:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        return st.none() | _strategy(inner[0], name)
+    if origin is tuple:
+        return st.lists(_strategy(args[0], name), max_size=3).map(tuple)
+    if hint is str:
+        return _TEXT
+    if hint is int:
+        return _INT if name in _INT_FIELDS else _LONG
+    if hint is float:
+        return _FLOAT
+    if hint is bool:
+        return st.booleans()
+    if hint is bytes:
+        return st.binary(max_size=40)
+    if hint is datetime:
+        return _TIMES
+    if dataclasses.is_dataclass(hint):
+        return _record(hint)
+    raise AssertionError(f"no strategy for {hint!r}")
+
+
+def _int_fields() -> set[str]:
+    """Names of fields declared `int` (32-bit) in any schema; everything else integral is long."""
+    found: set[str] = set()
+    for schema in CODEC.avro.registry.current.values():
+        for f in schema.get("fields", []):
+            t = f["type"]
+            if t == "int" or (isinstance(t, list) and "int" in t):
+                found.add(f["name"])
+    return found
+
+
+_INT_FIELDS = _int_fields()
+
+
+def _record(cls: type[Any]) -> st.SearchStrategy[Any]:
+    hints = typing.get_type_hints(cls, vars(events))
+    return st.builds(cls, **{f.name: _strategy(hints[f.name], f.name)
+                             for f in dataclasses.fields(cls)})  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(RECORD_TYPES))
+def test_every_record_type_round_trips(name: str) -> None:
+    @PROFILE
+    @given(_record(RECORD_TYPES[name]))
+    def check(record: Any) -> None:
+        assert CODEC.decode(CODEC.encode(record)) == record
+
+    check()
+
+
+@PROFILE
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_codec_error(data: bytes) -> None:
+    with contextlib.suppress(CodecError):
+        CODEC.decode(data)
+
+
+_FINGERPRINTS = sorted(CODEC.avro.registry.by_fingerprint)
+
+
+@PROFILE
+@given(st.sampled_from(_FINGERPRINTS), st.binary(max_size=300))
+def test_valid_header_with_garbage_body_raises_only_codec_error(fp: int, body: bytes) -> None:
+    with contextlib.suppress(CodecError):
+        CODEC.decode(struct.pack("<2sQ", MAGIC, fp) + body)
+
+
+@PROFILE
+@given(st.sampled_from(sorted(RECORD_TYPES)), st.data())
+def test_truncated_or_bitflipped_records_raise_only_codec_error(
+    name: str, data: st.DataObject
+) -> None:
+    raw = bytearray(CODEC.encode(data.draw(_record(RECORD_TYPES[name]))))
+    cut = data.draw(st.integers(0, len(raw)))
+    flips = data.draw(st.lists(st.integers(0, max(0, len(raw) - 1)), max_size=4))
+    for i in flips:
+        if i < len(raw):
+            raw[i] ^= 0xFF
+    with contextlib.suppress(CodecError):
+        CODEC.decode(bytes(raw[:cut]))
