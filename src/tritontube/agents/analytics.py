@@ -146,7 +146,7 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
     @app.agent(stats_input, name=STATS_AGENT)
     async def video_stats_agent(stream: StreamT) -> None:
         async for event in stream.events():
-            metrics.EVENTS_CONSUMED.labels(STATS_AGENT, event.message.topic).inc()
+            metrics.observe_consumed(STATS_AGENT, event.message.topic, event.message.timestamp)
             try:
                 record = deps.codec.decode(event.value, expect=STATS_INPUT)
                 if isinstance(record, WatchEvent) and record.kind not in an.KINDS:
@@ -162,7 +162,7 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
     @app.agent(topology.topic(catalogue.WATCH_EVENTS_BY_USER), name=HISTORY_AGENT)
     async def watch_history_agent(stream: StreamT) -> None:
         async for event in stream.events():
-            metrics.EVENTS_CONSUMED.labels(HISTORY_AGENT, event.message.topic).inc()
+            metrics.observe_consumed(HISTORY_AGENT, event.message.topic, event.message.timestamp)
             try:
                 watch = deps.codec.decode(event.value, expect=("WatchEvent",))
             except CodecError as exc:

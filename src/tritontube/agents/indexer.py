@@ -201,7 +201,7 @@ def register(
         changed: dict[str, SearchSource] = {}
         stamps: list[float] = []
         for event in events:
-            metrics.EVENTS_CONSUMED.labels(AGENT_NAME, event.message.topic).inc()
+            metrics.observe_consumed(AGENT_NAME, event.message.topic, event.message.timestamp)
             try:
                 record = deps.codec.decode(event.value, expect=INPUT_RECORDS)
             except CodecError as exc:

@@ -142,7 +142,7 @@ class TranscodeRunner:
     # ---- one event
 
     async def handle(self, event: EventT) -> None:
-        metrics.EVENTS_CONSUMED.labels(AGENT_NAME, event.message.topic).inc()
+        metrics.observe_consumed(AGENT_NAME, event.message.topic, event.message.timestamp)
         try:
             job: TranscodeJob = self.deps.codec.decode(event.value, expect=("TranscodeJob",))
         except CodecError as exc:
