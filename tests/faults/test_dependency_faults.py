@@ -2,7 +2,7 @@
 
 Processes are started by the fixtures and killed here with SIGKILL (``ManagedProcess.kill``).
 Kill -9 of a worker during a transcode is covered by the transcode tests
-(tests/integration/test_transcode_*), not repeated here.
+(tests/integration/test_transcode_agent.py), not repeated here.
 """
 
 from __future__ import annotations
