@@ -142,6 +142,13 @@ class WorkerSettings(_Group):
     data_dir: Path = Field(Path(".tritontube/worker"), description="Faust data directory.")
     web_host: str = Field("127.0.0.1", description="Listen address of the worker web server.")
     web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker web server.")
+    transcode_enabled: bool = Field(
+        True,
+        description=(
+            "Run the transcode agent in this worker. Give every worker of one app id the same "
+            "value; tests that drive transcode events by hand turn it off."
+        ),
+    )
     lag_interval_seconds: float = Field(
         5.0, gt=0, description="How often the worker refreshes its consumer-lag gauges."
     )

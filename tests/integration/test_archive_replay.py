@@ -110,7 +110,11 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     codec: EventCodec,
     tmp_path: Path,
 ) -> None:
+    # Transcode results are produced by hand here: no transcode agent races them.
     settings = make_settings(archive=ArchiveSettings(flush_interval_seconds=0.5))
+    settings = settings.model_copy(
+        update={"worker": settings.worker.model_copy(update={"transcode_enabled": False})}
+    )
     stack = stack_factory(settings)
     bootstrap = settings.kafka.bootstrap_servers
     ids = [f"v{i}" for i in range(VIDEOS)]

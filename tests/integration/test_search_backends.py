@@ -256,6 +256,35 @@ async def test_get_round_trips_the_document(index: SearchIndex) -> None:
     assert await index.get("nope") is None
 
 
+async def test_get_many_returns_the_stored_documents_by_id(index: SearchIndex) -> None:
+    hidden = make_doc("b", "lava", visibility="private", version=3)
+    docs = [make_doc("a", "lava", tags=("x",)), hidden, make_doc("c", "geyser", views=9)]
+    await put(index, *docs)
+    got = await index.get_many(["c", "nope", "a", "b", "a"])
+    assert got == {"a": docs[0], "b": hidden, "c": docs[2]}  # not-searchable ones too
+    assert await index.get_many([]) == {}
+    many = [make_doc(f"m{i}", "bulk", version=2) for i in range(1500)]
+    await put(index, *many)
+    assert len(await index.get_many([d.video_id for d in many])) == 1500
+
+
+async def test_batch_upsert_applies_only_newer_versions(index: SearchIndex) -> None:
+    await put(index, make_doc("a", "old a", version=5), make_doc("b", "old b", version=5))
+    batch = [
+        make_doc("a", "stale a", version=4),
+        make_doc("b", "new b", version=6),
+        make_doc("c", "new c", version=1),
+        make_doc("a", "equal a", version=5),
+    ]
+    assert await put(index, *batch) == 2
+    got = await index.get_many(["a", "b", "c"])
+    assert {k: (d.title, d.version) for k, d in got.items()} == {
+        "a": ("old a", 5),
+        "b": ("new b", 6),
+        "c": ("new c", 1),
+    }
+
+
 async def test_upsert_is_searchable_within_two_seconds(index: SearchIndex) -> None:
     await index.upsert([make_doc("fresh", "geyser")])
     for _ in range(40):

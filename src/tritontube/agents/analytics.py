@@ -8,6 +8,11 @@
 * ``watch-history`` consumes ``watch-events-by-user`` and folds each user's history.
 
 All state is in Faust tables (JSON values); their changelogs make it survive restarts.
+Both agents work on ``take_events`` batches: events are folded one by one, in order, against
+a per-batch cache of the table values (so each event sees the ones before it, exactly as if
+it were alone), and every changed key is written once per batch, attributed to the last
+event that changed it (the changelog partition). Every accepted event still publishes its
+own ``VideoStats`` and its forwarded copy; the batch is acknowledged after all of it.
 Web views (routed to the worker owning the key): ``/users/{user_id}/history``,
 ``/stats/{video_id}`` and ``/trending``.
 """
@@ -15,10 +20,14 @@ Web views (routed to the worker owning the key): ``/users/{user_id}/history``,
 from __future__ import annotations
 
 import json
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import faust
-from faust.types import EventT, StreamT
+from faust.streams import _current_event
+from faust.types import EventT, StreamT, TopicT
 from faust.web import Request, Response, View
 
 from tritontube import metrics
@@ -42,6 +51,8 @@ STATS_AGENT = "video-stats"
 HISTORY_AGENT = "watch-history"
 STATS_INPUT = ("WatchEvent", "VideoState")
 MAX_TRENDING_LIMIT = 200
+BATCH_SIZE = 1000  # events per take_events batch ...
+BATCH_SECONDS = 0.05  # ... or whatever arrived within this long
 
 
 def policy_from(settings: Settings) -> an.AnalyticsPolicy:
@@ -99,10 +110,94 @@ class AnalyticsTables:
         return out
 
 
+@contextmanager
+def attributed_to(event: EventT) -> Iterator[None]:
+    """Table writes made inside are attributed to ``event``.
+
+    Faust takes a table write's changelog partition (and a RocksDB store its partition
+    database) from the stream's current event, which a ``take_events`` batch does not set
+    in the agent's task; a write made on behalf of a batched event sets it explicitly.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+class BatchState:
+    """The analytics table values one batch touches: read once, written once per key.
+
+    Reads see the batch's own earlier writes, so folding events one by one against it is
+    the same as processing them one at a time; :meth:`flush` writes every changed key,
+    attributed to the last event that changed it.
+    """
+
+    def __init__(self, tables: AnalyticsTables) -> None:
+        self._tables = tables
+        self._sessions: dict[str, an.WatchSession | None] = {}
+        self._videos: dict[str, an.VideoAnalytics | None] = {}
+        self._tops: dict[int, tuple[tuple[str, float], ...]] = {}
+        self._dirty_sessions: dict[str, EventT] = {}
+        self._dirty_videos: dict[str, EventT] = {}
+        self._dirty_tops: dict[int, EventT] = {}
+
+    def session(self, video_id: str, user_id: str) -> an.WatchSession | None:
+        key = an.session_key(video_id, user_id)
+        if key not in self._sessions:
+            self._sessions[key] = self._tables.session(video_id, user_id)
+        return self._sessions[key]
+
+    def video(self, video_id: str) -> an.VideoAnalytics | None:
+        if video_id not in self._videos:
+            self._videos[video_id] = self._tables.video(video_id)
+        return self._videos[video_id]
+
+    def top(self, partition: int) -> tuple[tuple[str, float], ...]:
+        if partition not in self._tops:
+            self._tops[partition] = self._tables.top(partition)
+        return self._tops[partition]
+
+    def put_session(self, event: EventT, session: an.WatchSession) -> None:
+        key = an.session_key(session.video_id, session.user_id)
+        self._sessions[key] = session
+        self._dirty_sessions[key] = event
+
+    def put_video(self, event: EventT, stats: an.VideoAnalytics) -> None:
+        self._videos[stats.video_id] = stats
+        self._dirty_videos[stats.video_id] = event
+
+    def put_top(self, event: EventT, partition: int, top: tuple[tuple[str, float], ...]) -> None:
+        self._tops[partition] = top
+        self._dirty_tops[partition] = event
+
+    def flush(self) -> None:
+        t = self._tables
+        for key, event in self._dirty_sessions.items():
+            session = self._sessions[key]
+            if session is not None:
+                with attributed_to(event):
+                    t.sessions[key.encode()] = _dump(an.session_to_dict(session))
+        for video_id, event in self._dirty_videos.items():
+            stats = self._videos[video_id]
+            if stats is not None:
+                with attributed_to(event):
+                    t.videos[video_id.encode()] = _dump(an.stats_to_dict(stats))
+        for partition, event in self._dirty_tops.items():
+            top = self._tops[partition]
+            with attributed_to(event):
+                t.trending[f"p{partition}".encode()] = _dump({"top": [list(x) for x in top]})
+        self._dirty_sessions.clear()
+        self._dirty_videos.clear()
+        self._dirty_tops.clear()
+
+
 def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
     policy = policy_from(settings)
     tables = AnalyticsTables(topology)
     top_k = settings.analytics.trending_top_k
+    stats_topic = topology.topic(catalogue.VIDEO_STATS)
+    by_user_topic = topology.topic(catalogue.WATCH_EVENTS_BY_USER)
     stats_input = app.topic(
         catalogue.WATCH_EVENTS.name,
         catalogue.VIDEO_STATE.name,
@@ -112,40 +207,10 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
         value_serializer="raw",
     )
 
-    async def on_watch(event: EventT, watch: WatchEvent) -> None:
-        stats = tables.video(watch.video_id) or an.VideoAnalytics(video_id=watch.video_id)
-        folded = an.fold_session(
-            tables.session(watch.video_id, watch.user_id), watch, stats.duration_seconds, policy
-        )
-        if folded is None:
-            metrics.WATCH_EVENTS_DUPLICATE.inc()
-            return
-        session, delta = folded
-        stats = an.fold_stats(stats, watch.user_id, delta, policy)
-        tables.sessions[an.session_key(watch.video_id, watch.user_id).encode()] = _dump(
-            an.session_to_dict(session)
-        )
-        tables.videos[watch.video_id.encode()] = _dump(an.stats_to_dict(stats))
-        public = an.to_public(stats, stats.last_event_ms, policy)
-        partition = event.message.partition
-        top = an.update_top(tables.top(partition), watch.video_id, public.trending_score, top_k)
-        tables.trending[f"p{partition}".encode()] = _dump({"top": [list(t) for t in top]})
-        metrics.VIEWS_COUNTED.inc(delta.views)
-        key = watch.video_id.encode()
-        await topology.topic(catalogue.VIDEO_STATS).send(key=key, value=deps.codec.encode(public))
-        await topology.topic(catalogue.WATCH_EVENTS_BY_USER).send(
-            key=watch.user_id.encode(), value=event.value
-        )
-
-    def on_state(state: VideoState) -> None:
-        stats = tables.video(state.video_id) or an.VideoAnalytics(video_id=state.video_id)
-        updated = an.with_duration(stats, state.duration_seconds)
-        if updated is not stats:
-            tables.videos[state.video_id.encode()] = _dump(an.stats_to_dict(updated))
-
-    @app.agent(stats_input, name=STATS_AGENT)
-    async def video_stats_agent(stream: StreamT) -> None:
-        async for event in stream.events():
+    async def on_stats_batch(events: Sequence[EventT]) -> None:
+        batch = BatchState(tables)
+        out: list[tuple[TopicT, bytes, bytes]] = []
+        for event in events:
             metrics.observe_consumed(STATS_AGENT, event.message.topic, event.message.timestamp)
             try:
                 record = deps.codec.decode(event.value, expect=STATS_INPUT)
@@ -155,23 +220,76 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
                 await dead_letter(topology, deps, event, exc)
                 continue
             if isinstance(record, VideoState):
-                on_state(record)
+                on_state(batch, event, record)
             else:
-                await on_watch(event, record)
+                on_watch(batch, event, record, out)
+        batch.flush()
+        for topic, key, value in out:
+            await topic.send(key=key, value=value)
+
+    def on_watch(
+        batch: BatchState,
+        event: EventT,
+        watch: WatchEvent,
+        out: list[tuple[TopicT, bytes, bytes]],
+    ) -> None:
+        stats = batch.video(watch.video_id) or an.VideoAnalytics(video_id=watch.video_id)
+        folded = an.fold_session(
+            batch.session(watch.video_id, watch.user_id), watch, stats.duration_seconds, policy
+        )
+        if folded is None:
+            metrics.WATCH_EVENTS_DUPLICATE.inc()
+            return
+        session, delta = folded
+        stats = an.fold_stats(stats, watch.user_id, delta, policy)
+        batch.put_session(event, session)
+        batch.put_video(event, stats)
+        public = an.to_public(stats, stats.last_event_ms, policy)
+        partition = event.message.partition
+        top = an.update_top(batch.top(partition), watch.video_id, public.trending_score, top_k)
+        batch.put_top(event, partition, top)
+        metrics.VIEWS_COUNTED.inc(delta.views)
+        out.append((stats_topic, watch.video_id.encode(), deps.codec.encode(public)))
+        out.append((by_user_topic, watch.user_id.encode(), event.value))
+
+    def on_state(batch: BatchState, event: EventT, state: VideoState) -> None:
+        stats = batch.video(state.video_id) or an.VideoAnalytics(video_id=state.video_id)
+        updated = an.with_duration(stats, state.duration_seconds)
+        if updated is not stats:
+            batch.put_video(event, updated)
+
+    @app.agent(stats_input, name=STATS_AGENT)
+    async def video_stats_agent(stream: StreamT) -> None:
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):  # type: ignore[attr-defined]
+            await on_stats_batch(events)
 
     @app.agent(topology.topic(catalogue.WATCH_EVENTS_BY_USER), name=HISTORY_AGENT)
     async def watch_history_agent(stream: StreamT) -> None:
-        async for event in stream.events():
-            metrics.observe_consumed(HISTORY_AGENT, event.message.topic, event.message.timestamp)
-            try:
-                watch = deps.codec.decode(event.value, expect=("WatchEvent",))
-            except CodecError as exc:
-                await dead_letter(topology, deps, event, exc)
-                continue
-            before = tables.user_history(watch.user_id)
-            after = an.fold_history(before, watch, policy)
-            if after is not before:
-                tables.history[watch.user_id.encode()] = _dump(an.history_to_dict(after))
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):  # type: ignore[attr-defined]
+            histories: dict[str, an.UserHistory | None] = {}
+            dirty: dict[str, EventT] = {}
+            for event in events:
+                metrics.observe_consumed(
+                    HISTORY_AGENT, event.message.topic, event.message.timestamp
+                )
+                try:
+                    watch = deps.codec.decode(event.value, expect=("WatchEvent",))
+                except CodecError as exc:
+                    await dead_letter(topology, deps, event, exc)
+                    continue
+                user_id = watch.user_id
+                if user_id not in histories:
+                    histories[user_id] = tables.user_history(user_id)
+                before = histories[user_id]
+                after = an.fold_history(before, watch, policy)
+                if after is not before:
+                    histories[user_id] = after
+                    dirty[user_id] = event
+            for user_id, event in dirty.items():
+                history = histories[user_id]
+                if history is not None:
+                    with attributed_to(event):
+                        tables.history[user_id.encode()] = _dump(an.history_to_dict(history))
 
     _register_views(app, deps, tables, policy)
 

@@ -51,6 +51,8 @@ def _faust_app(settings: Settings) -> faust.App:
         web_port=settings.worker.web_port,
         web_in_thread=False,
         producer_acks=-1,
+        # Let the producer batch the agents' changelog and output records (fewer requests).
+        producer_linger=0.005,
         # Faust polls from its own fetcher, but a stalled stream buffer must not make a long
         # transcode look like a dead consumer: allow a whole ffmpeg run between polls.
         broker_max_poll_interval=max(1000.0, settings.transcode.timeout_seconds + 300.0),
@@ -76,7 +78,8 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
 
     worker = WorkerApp(app=app, topology=topology, search=search)
     video_state.register(app, topology, deps, settings)
-    transcode.register(app, topology, deps, settings)
+    if settings.worker.transcode_enabled:
+        transcode.register(app, topology, deps, settings)
     views.register(app, topology, deps)
     archiver.register(app, deps, settings)
     analytics.register(app, topology, deps, settings)

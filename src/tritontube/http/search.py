@@ -189,18 +189,25 @@ async def _worker_json(request: web.Request, path: str) -> dict[str, Any] | None
 
 
 async def _signals(request: web.Request, user: str, seed_id: str | None) -> Signals:
-    history, trending = await asyncio.gather(
+    """History, trending and the anchor's recent viewers, in as few round trips as possible:
+    with a seed its stats are fetched alongside the rest; without one the anchor is the
+    last watched video, known only once the history is in."""
+    seed_stats = _worker_json(request, f"/stats/{seed_id}") if seed_id is not None else None
+    history, trending, stats = await asyncio.gather(
         _worker_json(request, f"/users/{user}/history"),
         _worker_json(request, f"/trending?limit={TRENDING_CANDIDATES}"),
+        seed_stats if seed_stats is not None else _none(),
     )
     entries = list((history or {}).get("entries", []))
-    anchor = seed_id or (entries[0]["videoId"] if entries else None)
-    viewers: list[str] = []
-    if anchor is not None:
-        stats = await _worker_json(request, f"/stats/{anchor}")
-        viewers = [v for v in (stats or {}).get("recentViewers", []) if v != user]
+    if seed_id is None and entries:
+        stats = await _worker_json(request, f"/stats/{entries[0]['videoId']}")
+    viewers = [v for v in (stats or {}).get("recentViewers", []) if v != user]
     scores = {t["videoId"]: float(t["trendingScore"]) for t in (trending or {}).get("videos", [])}
     return Signals(history=entries, seed_viewers=viewers[-COWATCH_VIEWERS:], trending=scores)
+
+
+async def _none() -> None:
+    return None
 
 
 async def _cowatched(request: web.Request, viewers: list[str], exclude: str | None) -> Counter[str]:
@@ -213,11 +220,6 @@ async def _cowatched(request: web.Request, viewers: list[str], exclude: str | No
             if vid != exclude:
                 counts[vid] += 1
     return counts
-
-
-async def _docs(search: SearchIndex, ids: list[str]) -> dict[str, VideoDocument]:
-    found = await asyncio.gather(*(search.get(i) for i in ids))
-    return {d.video_id: d for d in found if d is not None}
 
 
 def _from_doc(
@@ -247,6 +249,10 @@ async def _hits(search: SearchIndex, query: SearchQuery) -> list[SearchHit]:
     return (await search.search(query)).results
 
 
+async def _get(search: SearchIndex, video_id: str | None) -> VideoDocument | None:
+    return None if video_id is None else await search.get(video_id)
+
+
 def _seed_id(request: web.Request) -> str | None:
     raw = request.query.get("videoId")
     if raw is None or raw == "":
@@ -274,17 +280,27 @@ async def recommendations(request: web.Request) -> web.Response:
 async def _recommend(
     request: web.Request, search: SearchIndex, user: str, seed_id: str | None, limit: int
 ) -> dict[str, Any]:
-    seed = await search.get(seed_id) if seed_id else None
+    """Independent reads run concurrently, in three rounds: the seed and the worker's
+    signals; the history's documents, the co-watchers' histories and the tag-free
+    candidate pages; then the tag pages (they need the profile) and the documents of the
+    co-watched and trending videos."""
+    seed, signals = await asyncio.gather(_get(search, seed_id), _signals(request, user, seed_id))
     if (
         seed_id is not None
         and (seed is None or not is_searchable(seed))
         and (seed is None or seed.owner != user)
     ):
         raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
-    signals = await _signals(request, user, seed_id)
     recent_ids = [e["videoId"] for e in signals.history[:HISTORY_FOR_PROFILE]]
-    history_docs, cowatch = await asyncio.gather(
-        _docs(search, recent_ids), _cowatched(request, signals.seed_viewers, seed_id)
+    wide = min(MAX_PAGE_SIZE, max(limit * 2, 20))
+    general = [
+        SearchQuery(q="", sort="views", page_size=wide),
+        SearchQuery(q="", sort="recent", page_size=min(MAX_PAGE_SIZE, limit)),
+    ]
+    history_docs, cowatch, general_pages = await asyncio.gather(
+        search.get_many(recent_ids),
+        _cowatched(request, signals.seed_viewers, seed_id),
+        asyncio.gather(*(_hits(search, q) for q in general)),
     )
     affinity = recommend.tag_affinity(history_docs[i].tags for i in recent_ids if i in history_docs)
     profile = recommend.Profile(
@@ -294,13 +310,14 @@ async def _recommend(
         finished=frozenset(e["videoId"] for e in signals.history if e.get("completed")),
         watched=frozenset(e["videoId"] for e in signals.history),
     )
-    candidates = await _candidates(search, profile, signals, cowatch, limit)
+    candidates, shown = await _candidates(
+        search, profile, signals, cowatch, wide, list(general_pages)
+    )
     ranked = recommend.rank(candidates, profile, limit)
-    docs = await _docs(search, [s.candidate.video_id for s in ranked])
     results = [
-        {**_doc_json(docs[s.candidate.video_id]), "score": s.score, "reasons": list(s.reasons)}
+        {**shown[s.candidate.video_id], "score": s.score, "reasons": list(s.reasons)}
         for s in ranked
-        if s.candidate.video_id in docs
+        if s.candidate.video_id in shown
     ]
     return {"results": results, "coldStart": profile.is_cold}
 
@@ -310,28 +327,34 @@ async def _candidates(
     profile: recommend.Profile,
     signals: Signals,
     cowatch: Counter[str],
-    limit: int,
-) -> list[recommend.Candidate]:
+    wide: int,
+    general_pages: list[list[SearchHit]],
+) -> tuple[list[recommend.Candidate], dict[str, dict[str, Any]]]:
+    """The candidates and, by id, how each is shown (from the page or document it came from)."""
     tags = list(profile.seed_tags)[:TAG_QUERIES]
     tags += [
         t for t, _ in sorted(profile.tag_affinity.items(), key=lambda kv: -kv[1]) if t not in tags
     ][: max(0, TAG_QUERIES - len(tags))]
-    wide = min(MAX_PAGE_SIZE, max(limit * 2, 20))
     queries = [SearchQuery(q="", tags=(t,), sort="views", page_size=wide) for t in tags]
-    queries.append(SearchQuery(q="", sort="views", page_size=wide))
-    queries.append(SearchQuery(q="", sort="recent", page_size=min(MAX_PAGE_SIZE, limit)))
     by_id = [v for v, _ in cowatch.most_common(COWATCH_CANDIDATES)]
     by_id += [v for v in signals.trending if v not in by_id]
-    pages, docs = await asyncio.gather(
-        asyncio.gather(*(_hits(search, q) for q in queries)), _docs(search, by_id)
+    tag_pages, docs = await asyncio.gather(
+        asyncio.gather(*(_hits(search, q) for q in queries)), search.get_many(by_id)
     )
-    out = [_from_hit(h, signals.trending) for page in pages for h in page]
-    out += [
-        _from_doc(d, signals.trending, cowatch.get(d.video_id, 0))
-        for d in docs.values()
-        if is_searchable(d)
-    ]
-    return out
+    hits = [h for page in [*tag_pages, *general_pages] for h in page]
+    out = [_from_hit(h, signals.trending) for h in hits]
+    shown = {h.video_id: _hit_display(h) for h in hits}
+    for d in docs.values():
+        if is_searchable(d):
+            out.append(_from_doc(d, signals.trending, cowatch.get(d.video_id, 0)))
+            shown[d.video_id] = _doc_json(d)
+    return out, shown
+
+
+def _hit_display(hit: SearchHit) -> dict[str, Any]:
+    shown = hit_json(hit)
+    del shown["score"]
+    return shown
 
 
 def _doc_json(doc: VideoDocument) -> dict[str, Any]:

@@ -131,6 +131,15 @@ class OpenSearchIndex:
             return None
         return from_source(response["_source"])
 
+    async def get_many(self, video_ids: Sequence[str]) -> dict[str, VideoDocument]:
+        ids = list(dict.fromkeys(video_ids))
+        if not ids:
+            return {}
+        response = await self._call(self._client.mget(index=self._name, body={"ids": ids}))
+        return {
+            doc["_id"]: from_source(doc["_source"]) for doc in response["docs"] if doc.get("found")
+        }
+
     async def search(self, query: SearchQuery) -> SearchPage:
         cursor = self._codec.decode(query)
         return paginate(self._codec, query, await self._rows_after(query, cursor))

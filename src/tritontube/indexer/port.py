@@ -48,6 +48,10 @@ class SearchIndex(Protocol):
     async def get(self, video_id: str) -> VideoDocument | None:
         """The stored document (searchable or not), or None."""
 
+    async def get_many(self, video_ids: Sequence[str]) -> dict[str, VideoDocument]:
+        """The stored documents (searchable or not) of those ids that exist, by id; one
+        round trip however many ids."""
+
     async def search(self, query: SearchQuery) -> SearchPage:
         """One page of READY + public results; raises InvalidQueryError on a bad token."""
 

@@ -47,6 +47,7 @@ TEXT_FIELDS: Final = (("title", 3.0), ("description", 1.0), ("tags_text", 1.0))
 EXACT_BOOST: Final = 2.0
 SORT_FIELDS: Final = {"views": "views", "recent": "recent_ms"}
 _MIN_BATCH: Final = 64
+_MAX_TERMS: Final = 1024  # ids per term-set query (one document per id)
 
 Row = tuple[SortKey, SearchHit]
 
@@ -134,11 +135,11 @@ class TantivyIndex:
 
     def _upsert(self, docs: Sequence[VideoDocument]) -> int:
         index, writer = self._opened(), self._open_writer()
-        searcher = index.searcher()
+        stored = self._stored_many(index.searcher(), [doc.video_id for doc in docs])
         applied = 0
         for doc in docs:
-            stored = self._stored(searcher, doc.video_id)
-            if stored is not None and doc.version <= stored.version:
+            old = stored.get(doc.video_id)
+            if old is not None and doc.version <= old.version:
                 continue
             writer.delete_documents_by_term("video_id", doc.video_id)
             writer.add_document(self._to_tantivy(doc))
@@ -183,12 +184,31 @@ class TantivyIndex:
         index = self._opened()
         return await asyncio.to_thread(lambda: self._stored(index.searcher(), video_id))
 
+    async def get_many(self, video_ids: Sequence[str]) -> dict[str, VideoDocument]:
+        if not video_ids:
+            return {}
+        index, ids = self._opened(), list(dict.fromkeys(video_ids))
+        return await asyncio.to_thread(lambda: self._stored_many(index.searcher(), ids))
+
     def _stored(self, searcher: tantivy.Searcher, video_id: str) -> VideoDocument | None:
         query = tantivy.Query.term_query(self._schema, "video_id", video_id)
         hits = searcher.search(query, 1, count=False).hits
         if not hits:
             return None
         return _from_tantivy(searcher.doc(hits[0][1]))
+
+    def _stored_many(
+        self, searcher: tantivy.Searcher, video_ids: list[str]
+    ) -> dict[str, VideoDocument]:
+        """The stored documents of ``video_ids`` (unique), by id, in one term-set query."""
+        out: dict[str, VideoDocument] = {}
+        for start in range(0, len(video_ids), _MAX_TERMS):
+            chunk = video_ids[start : start + _MAX_TERMS]
+            query = tantivy.Query.term_set_query(self._schema, "video_id", chunk)
+            for _, address in searcher.search(query, len(chunk), count=False).hits:
+                doc = _from_tantivy(searcher.doc(address))
+                out[doc.video_id] = doc
+        return out
 
     async def search(self, query: SearchQuery) -> SearchPage:
         cursor = self._codec.decode(query)
@@ -282,36 +302,44 @@ def _scan(
     """The first ``want`` rows after the cursor, ordered (key desc, video_id asc).
 
     Hits arrive ordered by key desc with ties in arbitrary order; once a batch ends on
-    a key below the want-th best row kept, no unseen hit can enter the result.
+    a key below the want-th best row kept, no unseen hit can enter the result. A tie group
+    can be long (every video with 0 views), so the scan reads only each hit's id and
+    decodes the full documents of the rows it returns.
     """
-    rows: list[Row] = []
+    keys: list[tuple[SortKey, str, tantivy.DocAddress]] = []
     batch = max(want * 2, _MIN_BATCH)
     offset = 0
     while True:
         hits = searcher.search(
             query, batch, count=False, order_by_field=order_field, offset=offset
         ).hits
-        rows.extend(_rows_after(searcher, hits, order_field, cursor))
-        rows.sort(key=lambda row: (-row[0], row[1].video_id))
-        del rows[want:]  # a dropped row is beaten by ``want`` rows already; later hits rank lower
-        if len(hits) < batch:
-            return rows[:want]
-        if len(rows) >= want and hits[-1][0] < rows[want - 1][0]:
-            return rows[:want]
+        keys.extend(_keys_after(searcher, hits, cursor))
+        keys.sort(key=lambda k: (-k[0], k[1]))
+        del keys[want:]  # a dropped row is beaten by ``want`` rows already; later hits rank lower
+        if len(hits) < batch or (len(keys) >= want and hits[-1][0] < keys[want - 1][0]):
+            break
         offset += batch
+    return [
+        (key, to_hit(_from_tantivy(searcher.doc(address)), _score(key, order_field)))
+        for key, _, address in keys[:want]
+    ]
 
 
-def _rows_after(
+def _keys_after(
     searcher: tantivy.Searcher,
     hits: list[tuple[SortKey, tantivy.DocAddress]],
-    order_field: str | None,
     cursor: Cursor | None,
-) -> list[Row]:
-    rows: list[Row] = []
+) -> list[tuple[SortKey, str, tantivy.DocAddress]]:
+    out: list[tuple[SortKey, str, tantivy.DocAddress]] = []
     for key, address in hits:
-        doc = _from_tantivy(searcher.doc(address))
-        if cursor is not None and not cursor.precedes(key, doc.video_id):
+        video_id = searcher.doc(address).get_first("video_id")
+        if not isinstance(video_id, str):
+            raise TypeError("stored document has no video_id")
+        if cursor is not None and not cursor.precedes(key, video_id):
             continue
-        score = None if order_field is not None else float(key)
-        rows.append((key, to_hit(doc, score)))
-    return rows
+        out.append((key, video_id, address))
+    return out
+
+
+def _score(key: SortKey, order_field: str | None) -> float | None:
+    return None if order_field is not None else float(key)
