@@ -26,9 +26,12 @@ setup: $(STAMP) $(NODE_STAMP)
 dev: setup
 	TRITONTUBE_KAFKA__EMBEDDED_BROKER_COMPAT=true $(VENV)/bin/tritontube dev
 
-## Run the whole test suite (starts and stops the real local services itself).
+## Run the whole test suite (starts and stops the real local services itself), after the
+## linters and the type checker.
 test: SYSTEM_DEPS_FLAGS = --browser
 test: setup
+	$(VENV)/bin/ruff check src tests benchmarks loadtest examples
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -27,7 +27,7 @@ from typing import Any
 
 import faust
 from faust.streams import _current_event
-from faust.types import EventT, StreamT, TopicT
+from faust.types import EventT, StreamT, TableT, TopicT
 from faust.web import Request, Response, View
 
 from tritontube import metrics
@@ -73,7 +73,7 @@ def _dump(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _get(table: faust.Table, key: str) -> dict[str, Any] | None:
+def _get(table: TableT[Any, Any], key: str) -> dict[str, Any] | None:
     raw = table.get(key.encode())
     return None if raw is None else dict(json.loads(raw))
 

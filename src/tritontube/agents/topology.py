@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import faust
-from faust.types import TopicT
+from faust.types import TableT, TopicT
 
 from tritontube.settings import Settings
 from tritontube.streams import catalogue
@@ -58,8 +59,8 @@ class Topology:
     topics: dict[str, TopicT]
     dlqs: dict[str, TopicT]
     video_state_input: TopicT
-    video_state: faust.Table  # type: ignore[type-arg]
-    tables: dict[str, faust.Table] = field(default_factory=dict)  # type: ignore[type-arg]
+    video_state: TableT[Any, Any]
+    tables: dict[str, TableT[Any, Any]] = field(default_factory=dict)
 
     def topic(self, spec: TopicSpec) -> TopicT:
         return self.topics[spec.name]
@@ -105,7 +106,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
 
 def _bytes_table(
     app: faust.App, settings: Settings, name: str, help_text: str, *, use_partitioner: bool
-) -> faust.Table:  # type: ignore[type-arg]
+) -> TableT[Any, Any]:
     return app.Table(
         name,
         key_type=bytes,

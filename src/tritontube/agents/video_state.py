@@ -40,7 +40,7 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
     ladder = tuple(settings.transcode.ladder)
 
     @app.agent(topology.video_state_input, name=AGENT_NAME)
-    async def video_state_agent(stream: StreamT) -> None:  # type: ignore[type-arg]
+    async def video_state_agent(stream: StreamT) -> None:
         async for event in stream.events():
             metrics.observe_consumed(AGENT_NAME, event.message.topic, event.message.timestamp)
             try:

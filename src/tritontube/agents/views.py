@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.tables.manager import TableManager
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -32,7 +33,7 @@ def is_ready(app: faust.App) -> bool:
     return (
         not app.rebalancing
         and bool(app.consumer.assignment())
-        and app.tables.recovery.completed.is_set()
+        and cast(TableManager, app.tables).recovery.completed.is_set()
         and not app.in_recovery
     )
 
@@ -75,9 +76,10 @@ def register(app: faust.App, topology: Topology, deps: Deps) -> None:
         async def get(self, request: Request, video_id: str) -> Response:
             if not is_ready(app):
                 return self.json({"error": "worker is recovering tables"}, status=503)
-            return await self.routed(request, video_id=video_id)
+            routed = cast(Any, self.routed)  # table_route's wrapper forwards the match info
+            return cast(Response, await routed(request, video_id=video_id))
 
-        @app.table_route(table=topology.video_state, match_info="video_id")
+        @app.table_route(table=topology.video_state, match_info="video_id")  # type: ignore[arg-type]
         async def routed(self, request: Request, video_id: str) -> Response:
             state = video_state.read_state(topology, deps, video_id)
             if state is None:

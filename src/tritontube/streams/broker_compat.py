@@ -38,13 +38,13 @@ def apply() -> None:
     if is_applied():
         return
     _patched._tritontube_compat = True  # type: ignore[attr-defined]
-    Fetcher._proc_offset_request = _patched  # type: ignore[method-assign]
+    Fetcher._proc_offset_request = _patched
     log.info("embedded broker compatibility: ListOffsets LATEST corrected by Fetch high watermark")
 
 
 def remove() -> None:
     """Undo :func:`apply` (tests use this to show the defect)."""
-    Fetcher._proc_offset_request = _ORIGINAL  # type: ignore[method-assign]
+    Fetcher._proc_offset_request = _ORIGINAL
 
 
 def is_applied() -> bool:

@@ -49,7 +49,7 @@ def schema_dir() -> Path:
 
 
 def schema_fingerprint(parsed: Mapping[str, Any]) -> int:
-    canonical = to_parsing_canonical_form(parsed)
+    canonical = to_parsing_canonical_form(dict(parsed))
     return int(fingerprint(canonical, "CRC-64-AVRO"), 16)
 
 

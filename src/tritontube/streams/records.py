@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from functools import cache
 from typing import Any, TypeVar, get_args, get_origin
 
 from tritontube.domain import events
@@ -48,9 +47,15 @@ def to_avro(obj: Any) -> Any:
     return obj
 
 
-@cache
+_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
 def _hints(cls: type[Any]) -> dict[str, Any]:
-    return typing.get_type_hints(cls, vars(events))
+    """Resolved type hints of a domain dataclass (computed once per class)."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls, vars(events))
+    return hints
 
 
 def from_avro(cls: type[T], value: dict[str, Any]) -> T:
