@@ -58,6 +58,7 @@ def build_deps(settings: Settings) -> Deps:
             ffprobe_path=t.ffprobe,
             timeout_seconds=t.timeout_seconds,
             memory_limit_bytes=t.memory_limit_bytes,
+            niceness=t.niceness,
         ),
         _s3=s3,
     )

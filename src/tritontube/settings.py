@@ -195,6 +195,12 @@ class TranscodeSettings(_Group):
     max_pixels: int = Field(4096 * 2304, gt=0, description="Largest accepted source frame size.")
     memory_limit_bytes: int = Field(4 * 1024**3, gt=0, description="ffmpeg address-space ceiling.")
     scratch_dir: Path | None = Field(None, description="Temporary directory; None = system tmp.")
+    niceness: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU niceness of ffmpeg children: encodes yield to event processing.",
+    )
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable.")
     ffprobe: str = Field("ffprobe", description="ffprobe executable.")
 

@@ -471,3 +471,18 @@ async def test_output_directory_must_be_empty(
 def _no_leftover_ffmpeg(tmp_path: Path) -> Iterator[None]:
     yield
     assert processes_mentioning(str(tmp_path)) == []
+
+
+async def test_children_run_at_the_configured_niceness(tmp_path: Path) -> None:
+    """ffmpeg/ffprobe yield the CPU to the event path: every child runs niced."""
+    record = tmp_path / "nice.txt"
+    fake_probe = tmp_path / "ffprobe"
+    # Wait a moment (the priority is set right after spawn), then record our niceness.
+    fake_probe.write_text(f"#!/bin/sh\nsleep 0.3\nps -o ni= -p $$ > {record}\nexit 1\n")
+    fake_probe.chmod(0o755)
+    source = tmp_path / "source.mp4"
+    source.write_bytes(b"\0" * 1024)
+    transcoder = FfmpegTranscoder(ffprobe_path=str(fake_probe), niceness=7)
+    with pytest.raises(MediaError):
+        await transcoder.probe(source)
+    assert int(record.read_text().strip()) == 7

@@ -148,6 +148,16 @@ async def _pump_lines(stream: asyncio.StreamReader, on_line: LineHandler | None)
             await on_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
 
 
+def _lower_priority(pid: int, niceness: int) -> None:
+    """Encodes yield the CPU to the event path (agents, API) on a shared machine.
+
+    Set right after spawn, before ffmpeg starts its encoder threads (which inherit it)."""
+    if niceness <= 0:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.setpriority(os.PRIO_PROCESS, pid, niceness)
+
+
 def _limit_memory(pid: int, limit_bytes: int | None) -> None:
     if limit_bytes is None:
         return
@@ -167,6 +177,7 @@ async def _run(
     timeout: float,
     memory_limit_bytes: int | None,
     on_stdout_line: LineHandler | None = None,
+    niceness: int = 0,
 ) -> _Completed:
     """Run argv to completion; kill its process group on timeout, error or cancellation.
 
@@ -181,6 +192,7 @@ async def _run(
         start_new_session=True,
     )
     _limit_memory(proc.pid, memory_limit_bytes)
+    _lower_priority(proc.pid, niceness)
     if proc.stdout is None or proc.stderr is None:  # pragma: no cover - PIPE always sets them
         raise RuntimeError("subprocess pipes were not created")
     tail = _Tail(_STDERR_TAIL_BYTES)
@@ -599,7 +611,8 @@ class FfmpegTranscoder:
     ``timeout_seconds`` bounds each transcode (wall clock); ``probe_timeout_seconds``
     bounds ffprobe and thumbnail runs. ``memory_limit_bytes`` is the RLIMIT_AS of every
     child (None: no limit). ``threads`` is passed as ``-threads`` to each encoder and as
-    ``-filter_complex_threads`` (None: ffmpeg's own choice).
+    ``-filter_complex_threads`` (None: ffmpeg's own choice). ``niceness`` lowers the CPU
+    priority of every child so encoding never starves the event-processing path.
     """
 
     def __init__(
@@ -615,6 +628,7 @@ class FfmpegTranscoder:
         segment_seconds: int = 2,
         max_frame_rate: float = 60.0,
         input_formats: Sequence[str] = DEFAULT_INPUT_FORMATS,
+        niceness: int = 10,
     ) -> None:
         if timeout_seconds <= 0 or probe_timeout_seconds <= 0:
             raise ValueError("timeouts must be positive")
@@ -630,6 +644,7 @@ class FfmpegTranscoder:
         self._segment_seconds = segment_seconds
         self._max_frame_rate = max_frame_rate
         self._input_formats = ",".join(input_formats)
+        self._niceness = niceness
 
     # ---- probe
 
@@ -661,6 +676,7 @@ class FfmpegTranscoder:
             argv,
             timeout=self._probe_timeout,
             memory_limit_bytes=self._memory_limit,
+            niceness=self._niceness,
             on_stdout_line=collect,
         )
         if done.returncode != 0:
@@ -698,6 +714,7 @@ class FfmpegTranscoder:
             argv,
             timeout=self._timeout,
             memory_limit_bytes=self._memory_limit,
+            niceness=self._niceness,
             on_stdout_line=forwarder.feed if forwarder is not None else None,
         )
         if done.returncode != 0:
@@ -802,7 +819,12 @@ class FfmpegTranscoder:
             "-y",
             f"file:{out_path}",
         ]
-        done = await _run(argv, timeout=self._probe_timeout, memory_limit_bytes=self._memory_limit)
+        done = await _run(
+            argv,
+            timeout=self._probe_timeout,
+            memory_limit_bytes=self._memory_limit,
+            niceness=self._niceness,
+        )
         if done.returncode != 0:
             raise _failure(done, FailureReason.TRANSCODE_FAILED)
 
