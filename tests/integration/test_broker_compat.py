@@ -74,3 +74,24 @@ async def test_seek_to_end_lands_after_the_last_record(no_compat: None, batched_
         assert await consumer.position(tp) == 7
     finally:
         await consumer.stop()
+
+
+async def test_every_consumer_fetch_wait_is_capped_with_the_fix(
+    no_compat: None, batched_topic: str
+) -> None:
+    """Tansu holds a multi-partition Fetch for its whole wait: consumers must not ask for long."""
+
+    async def fetch_wait() -> int:
+        consumer = AIOKafkaConsumer(
+            TOPIC, bootstrap_servers=batched_topic, fetch_max_wait_ms=1500, group_id=None
+        )
+        await consumer.start()
+        try:
+            await consumer.getmany(timeout_ms=200)
+            return int(consumer._fetcher._fetch_max_wait_ms)
+        finally:
+            await consumer.stop()
+
+    assert await fetch_wait() == 1500
+    broker_compat.apply()
+    assert await fetch_wait() == broker_compat.MAX_FETCH_WAIT_MS

@@ -33,14 +33,24 @@ class WorkerClient:
             raise WorkerUnavailableError(str(exc) or type(exc).__name__) from exc
 
     async def wait_for(
-        self, video_id: str, predicate: Any, timeout: float = 5.0, interval: float = 0.05
+        self,
+        video_id: str,
+        predicate: Any,
+        timeout: float = 5.0,
+        interval: float = 0.02,
+        max_interval: float = 0.25,
     ) -> dict[str, Any] | None:
-        """Poll until ``predicate(state)`` holds; the last state seen otherwise."""
+        """Poll until ``predicate(state)`` holds; the last state seen otherwise.
+
+        The interval doubles up to ``max_interval``: a fold is usually visible within a few
+        milliseconds, and many concurrent waiters must not flood the worker with reads.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         state = await self.video_state(video_id)
         while not predicate(state) and loop.time() < deadline:
             await asyncio.sleep(interval)
+            interval = min(interval * 2, max_interval)
             state = await self.video_state(video_id)
         return state
 
