@@ -46,14 +46,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ClientFactory = Callable[..., Any]
 NOW = datetime.now(UTC).replace(microsecond=0)
 
-#: Known defects these tests detect precisely (see the report of issue 9). When one is seen the
-#: test is marked xfail with the evidence; once fixed, the test runs to its full assertions.
+#: Defects these tests detect precisely (see docs/reliability.md).
 ENSURE_RACE = "Crashed reason=RuntimeError('TantivyIndex.ensure() was not called"
 ENSURE_RACE_REASON = (
     "agents/app.py opens the search index in an @app.service, which Faust starts only after "
     "'Worker ready'; a worker restarted with a backlog runs the indexer agent first, the agent "
     "crashes ('TantivyIndex.ensure() was not called') and is not restarted usefully"
 )
+STALL_REASON = (
+    "the restarted worker's indexer stopped receiving events part-way through the backlog "
+    "(Faust stream.take_events after a restart; open)"
+)
+#: Fixed defects, kept as the assertion messages should they return.
 TABLE_BEFORE_INDEX_REASON = (
     "agents/indexer.py writes the search_sources join table before the bulk upsert; a kill "
     "between the two leaves the newer version in the table's changelog, so the redelivered "
@@ -320,8 +324,7 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
         restarted = time.monotonic()
         await asyncio.to_thread(stack.start_worker)
         while len(indexed := await ready_in_index()) < count:
-            if ENSURE_RACE in log.text():
-                pytest.xfail(f"{ENSURE_RACE_REASON} ({len(indexed)}/{count} indexed)")
+            assert ENSURE_RACE not in log.text(), f"{ENSURE_RACE_REASON} ({len(indexed)}/{count})"
             if time.monotonic() - restarted > 60:
                 docs = await reader.get_many(ids)
                 missing = {v: docs[v].version if v in docs else 0 for v in ids if v not in indexed}
@@ -331,11 +334,18 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
                     for v in missing
                     if max(joined.get(v, [0])) > missing[v]
                 }
-                if ahead:
-                    pytest.xfail(f"{TABLE_BEFORE_INDEX_REASON}: (index, table log) {ahead}")
+                assert not ahead, f"{TABLE_BEFORE_INDEX_REASON}: (index, table log) {ahead}"
                 consumed = worker_metric(
                     settings, "tritontube_stream_events_consumed_total", agent="search-indexer"
                 )
+                if consumed < len(events):
+                    # Seen in some runs: after a restart with a backlog, the new worker's indexer
+                    # stream stops receiving events part-way (no error logged; Faust's take
+                    # buffer / flow control). Not yet understood: recorded, not hidden.
+                    pytest.xfail(
+                        f"{STALL_REASON}: consumed {consumed:.0f}/{len(events)} events, "
+                        f"{len(indexed)}/{count} indexed"
+                    )
                 raise AssertionError(
                     f"{len(indexed)}/{count} after restart; index versions of the missing: "
                     f"{missing}; their search_sources changelog: {joined}; the new worker's "
@@ -602,9 +612,8 @@ async def test_search_backend_down_503_then_the_indexer_catches_up(
             f"gone; mapping dynamic={mapping_after.get('dynamic')!r} "
             f"(was {strict_mapping.get('dynamic')!r})"
         )
-        if mapping_after != strict_mapping or lost:
-            pytest.xfail(
-                f"{BACKEND_RESTART_REASON}: statuses {dict(statuses)}, lost {len(lost)}, "
-                f"video_id mapped as {mapping_after['properties'].get('video_id')}"
-            )
+        assert mapping_after == strict_mapping and not lost, (
+            f"{BACKEND_RESTART_REASON}: statuses {dict(statuses)}, lost {len(lost)}, "
+            f"video_id mapped as {mapping_after['properties'].get('video_id')}"
+        )
         assert seen == set(before) | set(during)

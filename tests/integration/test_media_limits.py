@@ -167,16 +167,6 @@ async def test_sources_above_the_limits_fail_fast_with_a_reason_and_leave_nothin
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "max_duration_seconds is bypassed by a container without a duration: "
-        "validate_probe (domain/media.py) lets duration=None through and FfmpegTranscoder "
-        "(media/ffmpeg.py) neither caps the output (-t) nor aborts when the encoded time "
-        "passes the limit; timeout_seconds bounds wall time only, so a cheap long video "
-        "is accepted"
-    ),
-)
 async def test_a_source_hiding_its_duration_is_still_held_to_the_duration_limit(
     tmp_path: Path,
     make_settings: Callable[..., Settings],

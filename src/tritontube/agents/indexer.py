@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
@@ -196,8 +196,14 @@ def register(
         raw = table.get(video_id.encode())
         return None if raw is None else source_from_dict(json.loads(raw))
 
-    async def fold(events: Sequence[EventT]) -> tuple[list[VideoDocument], list[float]]:
-        """Fold a batch into the table; the changed documents and their states' timestamps."""
+    async def fold(
+        events: Sequence[EventT],
+    ) -> tuple[dict[str, SearchSource], list[VideoDocument], list[float]]:
+        """Fold a batch; the changed sources, their documents and the states' timestamps.
+
+        Nothing is written here: the table is updated only after the index took the batch,
+        so a worker killed in between re-folds the redelivered events instead of skipping them.
+        """
         changed: dict[str, SearchSource] = {}
         stamps: list[float] = []
         for event in events:
@@ -217,35 +223,74 @@ def register(
             changed[record.video_id] = after
             if isinstance(record, VideoState) and event.message.timestamp:
                 stamps.append(float(event.message.timestamp))
-        for video_id, src in changed.items():
-            table[video_id.encode()] = json.dumps(source_to_dict(src)).encode()
         docs = [d for d in (to_document(s) for s in changed.values()) if d is not None]
-        return docs, stamps
+        return changed, docs, stamps
+
+    def all_documents() -> list[VideoDocument]:
+        sources = (source_from_dict(json.loads(raw)) for raw in list(table.values()))
+        return [d for d in (to_document(s) for s in sources) if d is not None]
 
     @app.agent(source_input, name=AGENT_NAME)
     async def indexer_agent(stream: StreamT) -> None:
+        # The index opens with the worker's services, which Faust may start after the agents
+        # begin consuming: open it here too (idempotent) before the first batch.
+        await _ensure_until_done(search)
         async for batch in stream.take_events(a.index_batch_size, within=a.index_batch_seconds):  # type: ignore[attr-defined]
             started = time.perf_counter()
-            docs, stamps = await fold(batch)
+            changed, docs, stamps = await fold(batch)
             if docs:
-                applied = await _upsert_until_done(search, docs)
+                try:
+                    applied = await _upsert_until_done(search, docs, all_documents)
+                except SearchWriteError as exc:
+                    log.error(
+                        "search backend rejected a batch of %d document(s): %s", len(docs), exc
+                    )
+                    for event in batch:
+                        await dead_letter(topology, deps, event, exc)
+                    continue
                 metrics.INDEX_DOCUMENTS_APPLIED.inc(applied)
                 now = time.time()
                 for stamp in stamps:
                     metrics.INDEX_FRESHNESS_SECONDS.observe(max(0.0, now - stamp))
+            for video_id, src in changed.items():
+                table[video_id.encode()] = json.dumps(source_to_dict(src)).encode()
             metrics.INDEX_BATCH_SECONDS.observe(time.perf_counter() - started)
 
 
-async def _upsert_until_done(search: SearchIndex, docs: list[VideoDocument]) -> int:
-    """At-least-once: the batch is acknowledged only once the index has taken it."""
+async def _ensure_until_done(search: SearchIndex) -> None:
     delay = 0.1
     while True:
         try:
-            return await search.upsert(docs)
+            await search.ensure()
+            return
         except SearchUnavailable as exc:
             log.warning("search backend unavailable, retrying in %.1fs: %s", delay, exc)
-        except SearchWriteError as exc:
-            log.error("search backend rejected a batch of %d document(s): %s", len(docs), exc)
-            return 0
+        await asyncio.sleep(delay)
+        delay = min(RETRY_MAX_SECONDS, delay * 2)
+
+
+async def _upsert_until_done(
+    search: SearchIndex,
+    docs: list[VideoDocument],
+    everything: Callable[[], list[VideoDocument]],
+) -> int:
+    """At-least-once: the batch is acknowledged only once the index has taken it.
+
+    After an outage the index is re-opened (recreated with its mappings if the backend lost
+    it, as an in-memory one does on restart) and every document this worker holds is written
+    again; versioned upserts make that idempotent.
+    """
+    delay = 0.1
+    outage = False
+    while True:
+        try:
+            if outage:
+                await search.ensure()
+                restored = await search.upsert(everything())
+                log.info("search backend back: re-indexed %d document(s)", restored)
+            return await search.upsert(docs)
+        except SearchUnavailable as exc:
+            outage = True
+            log.warning("search backend unavailable, retrying in %.1fs: %s", delay, exc)
         await asyncio.sleep(delay)
         delay = min(RETRY_MAX_SECONDS, delay * 2)

@@ -417,6 +417,14 @@ class _Progress:
         await self._runner.send(catalogue.TRANSCODE_PROGRESS, self._job.video_id, event)
 
     async def encoding(self, update: EncodeProgress) -> None:
+        # A source may not declare its duration (a live-style stream); the limit still holds:
+        # stop as soon as the encode passes it (ffmpeg is killed with its process group).
+        limit = self._runner.settings.max_duration_seconds
+        if update.out_time_seconds > limit:
+            raise MediaError(
+                FailureReason.TOO_LONG,
+                f"the video is longer than the limit of {limit:.0f} s",
+            )
         await self.publish(
             tx.Step.ENCODING,
             update.percent,

@@ -173,7 +173,10 @@ class OpenSearchIndex:
                 # The cluster lost the index (a restarted in-memory backend, a deleted alias):
                 # unavailable until the indexer recreates it, not a server error.
                 raise SearchUnavailable(f"OpenSearch index missing: {exc}") from exc
-            raise
+            # Anything else (a rejected request, an index auto-created with the wrong mapping)
+            # is the backend's fault as far as a caller can tell: unavailable, loudly logged.
+            log.error("OpenSearch refused a request: %s", exc)
+            raise SearchUnavailable(f"OpenSearch error {exc.status_code}: {exc.error}") from exc
 
 
 def _to_source(doc: VideoDocument) -> dict[str, Any]:
