@@ -132,6 +132,7 @@ async def test_happy_path_reaches_pending_transcode_with_exactly_one_job(
     status, body = await api.complete(session["videoId"], session["etag"])
     assert status == 200, body
     assert body["status"] == "PENDING_TRANSCODE"
+    assert body["currentStatus"] in {"PENDING_TRANSCODE", "TRANSCODING", "READY"}
     assert body["videoId"] == session["videoId"]
     # Replays and concurrent duplicates return the same answer and publish nothing new.
     uploads_before = await api.count(catalogue.UPLOADS.name)
@@ -140,6 +141,7 @@ async def test_happy_path_reaches_pending_transcode_with_exactly_one_job(
     )
     assert {s for s, _ in again} == {200}
     assert {b["jobId"] for _, b in again} == {body["jobId"]}
+    assert {b["status"] for _, b in again} == {"PENDING_TRANSCODE"}
     assert await api.count(catalogue.UPLOADS.name) == uploads_before
     jobs = [j for j in await api.jobs(session["videoId"]) if j.attempt == 1]
     assert len(jobs) == 1

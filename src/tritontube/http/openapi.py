@@ -117,8 +117,13 @@ _RESPONSES: dict[str, dict[str, Any]] = {
         },
     ),
     "CompleteUploadResponse": _obj(
-        ["videoId", "status", "jobId"],
-        {"videoId": VIDEO_ID, "status": STATUS, "jobId": NULLABLE_STR},
+        ["videoId", "status", "jobId", "currentStatus"],
+        {
+            "videoId": VIDEO_ID,
+            "status": {"type": "string", "enum": ["PENDING_TRANSCODE"]},
+            "jobId": NULLABLE_STR,
+            "currentStatus": STATUS,
+        },
     ),
     "TranscodeStatus": _obj(
         ["videoId", "status", "progress", "renditions", "version", "updatedAt"],

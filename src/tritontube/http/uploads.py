@@ -205,8 +205,15 @@ def _if_match(request: web.Request) -> str:
 
 
 def _complete_answer(state: dict[str, Any]) -> web.Response:
+    """The same answer for every repeat: what the completion recorded (PENDING_TRANSCODE and
+    its job), plus where the video is now (``currentStatus``, which moves on)."""
     return web.json_response(
-        {"videoId": state["video_id"], "status": state["status"], "jobId": state.get("job_id")},
+        {
+            "videoId": state["video_id"],
+            "status": video.Status.PENDING_TRANSCODE,
+            "jobId": state.get("job_id"),
+            "currentStatus": state["status"],
+        },
         headers={"ETag": f'"{state["upload_etag"]}"'},
     )
 

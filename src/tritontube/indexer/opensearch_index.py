@@ -173,6 +173,8 @@ class OpenSearchIndex:
                 # The cluster lost the index (a restarted in-memory backend, a deleted alias):
                 # unavailable until the indexer recreates it, not a server error.
                 raise SearchUnavailable(f"OpenSearch index missing: {exc}") from exc
+            if exc.status_code == 404:
+                raise  # a missing document: the caller decides (get() answers None)
             # Anything else (a rejected request, an index auto-created with the wrong mapping)
             # is the backend's fault as far as a caller can tell: unavailable, loudly logged.
             log.error("OpenSearch refused a request: %s", exc)
