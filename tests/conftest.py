@@ -78,8 +78,8 @@ SettingsFactory = Callable[..., Settings]
 def make_settings(tmp_path: Path) -> SettingsFactory:
     """Settings for an embedded stack on free ports under tmp_path (override groups by kwarg)."""
 
-    def factory(*, transcode: bool = True, **overrides: object) -> Settings:
-        """``transcode=False``: no transcode agent (for tests that publish its events by hand)."""
+    def factory(*, transcode_agent: bool = True, **overrides: object) -> Settings:
+        """``transcode_agent=False``: no transcode agent (tests that publish its events by hand)."""
         worker_port = free_port()
         http_port = free_port()
         groups: dict[str, object] = {
@@ -91,7 +91,9 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "s3": S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
             "http": HttpSettings(port=http_port, worker_url=f"http://127.0.0.1:{worker_port}"),
             "worker": WorkerSettings(
-                web_port=worker_port, data_dir=tmp_path / "worker", transcode_enabled=transcode
+                web_port=worker_port,
+                data_dir=tmp_path / "worker",
+                transcode_enabled=transcode_agent,
             ),
             "search": SearchSettings(path=tmp_path / "search"),
             "upload": UploadSettings(),

@@ -80,7 +80,7 @@ def stats(video_id: str, version: int, views: int) -> VideoStats:
 async def reader(
     make_settings: Callable[..., Settings], stack_factory: Callable[..., EmbeddedStack]
 ) -> AsyncIterator[tuple[Settings, TantivyIndex]]:
-    settings = make_settings(transcode=False)
+    settings = make_settings(transcode_agent=False)
     stack_factory(settings)
     index = TantivyIndex(
         settings.search.path, cursor_secret=cursor_secret(settings), read_only=True
@@ -201,7 +201,9 @@ async def test_watch_events_search_and_recommendations_through_the_api(
     aiohttp_client: Callable[..., Any],
     codec: EventCodec,
 ) -> None:
-    settings = make_settings(transcode=False, analytics=AnalyticsSettings(min_view_seconds=5.0))
+    settings = make_settings(
+        transcode_agent=False, analytics=AnalyticsSettings(min_view_seconds=5.0)
+    )
     stack_factory(settings)
     bootstrap = settings.kafka.bootstrap_servers
     items = []

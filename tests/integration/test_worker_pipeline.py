@@ -114,7 +114,7 @@ async def test_upload_events_fold_into_the_table_and_the_public_topic_and_start_
     stack_factory: Callable[..., EmbeddedStack],
     codec: EventCodec,
 ) -> None:
-    settings = make_settings(transcode=False)  # the job is read from its topic, not run
+    settings = make_settings(transcode_agent=False)  # the job is read from its topic, not run
     stack_factory(settings)
     bootstrap = settings.kafka.bootstrap_servers
     await produce(
