@@ -210,7 +210,8 @@ async def test_abandoned_session_expires_and_its_partial_object_is_removed(
     aiohttp_client: Callable[..., Any],
     clip: bytes,
 ) -> None:
-    settings = make_settings(upload=UploadSettings(session_ttl_seconds=2, expiry_scan_seconds=0.5))
+    # Long enough for the upload below to land before expiry on a loaded machine.
+    settings = make_settings(upload=UploadSettings(session_ttl_seconds=6, expiry_scan_seconds=0.5))
     stack_factory(settings)
     api = Api(await aiohttp_client(create_http_app(settings, build_deps(settings))), settings)
     session = await api.upload_url(len(clip))
@@ -218,7 +219,7 @@ async def test_abandoned_session_expires_and_its_partial_object_is_removed(
     store = build_deps(settings).object_store
     key = session["upload"]["fields"]["key"]
     assert await store.head(key) is not None
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(6.5)
     status, body = await api.complete(session["videoId"], session["etag"])
     assert (status, body["code"]) == (410, "SESSION_EXPIRED")
     for _ in range(50):
