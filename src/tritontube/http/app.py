@@ -36,7 +36,6 @@ from tritontube.settings import Settings
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 
 
 @web.middleware
