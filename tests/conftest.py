@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tritontube.deps import build_deps
 from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import free_port
 from tritontube.devstack.s3rver import S3rverServer
@@ -23,6 +24,8 @@ from tritontube.settings import (
     UploadSettings,
     WorkerSettings,
 )
+from tritontube.storage.s3 import S3ObjectStore
+from tritontube.streams.records import EventCodec
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -69,6 +72,26 @@ def s3rver(tmp_path: Path) -> Iterator[S3rverServer]:
     )
     with server:
         yield server
+
+
+@pytest.fixture
+def codec() -> EventCodec:
+    """The event codec the app builds (schemas only; no service behind it)."""
+    return build_deps(Settings()).codec
+
+
+@pytest.fixture
+def store_for() -> Iterator[Callable[[Settings], S3ObjectStore]]:
+    """S3 clients for the object store of given settings; every one is closed at the end."""
+    stores: list[S3ObjectStore] = []
+
+    def make(settings: Settings) -> S3ObjectStore:
+        stores.append(S3ObjectStore.from_settings(settings.s3))
+        return stores[-1]
+
+    yield make
+    for store in stores:
+        store.close()
 
 
 SettingsFactory = Callable[..., Settings]

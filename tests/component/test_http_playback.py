@@ -19,6 +19,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from helpers import auth, problem
 from tritontube.agents.views import state_json
 from tritontube.deps import Deps, build_deps
 from tritontube.devstack.s3rver import S3rverServer
@@ -34,7 +35,6 @@ from tritontube.domain.events import (
     VideoState,
 )
 from tritontube.http.app import create_http_app
-from tritontube.http.auth import mint_token
 from tritontube.http.playback import CHUNK_BYTES
 from tritontube.settings import HttpSettings, PlaybackSettings, S3Settings, Settings
 from tritontube.storage.s3 import S3ObjectStore
@@ -197,18 +197,6 @@ def deps(settings: Settings, clock: PinnedClock) -> Iterator[Deps]:
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, settings: Settings, deps: Deps) -> TestClient:  # type: ignore[type-arg]
     return await aiohttp_client(create_http_app(settings, deps))
-
-
-def auth(settings: Settings, user: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(settings.auth, user)}"}
-
-
-async def problem(resp: Any, status: int) -> dict[str, Any]:
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/problem+json"
-    body: dict[str, Any] = await resp.json()
-    assert body["status"] == status
-    return body
 
 
 def path_of(url: str) -> str:

@@ -4,41 +4,14 @@ when a dependency is down (nothing listens on the configured ports)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tritontube.deps import build_deps
-from tritontube.http.app import create_http_app
-from tritontube.http.auth import mint_token
+from helpers import auth, problem
 from tritontube.settings import Settings
-
-ClientFactory = Callable[..., Any]
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings()
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, settings: Settings) -> TestClient:  # type: ignore[type-arg]
-    return await aiohttp_client(create_http_app(settings, build_deps(settings)))
-
-
-def auth(settings: Settings, user: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(settings.auth, user)}"}
-
-
-async def problem(resp: Any, status: int) -> dict[str, Any]:
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/problem+json"
-    body: dict[str, Any] = await resp.json()
-    assert body["status"] == status
-    return body
 
 
 def good_event(**change: Any) -> dict[str, Any]:

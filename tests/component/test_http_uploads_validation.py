@@ -14,9 +14,7 @@ import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tritontube.deps import build_deps
-from tritontube.http.app import create_http_app
-from tritontube.http.auth import mint_token
+from helpers import auth, problem
 from tritontube.settings import Settings, UploadSettings
 
 GOOD = {
@@ -27,30 +25,11 @@ GOOD = {
     "contentType": "video/mp4",
     "sizeBytes": 1000,
 }
-ClientFactory = Callable[..., Any]
 
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(upload=UploadSettings(max_size_bytes=10_000))
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, settings: Settings) -> TestClient:  # type: ignore[type-arg]
-    return await aiohttp_client(create_http_app(settings, build_deps(settings)))
-
-
-def auth(settings: Settings, user: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(settings.auth, user)}"}
-
-
-async def problem(resp: Any, status: int) -> dict[str, Any]:
-    assert resp.status == status, await resp.text()
-    assert resp.content_type == "application/problem+json"
-    body: dict[str, Any] = await resp.json()
-    assert body["status"] == status
-    assert "Traceback" not in str(body)
-    return body
 
 
 @pytest.mark.parametrize(

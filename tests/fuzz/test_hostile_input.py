@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from helpers import auth, problem
 from tritontube.deps import build_deps
 from tritontube.http.app import MAX_BODY_BYTES, create_http_app
 from tritontube.http.auth import mint_token
@@ -43,20 +44,6 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, settings: Settings) -> TestClient:  # type: ignore[type-arg]
     return await aiohttp_client(create_http_app(settings, build_deps(settings)))
-
-
-def auth(settings: Settings, user: str = "alice") -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_token(settings.auth, user)}"}
-
-
-async def problem(resp: Any, status: int) -> dict[str, Any]:
-    text = await resp.text()
-    assert resp.status == status, text
-    assert resp.content_type == "application/problem+json", text
-    assert "Traceback" not in text
-    body: dict[str, Any] = await resp.json()
-    assert body["status"] == status
-    return body
 
 
 GOOD_UPLOAD = {"title": "t", "fileName": "a.mp4", "contentType": "video/mp4", "sizeBytes": 10}

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from test_worker_pipeline import produce, read_topic, wait_until, worker_get
 
-from tritontube.deps import build_deps
+from helpers import produce, read_topic, wait_for, worker_get
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import VideoState, WatchEvent
 from tritontube.settings import AnalyticsSettings, Settings
@@ -17,11 +16,6 @@ from tritontube.streams import catalogue
 from tritontube.streams.records import EventCodec
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def codec() -> EventCodec:
-    return build_deps(Settings()).codec
 
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
@@ -71,7 +65,7 @@ async def test_stats_history_and_trending_survive_a_restart_and_dedupe_event_ids
     settings = make_settings(analytics=AnalyticsSettings(min_view_seconds=5.0))
     stack = stack_factory(settings)
     bootstrap = settings.kafka.bootstrap_servers
-    await produce(bootstrap, [("v1", codec.encode(ready_state("v1")))], catalogue.VIDEO_STATE.name)
+    await produce(bootstrap, catalogue.VIDEO_STATE.name, [("v1", codec.encode(ready_state("v1")))])
     events = [
         watch("a1", "alice", "PLAY", 0, 0),
         watch("a2", "alice", "HEARTBEAT", 10, 10),
@@ -81,19 +75,23 @@ async def test_stats_history_and_trending_survive_a_restart_and_dedupe_event_ids
         watch("b1", "bob", "PLAY", 0, 0),
         watch("b2", "bob", "ENDED", 3, 100),  # bob skipped to the end: finished, not a view
     ]
-    await produce(bootstrap, [("v1", codec.encode(e)) for e in events], catalogue.WATCH_EVENTS.name)
-    before = await wait_until(stats_when(settings, "v1", 6))
+    await produce(bootstrap, catalogue.WATCH_EVENTS.name, [("v1", codec.encode(e)) for e in events])
+    before = await wait_for(stats_when(settings, "v1", 6))
     assert before["version"] == 6
     assert before["views"] == 1
     assert before["viewers"] == 2
     assert before["watchSeconds"] == pytest.approx(28.0)
     assert before["averageCompletion"] == pytest.approx((0.25 + 1.0) / 2)
     assert before["trendingScore"] > 0
-    _, alice = await wait_until(
-        lambda: (r := worker_get(settings, "/users/alice/history"))[1]["entries"] and r
+    _, alice = await wait_for(
+        lambda: (
+            (r := worker_get(settings, "/users/alice/history"))[0] == 200 and r[1]["entries"] and r
+        )
     )
-    _, bob = await wait_until(
-        lambda: (r := worker_get(settings, "/users/bob/history"))[1]["entries"] and r
+    _, bob = await wait_for(
+        lambda: (
+            (r := worker_get(settings, "/users/bob/history"))[0] == 200 and r[1]["entries"] and r
+        )
     )
     assert [(e["videoId"], e["completed"]) for e in alice["entries"]] == [("v1", False)]
     assert [(e["videoId"], e["completed"]) for e in bob["entries"]] == [("v1", True)]
@@ -109,7 +107,7 @@ async def test_stats_history_and_trending_survive_a_restart_and_dedupe_event_ids
     stack.processes.remove(worker)
     stack.start_worker()
 
-    after = await wait_until(stats_when(settings, "v1", 6), timeout=60)
+    after = await wait_for(stats_when(settings, "v1", 6), timeout=60)
     assert {k: v for k, v in after.items() if k != "trendingScore"} == {
         k: v for k, v in before.items() if k != "trendingScore"
     }
@@ -120,8 +118,8 @@ async def test_stats_history_and_trending_survive_a_restart_and_dedupe_event_ids
         watch("a5", "alice", "PLAY", 30, 25),
         watch("a6", "alice", "HEARTBEAT", 40, 35),
     ]
-    await produce(bootstrap, [("v1", codec.encode(e)) for e in more], catalogue.WATCH_EVENTS.name)
-    final = await wait_until(stats_when(settings, "v1", 8))
+    await produce(bootstrap, catalogue.WATCH_EVENTS.name, [("v1", codec.encode(e)) for e in more])
+    final = await wait_for(stats_when(settings, "v1", 8))
     assert final["version"] == 8
     assert final["views"] == 1  # same user, same view window
     assert final["watchSeconds"] == pytest.approx(38.0)
@@ -137,9 +135,9 @@ async def test_undecodable_watch_events_are_dead_lettered(
     bootstrap = settings.kafka.bootstrap_servers
     await produce(
         bootstrap,
-        [("v9", b"garbage"), ("v9", codec.encode(watch("x1", "dan", "PLAY", 0, 0, video="v9")))],
         catalogue.WATCH_EVENTS.name,
+        [("v9", b"garbage"), ("v9", codec.encode(watch("x1", "dan", "PLAY", 0, 0, video="v9")))],
     )
-    await wait_until(stats_when(settings, "v9", 1))
+    await wait_for(stats_when(settings, "v9", 1))
     dead = await read_topic(bootstrap, catalogue.WATCH_EVENTS.dlq, expect=1)
     assert [codec.decode(d.value).value for d in dead] == [b"garbage"]

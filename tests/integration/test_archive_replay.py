@@ -18,15 +18,8 @@ from typing import Any
 
 import fastavro
 import pytest
-from test_worker_pipeline import (  # sibling module: pytest puts this folder on sys.path
-    completion,
-    produce,
-    read_topic,
-    session,
-    wait_until,
-    worker_get,
-)
 
+from helpers import completion, produce, read_topic, session, wait_for, worker_get
 from tritontube.deps import build_deps
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import Rendition, TranscodeSucceeded, WatchEvent
@@ -99,11 +92,6 @@ async def search_ids(path: Path, q: str) -> list[str]:
     return [hit.video_id for hit in page.results]
 
 
-@pytest.fixture
-def codec() -> EventCodec:
-    return build_deps(Settings()).codec
-
-
 async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     make_settings: Callable[..., Settings],
     stack_factory: Callable[..., EmbeddedStack],
@@ -120,7 +108,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     ids = [f"v{i}" for i in range(VIDEOS)]
     uploads = [(v, codec.encode(session(v))) for v in ids]
     uploads += [(v, codec.encode(completion(v, f"done-{v}"))) for v in ids]
-    await produce(bootstrap, uploads, catalogue.UPLOADS.name)
+    await produce(bootstrap, catalogue.UPLOADS.name, uploads)
     ready = ids[: VIDEOS // 2]
 
     def pending() -> bool:
@@ -131,16 +119,16 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
             and all(v["status"] == "PENDING_TRANSCODE" for v in body["videos"])
         )
 
-    await wait_until(pending, timeout=60)  # a job exists before its result arrives
+    await wait_for(pending, timeout=60)  # a job exists before its result arrives
     await produce(
         bootstrap,
-        [(v, codec.encode(succeeded(v))) for v in ready],
         catalogue.TRANSCODE_PROGRESS.name,
+        [(v, codec.encode(succeeded(v))) for v in ready],
     )
     await produce(
         bootstrap,
-        [(watch(i).video_id, codec.encode(watch(i))) for i in range(WATCHES)],
         catalogue.WATCH_EVENTS.name,
+        [(watch(i).video_id, codec.encode(watch(i))) for i in range(WATCHES)],
     )
 
     def settled() -> Any:
@@ -150,7 +138,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
         statuses = Counter(v["status"] for v in body["videos"])
         return body if statuses["READY"] == len(ready) else None
 
-    listing = await wait_until(settled, timeout=60)
+    listing = await wait_for(settled, timeout=60)
     worker_states = {v["video_id"]: v for v in listing["videos"]}
     jobs_before = await read_topic(bootstrap, catalogue.TRANSCODE_JOBS.name, expect=VIDEOS)
     assert len(jobs_before) == VIDEOS
@@ -226,7 +214,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     # Stop the whole stack (broker memory gone) and start it again on the same data dir.
     stack.stop()
     stack_factory(settings)
-    restored = await wait_until(settled, timeout=60)
+    restored = await wait_for(settled, timeout=60)
     assert {v["video_id"]: v for v in restored["videos"]} == worker_states
     after = await read_topic(bootstrap, catalogue.UPLOADS.name, expect=2 * VIDEOS)
     assert sorted((r.partition, r.offset, r.value) for r in after) == sorted(

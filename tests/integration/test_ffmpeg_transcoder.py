@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import ffmpeg, processes_mentioning
 from tritontube.domain.media import (
     LADDER,
     EncodeProgress,
@@ -50,11 +51,6 @@ X264 = ("-c:v", "libx264", "-preset", "ultrafast")
 #: High 4:2:2 avc1.7a, High 4:4:4 avc1.f4.
 BROWSER_CODECS = ("avc1.42", "avc1.4d", "avc1.64")
 BROWSER_PROFILES = {"Constrained Baseline", "Baseline", "Main", "High"}
-
-
-def ffmpeg(*args: str) -> None:
-    argv = [str(FFMPEG), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
-    subprocess.run(argv, check=True, timeout=60)
 
 
 def ffprobe_stream(path: Path) -> dict[str, str]:
@@ -138,20 +134,6 @@ def first_segment_stream(out_dir: Path, rep_id: str, scratch: Path) -> dict[str,
     init = (out_dir / f"init-{rep_id}.m4s").read_bytes()
     joined.write_bytes(init + (out_dir / f"chunk-{rep_id}-00001.m4s").read_bytes())
     return ffprobe_stream(joined)
-
-
-def processes_mentioning(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 async def transcode(

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_worker_pipeline import produce, wait_until, worker_get
 
+from helpers import produce, wait_for, worker_get
 from tritontube.deps import build_deps
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import (
@@ -41,11 +41,6 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 FRESHNESS_BOUND_SECONDS = 2.0
-
-
-@pytest.fixture
-def codec() -> EventCodec:
-    return build_deps(Settings()).codec
 
 
 def state(video_id: str, title: str, version: int = 4, **changes: Any) -> VideoState:
@@ -113,10 +108,10 @@ async def test_ready_videos_become_searchable_fast_and_private_ones_disappear(
     settings, index = reader
     bootstrap = settings.kafka.bootstrap_servers
     topic = catalogue.VIDEO_STATE.name
-    await produce(bootstrap, [("w0", codec.encode(state("w0", "Warm up")))], topic)
+    await produce(bootstrap, topic, [("w0", codec.encode(state("w0", "Warm up")))])
     await until_found(index, "warm", "w0", timeout=30)
 
-    await produce(bootstrap, [("v1", codec.encode(state("v1", "Zebra crossing at night")))], topic)
+    await produce(bootstrap, topic, [("v1", codec.encode(state("v1", "Zebra crossing at night")))])
     freshness = await until_found(index, "zebr crosing", "v1")
     (artifacts_dir / "index_freshness_seconds.txt").write_text(f"{freshness:.3f}\n")
     print(f"index freshness (produce -> searchable): {freshness:.3f}s")
@@ -124,8 +119,8 @@ async def test_ready_videos_become_searchable_fast_and_private_ones_disappear(
 
     hidden = state("v1", "Zebra crossing at night", version=5, visibility="private")
     stale = state("v1", "Zebra crossing at night", version=4)  # replayed, older: ignored
-    await produce(bootstrap, [("v1", codec.encode(hidden)), ("v1", codec.encode(stale))], topic)
-    await produce(bootstrap, [("m1", codec.encode(state("m1", "Marker")))], topic)
+    await produce(bootstrap, topic, [("v1", codec.encode(hidden)), ("v1", codec.encode(stale))])
+    await produce(bootstrap, topic, [("m1", codec.encode(state("m1", "Marker")))])
     await until_found(index, "marker", "m1")
     assert await found(index, "zebra") == []
     doc = await index.get("v1")
@@ -134,8 +129,8 @@ async def test_ready_videos_become_searchable_fast_and_private_ones_disappear(
     stats_topic = catalogue.VIDEO_STATS.name
     await produce(
         bootstrap,
-        [("w0", codec.encode(stats("w0", 3, 7))), ("w0", codec.encode(stats("w0", 2, 1)))],
         stats_topic,
+        [("w0", codec.encode(stats("w0", 3, 7))), ("w0", codec.encode(stats("w0", 2, 1)))],
     )
 
     async def views_of_w0() -> tuple[int, int] | None:
@@ -214,16 +209,16 @@ async def test_watch_events_search_and_recommendations_through_the_api(
         topics = (catalogue.UPLOADS, catalogue.UPLOADS, catalogue.TRANSCODE_PROGRESS)
         items += [(t.name, video_id, codec.encode(e)) for t, e in zip(topics, events, strict=True)]
     uploads = catalogue.UPLOADS.name
-    await produce(bootstrap, [(k, v) for t, k, v in items if t == uploads], uploads)
+    await produce(bootstrap, uploads, [(k, v) for t, k, v in items if t == uploads])
     # The video-state agent reads both topics; finish the uploads before the transcodes.
-    await wait_until(
+    await wait_for(
         lambda: all(
-            worker_get(settings, f"/videos/{v}")[1].get("status") == "PENDING_TRANSCODE"
+            (worker_get(settings, f"/videos/{v}")[1] or {}).get("status") == "PENDING_TRANSCODE"
             for v, *_ in CORPUS
         )
     )
     progress = catalogue.TRANSCODE_PROGRESS.name
-    await produce(bootstrap, [(k, v) for t, k, v in items if t == progress], progress)
+    await produce(bootstrap, progress, [(k, v) for t, k, v in items if t == progress])
 
     client = await aiohttp_client(create_http_app(settings, build_deps(settings)))
 

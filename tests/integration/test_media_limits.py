@@ -17,15 +17,17 @@ ffmpeg or ffprobe left running, no scratch directory left behind.
 from __future__ import annotations
 
 import asyncio
-import os
+import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_transcode_agent import (
+
+from helpers import (
     ffmpeg,
     of,
+    processes_mentioning,
     publish_upload,
     read_all,
     scratch_leftovers,
@@ -33,8 +35,6 @@ from test_transcode_agent import (
     terminal,
     wait_for_state,
 )
-
-from tritontube.deps import build_deps
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import TranscodeProgress
 from tritontube.settings import Settings, TranscodeSettings
@@ -43,6 +43,9 @@ from tritontube.streams import catalogue
 from tritontube.streams.records import EventCodec
 
 pytestmark = pytest.mark.integration
+
+if shutil.which("ffmpeg") is None:  # pragma: no cover - the dev image installs it
+    pytest.skip("ffmpeg is required", allow_module_level=True)
 
 MAX_PIXELS = 1_000_000
 MAX_DURATION_SECONDS = 60.0
@@ -68,24 +71,6 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"huge": huge, "long": long, "unknown": unknown, "fine": fine}
 
 
-@pytest.fixture
-def codec() -> EventCodec:
-    return build_deps(Settings()).codec
-
-
-@pytest.fixture
-def store_for() -> Iterator[Callable[[Settings], S3ObjectStore]]:
-    stores: list[S3ObjectStore] = []
-
-    def make(settings: Settings) -> S3ObjectStore:
-        stores.append(S3ObjectStore.from_settings(settings.s3))
-        return stores[-1]
-
-    yield make
-    for store in stores:
-        store.close()
-
-
 def limits(scratch: Path) -> TranscodeSettings:
     return TranscodeSettings(
         scratch_dir=scratch,
@@ -94,21 +79,6 @@ def limits(scratch: Path) -> TranscodeSettings:
         memory_limit_bytes=1024**3,
         timeout_seconds=30.0,
     )
-
-
-def media_processes(marker: str) -> list[str]:
-    """Command lines of live processes (not us) that mention ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker.encode() in cmdline and (b"ffmpeg" in cmdline or b"ffprobe" in cmdline):
-            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
-    return found
 
 
 async def test_sources_above_the_limits_fail_fast_with_a_reason_and_leave_nothing_running(
@@ -157,7 +127,7 @@ async def test_sources_above_the_limits_fail_fast_with_a_reason_and_leave_nothin
     for video_id in ("huge", "long"):
         assert await store.list(f"media/{video_id}/") == []
     await asyncio.sleep(0.5)
-    assert media_processes(str(scratch)) == []
+    assert processes_mentioning(str(scratch), "ffmpeg", "ffprobe") == []
     assert scratch_leftovers(settings) == []
     print(
         "\nhostile media: "
@@ -189,7 +159,7 @@ async def test_a_source_hiding_its_duration_is_still_held_to_the_duration_limit(
         f"duration_seconds={state['duration_seconds']}"
     )
     await asyncio.sleep(0.5)
-    assert media_processes(str(scratch)) == []
+    assert processes_mentioning(str(scratch), "ffmpeg", "ffprobe") == []
     assert scratch_leftovers(settings) == []
     # Refused (TOO_LONG), or at least never READY with more than the limit.
     assert (state["status"], state["error_code"]) == ("FAILED", "TOO_LONG"), state

@@ -6,23 +6,25 @@ Every video enters the way production does: UploadSessionCreated + UploadComplet
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
 import shutil
-import subprocess
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from tritontube.deps import build_deps
+from helpers import (
+    ffmpeg,
+    of,
+    publish_upload,
+    read_all,
+    scratch_leftovers,
+    source_key,
+    terminal,
+    wait_for_state,
+)
 from tritontube.devstack.process import ManagedProcess
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain import transcode as tx
@@ -32,8 +34,6 @@ from tritontube.domain.events import (
     TranscodeJob,
     TranscodeProgress,
     TranscodeSucceeded,
-    UploadCompleted,
-    UploadSessionCreated,
 )
 from tritontube.settings import Settings, TranscodeSettings
 from tritontube.storage.s3 import S3ObjectStore
@@ -46,15 +46,8 @@ FFMPEG = shutil.which("ffmpeg")
 if FFMPEG is None:  # pragma: no cover - the dev image installs it
     pytest.skip("ffmpeg is required", allow_module_level=True)
 
-NOW = datetime.now(UTC).replace(microsecond=0)
-
 
 # --------------------------------------------------------------------------- media
-
-
-def ffmpeg(*args: str) -> None:
-    argv = [str(FFMPEG), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
-    subprocess.run(argv, check=True, timeout=60)
 
 
 def clip(path: Path, size: str, seconds: float, audio: bool = True) -> Path:
@@ -95,123 +88,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
 # --------------------------------------------------------------------------- plumbing
 
 
-@pytest.fixture
-def codec() -> EventCodec:
-    return build_deps(Settings()).codec
-
-
-@pytest.fixture
-def store_for() -> Iterator[Callable[[Settings], S3ObjectStore]]:
-    stores: list[S3ObjectStore] = []
-
-    def make(settings: Settings) -> S3ObjectStore:
-        stores.append(S3ObjectStore.from_settings(settings.s3))
-        return stores[-1]
-
-    yield make
-    for store in stores:
-        store.close()
-
-
 def transcode_settings(tmp_path: Path, **overrides: Any) -> TranscodeSettings:
     return TranscodeSettings(scratch_dir=tmp_path / "scratch", **overrides)
-
-
-def source_key(video_id: str) -> str:
-    return f"uploads/{video_id}/source.mp4"
-
-
-async def publish_upload(settings: Settings, codec: EventCodec, video_id: str) -> None:
-    etag = f"etag-{video_id}"
-    created = UploadSessionCreated(
-        event_id=f"c-{video_id}",
-        video_id=video_id,
-        owner="alice",
-        title=f"Video {video_id}",
-        file_name="clip.mp4",
-        content_type="video/mp4",
-        declared_size_bytes=100,
-        source_key=source_key(video_id),
-        etag=etag,
-        created_at=NOW,
-        expires_at=NOW + timedelta(minutes=15),
-    )
-    completed = UploadCompleted(
-        event_id=f"d-{video_id}",
-        video_id=video_id,
-        owner="alice",
-        etag=etag,
-        source_key=source_key(video_id),
-        size_bytes=100,
-        content_type="video/mp4",
-        completed_at=NOW,
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await producer.start()
-    try:
-        for event in (created, completed):
-            await producer.send_and_wait(
-                catalogue.UPLOADS.name, codec.encode(event), key=video_id.encode()
-            )
-    finally:
-        await producer.stop()
-
-
-def worker_state(settings: Settings, video_id: str) -> dict[str, Any] | None:
-    url = f"{settings.http.worker_url}/videos/{video_id}"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback test URL
-            return dict(json.load(resp))
-    except (urllib.error.URLError, OSError):
-        return None
-
-
-async def wait_for_state(
-    settings: Settings,
-    video_id: str,
-    check: Callable[[dict[str, Any]], bool],
-    timeout: float = 60.0,
-) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    last: dict[str, Any] | None = None
-    while loop.time() < deadline:
-        last = await asyncio.to_thread(worker_state, settings, video_id)
-        if last is not None and check(last):
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{video_id} never reached the expected state; last: {last}")
-
-
-def terminal(state: dict[str, Any]) -> bool:
-    return state.get("status") in ("READY", "FAILED")
-
-
-async def read_all(settings: Settings, topic: str, codec: EventCodec) -> list[tuple[str, Any]]:
-    """Every record on ``topic`` so far (key, decoded value)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=None,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    out: list[tuple[str, Any]] = []
-    try:
-        quiet = 0
-        while quiet < 2:
-            batch = await consumer.getmany(timeout_ms=500)
-            records = [r for msgs in batch.values() for r in msgs]
-            quiet = 0 if records else quiet + 1
-            out.extend((r.key.decode(), codec.decode(r.value)) for r in records)
-    finally:
-        await consumer.stop()
-    return out
-
-
-def of(records: list[tuple[str, Any]], video_id: str, kind: type) -> list[Any]:
-    return [value for key, value in records if key == video_id and isinstance(value, kind)]
 
 
 async def assert_consistent_package(store: S3ObjectStore, prefix: str) -> set[str]:
@@ -222,12 +100,6 @@ async def assert_consistent_package(store: S3ObjectStore, prefix: str) -> set[st
     assert referenced, "the manifest references no segments"
     assert referenced <= stored, f"missing: {sorted(referenced - stored)[:5]}"
     return stored
-
-
-def scratch_leftovers(settings: Settings) -> list[Path]:
-    root = settings.transcode.scratch_dir
-    assert root is not None
-    return list(root.iterdir()) if root.exists() else []
 
 
 def process(stack: EmbeddedStack, name: str) -> ManagedProcess:

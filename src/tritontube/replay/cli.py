@@ -16,13 +16,19 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aiokafka.errors import KafkaError
 from tqdm import tqdm
 
 from tritontube.replay import engine, rebuild, restore
 from tritontube.replay.sources import ArchiveSource, Selection, Source, TopicSource
 from tritontube.settings import Settings
+from tritontube.storage.port import ObjectStoreError
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import archive
+
+#: The broker or the object store is down or refused, or an archive file is unreadable: the
+#: command says so in one line and exits 1 (no traceback).
+FAILURES = (KafkaError, ObjectStoreError, archive.ArchiveFormatError)
 
 
 def _moment(text: str) -> datetime:
@@ -64,12 +70,19 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> int:
     except (engine.ReplayRefused, LookupError, ValueError) as exc:
         print(f"replay refused: {exc}", file=sys.stderr)
         return 2
+    except FAILURES as exc:
+        print(f"replay failed: {exc}", file=sys.stderr)
+        return 1
     print("\n".join(summary.lines()))
     return 0
 
 
 def cmd_archive(settings: Settings, args: argparse.Namespace) -> int:
-    return asyncio.run(_archive(settings, args))
+    try:
+        return asyncio.run(_archive(settings, args))
+    except FAILURES as exc:
+        print(f"archive {args.archive_command} failed: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _replay(settings: Settings, args: argparse.Namespace) -> engine.Summary:

@@ -85,7 +85,11 @@ class TopicSource(Source):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # a failed start leaves a client to close
+            raise
         self._consumer = consumer
         tps = []
         for topic in self.selection.topics:

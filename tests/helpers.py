@@ -1,0 +1,271 @@
+"""Plain helpers shared by the test modules: events in, effects out, polling, HTTP problems.
+
+Import as ``from helpers import ...``: there is no ``tests/__init__.py``, so pytest's default
+(prepend) import mode puts this folder on ``sys.path`` when it loads ``tests/conftest.py``,
+the way it puts each test module's folder there.
+
+Every function takes what it talks to explicitly (``Settings``, or bootstrap servers where a
+test has only those); nothing here reads the environment or holds a connection between calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from tritontube.domain.events import UploadCompleted, UploadSessionCreated
+from tritontube.http.auth import mint_token
+from tritontube.settings import Settings
+from tritontube.streams import catalogue
+from tritontube.streams.records import EventCodec
+
+#: Event time of the builders below: when the test session imported this module.
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+Record = ConsumerRecord[bytes, bytes]
+
+
+# --------------------------------------------------------------------------- upload events
+
+
+def source_key(video_id: str) -> str:
+    """Where the builders below say the upload's source object is."""
+    return f"uploads/{video_id}/source.mp4"
+
+
+def session(
+    video_id: str, owner: str = "alice", *, ttl: timedelta = timedelta(minutes=15)
+) -> UploadSessionCreated:
+    """The ``UploadSessionCreated`` the API would publish for ``video_id`` (created at NOW)."""
+    return UploadSessionCreated(
+        event_id=f"c-{video_id}",
+        video_id=video_id,
+        owner=owner,
+        title=f"Video {video_id}",
+        file_name="clip.mp4",
+        content_type="video/mp4",
+        declared_size_bytes=100,
+        source_key=source_key(video_id),
+        etag=f"etag-{video_id}",
+        created_at=NOW,
+        expires_at=NOW + ttl,
+    )
+
+
+def completion(video_id: str, event_id: str | None = None, owner: str = "alice") -> UploadCompleted:
+    """The ``UploadCompleted`` matching :func:`session` (same etag and source key)."""
+    return UploadCompleted(
+        event_id=event_id if event_id is not None else f"d-{video_id}",
+        video_id=video_id,
+        owner=owner,
+        etag=f"etag-{video_id}",
+        source_key=source_key(video_id),
+        size_bytes=100,
+        content_type="video/mp4",
+        completed_at=NOW,
+    )
+
+
+# --------------------------------------------------------------------------- topics
+
+
+def bootstrap_of(where: Settings | str) -> str:
+    """Bootstrap servers: given as such, or those of ``where.kafka``."""
+    return where if isinstance(where, str) else where.kafka.bootstrap_servers
+
+
+async def produce(where: Settings | str, topic: str, items: Iterable[tuple[str, bytes]]) -> None:
+    """Send ``(key, value)`` pairs to ``topic`` in order and wait for every acknowledgement."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_of(where), linger_ms=20)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, value, key=key.encode()) for key, value in items]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def publish_upload(where: Settings | str, codec: EventCodec, video_id: str) -> None:
+    """A session and its completion on ``uploads``, as the API publishes a finished upload."""
+    events = (session(video_id), completion(video_id))
+    await produce(where, catalogue.UPLOADS.name, [(video_id, codec.encode(e)) for e in events])
+
+
+def _from_earliest(where: Settings | str, topic: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_of(where),
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+    )
+
+
+async def read_topic(
+    where: Settings | str, topic: str, expect: int, timeout: float = 20.0
+) -> list[Record]:
+    """Raw records of ``topic`` from the start: until ``expect`` arrived (or ``timeout``), then
+    a further second, so that extra (unexpected) records are seen too."""
+    consumer = _from_earliest(where, topic)
+    await consumer.start()
+    records: list[Record] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                records.extend(msgs)
+        batch = await consumer.getmany(timeout_ms=1000)
+        for msgs in batch.values():
+            records.extend(msgs)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_all(where: Settings | str, topic: str, codec: EventCodec) -> list[tuple[str, Any]]:
+    """Every record on ``topic`` so far, as (key, decoded value), in partition order; read
+    until three polls in a row bring nothing."""
+    consumer = _from_earliest(where, topic)
+    await consumer.start()
+    out: list[tuple[str, Any]] = []
+    try:
+        quiet = 0
+        while quiet < 3:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+            records = [r for msgs in batch.values() for r in msgs]
+            quiet = 0 if records else quiet + 1
+            out.extend((r.key.decode(), codec.decode(r.value)) for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def of(records: list[tuple[str, Any]], video_id: str, kind: type) -> list[Any]:
+    """The values of :func:`read_all` output keyed ``video_id`` that are ``kind``s."""
+    return [value for key, value in records if key == video_id and isinstance(value, kind)]
+
+
+# --------------------------------------------------------------------------- worker, polling
+
+
+def worker_get(settings: Settings, path: str, timeout: float = 10.0) -> tuple[int, Any]:
+    """GET ``path`` on the worker's web views: (200, JSON body); (status, None) for an HTTP
+    error; (0, None) when nothing answers. Blocking: call it off the loop."""
+    url = f"{settings.http.worker_url}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback test URL
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+    except (urllib.error.URLError, OSError):
+        return 0, None
+
+
+async def wait_for(
+    check: Callable[[], Any], timeout: float = 30.0, what: str = "the condition"
+) -> Any:
+    """Poll a blocking ``check`` (off the loop) until it returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await asyncio.to_thread(check)
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what} not within {timeout}s (last: {last!r})")
+
+
+async def wait_for_state(
+    settings: Settings,
+    video_id: str,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """The worker's state of ``video_id`` once ``check`` accepts it."""
+    last: dict[str, Any] | None = None
+
+    def reached() -> dict[str, Any] | None:
+        nonlocal last
+        status, body = worker_get(settings, f"/videos/{video_id}", timeout=5.0)
+        last = body if status == 200 else last
+        return body if status == 200 and check(body) else None
+
+    try:
+        state: dict[str, Any] = await wait_for(reached, timeout, f"{video_id}'s expected state")
+    except AssertionError:
+        raise AssertionError(f"{video_id} never reached the expected state; last: {last}") from None
+    return state
+
+
+def terminal(state: dict[str, Any]) -> bool:
+    """A video state no further event moves on by itself."""
+    return state.get("status") in ("READY", "FAILED")
+
+
+# --------------------------------------------------------------------------- media, processes
+
+
+def ffmpeg(*args: str) -> None:
+    """Run ffmpeg quietly (fixtures' media), failing the test on a non-zero exit."""
+    binary = shutil.which("ffmpeg") or "ffmpeg"
+    argv = [binary, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args]
+    subprocess.run(argv, check=True, timeout=60)
+
+
+def processes_mentioning(marker: str, *programs: str) -> list[str]:
+    """Command lines of live processes (not this one) that mention ``marker`` and, when
+    ``programs`` are given, one of them."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() not in cmdline:
+            continue
+        if programs and not any(p.encode() in cmdline for p in programs):
+            continue
+        found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def scratch_leftovers(settings: Settings) -> list[Path]:
+    """What the transcode agent left in its scratch directory."""
+    root = settings.transcode.scratch_dir
+    assert root is not None
+    return list(root.iterdir()) if root.exists() else []
+
+
+# --------------------------------------------------------------------------- HTTP API
+
+
+def auth(settings: Settings, user: str = "alice") -> dict[str, str]:
+    """Headers with a bearer token for ``user``, signed with the app's own key."""
+    return {"Authorization": f"Bearer {mint_token(settings.auth, user)}"}
+
+
+async def problem(resp: Any, status: int) -> dict[str, Any]:
+    """Assert ``resp`` is an RFC 9457 problem with ``status`` and no traceback; its body."""
+    text = await resp.text()
+    assert resp.status == status, text
+    assert resp.content_type == "application/problem+json", text
+    assert "Traceback" not in text
+    body: dict[str, Any] = await resp.json()
+    assert body["status"] == status
+    return body
