@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,16 +24,17 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import NotFoundError
 
+from helpers import completion, produce, read_all, session, wait_for, worker_get
 from tritontube.deps import build_deps
 from tritontube.devstack.osmem import osmem_url, running_osmem
 from tritontube.devstack.process import ManagedProcess, ProcessFailedError
 from tritontube.devstack.stack import EmbeddedStack, settings_env
-from tritontube.domain.events import UploadCompleted, UploadSessionCreated, VideoState
+from tritontube.domain.events import VideoState
 from tritontube.http.app import create_http_app
 from tritontube.http.auth import mint_token
 from tritontube.indexer.factory import cursor_secret
@@ -72,11 +73,6 @@ TABLE_BEFORE_INDEX_REASON = (
 # --------------------------------------------------------------------------- helpers
 
 
-@pytest.fixture
-def codec() -> EventCodec:
-    return build_deps(Settings()).codec
-
-
 def no_transcode(settings: Settings, **changes: Any) -> WorkerSettings:
     """The worker group of ``settings`` without the transcode agent (no media here)."""
     return settings.worker.model_copy(update={"transcode_enabled": False, **changes})
@@ -105,80 +101,6 @@ def lifecycle_states(video_id: str) -> list[VideoState]:
     ]
 
 
-def session(video_id: str) -> UploadSessionCreated:
-    return UploadSessionCreated(
-        event_id=f"c-{video_id}",
-        video_id=video_id,
-        owner="alice",
-        title=f"Video {video_id}",
-        file_name="clip.mp4",
-        content_type="video/mp4",
-        declared_size_bytes=100,
-        source_key=f"uploads/{video_id}/source.mp4",
-        etag=f"etag-{video_id}",
-        created_at=NOW,
-        expires_at=NOW + timedelta(hours=1),
-    )
-
-
-def completion(video_id: str) -> UploadCompleted:
-    return UploadCompleted(
-        event_id=f"d-{video_id}",
-        video_id=video_id,
-        owner="alice",
-        etag=f"etag-{video_id}",
-        source_key=f"uploads/{video_id}/source.mp4",
-        size_bytes=100,
-        content_type="video/mp4",
-        completed_at=NOW,
-    )
-
-
-async def produce(settings: Settings, topic: str, items: Sequence[tuple[str, bytes]]) -> None:
-    """Send and wait for every acknowledgement."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=20)
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, value, key=key.encode()) for key, value in items]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
-async def read_all(settings: Settings, topic: str, codec: EventCodec) -> list[tuple[str, Any]]:
-    """Every record on ``topic`` so far, as (key, decoded value), in partition order."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        group_id=None,
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    out: list[tuple[str, Any]] = []
-    try:
-        quiet = 0
-        while quiet < 3:
-            batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-            records = [r for msgs in batch.values() for r in msgs]
-            quiet = 0 if records else quiet + 1
-            out.extend((r.key.decode(), codec.decode(r.value)) for r in records)
-    finally:
-        await consumer.stop()
-    return out
-
-
-def worker_get(settings: Settings, path: str) -> tuple[int, Any]:
-    url = f"{settings.http.worker_url}{path}"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback test URL
-            return resp.status, json.load(resp)
-    except urllib.error.HTTPError as exc:
-        return exc.code, None
-    except (urllib.error.URLError, OSError):
-        return 0, None
-
-
 def worker_metric(settings: Settings, name: str, **labels: str) -> float:
     """Sum of one counter's samples on the worker's /metrics matching ``labels``."""
     url = f"{settings.http.worker_url}/metrics"
@@ -193,18 +115,6 @@ def worker_metric(settings: Settings, name: str, **labels: str) -> float:
         if all(found.get(k) == v for k, v in labels.items()):
             total += float(match.group(2))
     return total
-
-
-async def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Poll a blocking ``check`` (off the loop) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await asyncio.to_thread(check)
-        if last:
-            return last
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} not within {timeout}s (last: {last!r})")
 
 
 async def join_table_log(settings: Settings, video_ids: set[str]) -> dict[str, list[int]]:
@@ -423,7 +333,11 @@ async def test_worker_killed_during_table_recovery_applies_nothing_twice(
     settings = make_settings(worker=no_transcode(base), http=base.http)
     stack = stack_factory(settings)
     ids = [f"rc{i:04d}" for i in range(count)]
-    await produce(settings, catalogue.UPLOADS.name, [(v, codec.encode(session(v))) for v in ids])
+    await produce(
+        settings,
+        catalogue.UPLOADS.name,
+        [(v, codec.encode(session(v, ttl=timedelta(hours=1)))) for v in ids],
+    )
     await wait_for(
         lambda: (
             worker_get(settings, "/videos")[1]

@@ -184,8 +184,11 @@ class Archiver:
             return 0
         records = buffer.records
         key = archive.archive_key(self.prefix, records)
+        # A file holds up to thousands of records: encode it off the loop, which also
+        # serves the worker's agents and web views (the lock keeps the buffer unchanged).
+        body = await asyncio.to_thread(archive.encode_file, records)
         try:
-            await self.store.put_bytes(key, archive.encode_file(records), archive.CONTENT_TYPE)
+            await self.store.put_bytes(key, body, archive.CONTENT_TYPE)
         except ObjectStoreError as exc:
             # Keep the buffer: the next flush retries (the key, and so the file, is the same).
             log.warning("archive write of %s failed, will retry: %s", key, exc)

@@ -15,7 +15,9 @@ Every state also converts to and from plain JSON-ready dicts (the table values).
 
 from __future__ import annotations
 
+import bisect
 import math
+import operator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -251,12 +253,25 @@ def to_public(stats: VideoAnalytics, now_ms: int, policy: AnalyticsPolicy) -> Vi
 def update_top(
     top: tuple[tuple[str, float], ...], video_id: str, score: float, k: int
 ) -> tuple[tuple[str, float], ...]:
-    """The k best (video, score) pairs, best first, after ``video_id`` scored ``score``."""
-    rest = [(v, s) for v, s in top if v != video_id]
+    """The k best (video, score) pairs, best first, after ``video_id`` scored ``score``.
+
+    ``top`` is best first (as this function returns it), so the new pair is inserted in
+    place rather than the list re-sorted: it runs once per watch event.
+    """
+    rest = list(top)
+    ids = list(map(_video_of, top))  # each video appears at most once
+    if video_id in ids:
+        del rest[ids.index(video_id)]
     if score > 0:
-        rest.append((video_id, score))
-    rest.sort(key=lambda item: (-item[1], item[0]))
+        bisect.insort(rest, (video_id, score), key=_top_rank)
     return tuple(rest[:k])
+
+
+_video_of = operator.itemgetter(0)
+
+
+def _top_rank(item: tuple[str, float]) -> tuple[float, str]:
+    return -item[1], item[0]
 
 
 # -- one user --------------------------------------------------------------------------

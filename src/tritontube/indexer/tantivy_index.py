@@ -6,17 +6,22 @@ as soon as it returns. Writes are serialised by an asyncio.Lock. tantivy allows 
 writer per directory: other processes (the HTTP API) open the index ``read_only`` and
 their reader reloads on its own shortly after each commit (or at once on ``refresh()``).
 
-search_after on (key, video_id) is emulated: tantivy orders by score or a fast field but
-breaks ties by document address, so the adapter scans in batches (cursor pushed down as a
-range filter for views/recent), keeps hits strictly after the cursor and sorts them by
-(key desc, video_id asc) itself. A page costs O(hits before the page + size of the tie
-group at its boundary), which suits the embedded scale; relevance pages cost O(depth).
+search_after on (key, video_id) is emulated: tantivy orders by score or one fast field and
+breaks ties by document address. For views/recent (and browsing without terms, where every
+hit scores the same) a page is at most three searches that read no stored document: the
+rest of the cursor's tie group (video_id is a fast field, so tantivy orders a group by it),
+the best keys below the cursor, and the first ids of the tie group at the page's boundary.
+A page therefore costs the same whether a tie group holds ten videos or every video.
+Relevance pages with terms follow the same plan, but a score cannot be a query filter: the
+hits down to a tie group's score are read (scores and addresses only, in growing batches)
+and the group's lowest ids found among the hits in video_id order. They cost O(depth).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -47,21 +52,39 @@ TEXT_FIELDS: Final = (("title", 3.0), ("description", 1.0), ("tags_text", 1.0))
 EXACT_BOOST: Final = 2.0
 SORT_FIELDS: Final = {"views": "views", "recent": "recent_ms"}
 _MIN_BATCH: Final = 64
+# A tie group up to this size is ordered by reading its documents' ids (~2 us each); a
+# larger one by reading the hits in video_id order (one search: ~25 ms over 15k hits).
+_GROUP_DOCS: Final = 4096
+# Each batch of ranked hits reads this many times more than the last: every search scans
+# all the matches whatever its size, so few large batches beat many small ones.
+_GROWTH: Final = 16
 _MAX_TERMS: Final = 1024  # ids per term-set query (one document per id)
+BROWSE_SCORE: Final = 1.0  # what every hit of a query without terms scores (_text_query)
+# Ids the query parser takes verbatim as a range bound; others skip to the cursor by scanning.
+_PARSEABLE_ID: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 Row = tuple[SortKey, SearchHit]
+Key = tuple[SortKey, str, tantivy.DocAddress]  # a hit's sort key, video_id and address
+
+
+class IndexSchemaError(RuntimeError):
+    """The directory holds an index of an older schema; it must be rebuilt."""
 
 
 def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("video_id", stored=True, tokenizer_name="raw")
+    # fast: tie groups are ordered by video_id inside tantivy (see _scan_ties), and an
+    # upsert reads the stored ids and versions without loading documents (_stored_versions)
+    builder.add_text_field("video_id", stored=True, tokenizer_name="raw", fast=True)
     for name, _ in TEXT_FIELDS:
-        builder.add_text_field(name, tokenizer_name=TEXT_TOKENIZER)
+        # no positions: nothing runs phrase queries, and they make indexing dearer
+        builder.add_text_field(name, tokenizer_name=TEXT_TOKENIZER, index_option="freq")
     builder.add_text_field("tags", tokenizer_name="raw")
     builder.add_text_field("owner", tokenizer_name="raw")
     builder.add_boolean_field("searchable", indexed=True)
     builder.add_integer_field("views", indexed=True, fast=True)
     builder.add_integer_field("recent_ms", indexed=True, fast=True)
+    builder.add_integer_field("version", fast=True)
     builder.add_bytes_field("source", stored=True)
     return builder.build()
 
@@ -104,7 +127,16 @@ class TantivyIndex:
 
     def _open(self) -> None:
         self._path.mkdir(parents=True, exist_ok=True)
-        index = tantivy.Index(self._schema, path=str(self._path), reuse=True)
+        try:
+            index = tantivy.Index(self._schema, path=str(self._path), reuse=True)
+        except ValueError as exc:
+            if "schema does not match" not in str(exc):
+                raise
+            raise IndexSchemaError(
+                f"the tantivy index at {self._path} was built with another schema: remove the "
+                "directory and rebuild it (`tritontube replay --rebuild`, or replay the "
+                "indexer's input topics)"
+            ) from exc
         index.register_tokenizer(TEXT_TOKENIZER, text_analyzer())
         if not self._read_only:
             self._writer = index.writer(heap_size=self._heap, num_threads=1)
@@ -135,13 +167,14 @@ class TantivyIndex:
 
     def _upsert(self, docs: Sequence[VideoDocument]) -> int:
         index, writer = self._opened(), self._open_writer()
-        stored = self._stored_many(index.searcher(), [doc.video_id for doc in docs])
+        stored = self._stored_versions(index.searcher(), [doc.video_id for doc in docs])
         applied = 0
         for doc in docs:
             old = stored.get(doc.video_id)
-            if old is not None and doc.version <= old.version:
-                continue
-            writer.delete_documents_by_term("video_id", doc.video_id)
+            if old is not None:
+                if doc.version <= old:
+                    continue
+                writer.delete_documents_by_term("video_id", doc.video_id)
             writer.add_document(self._to_tantivy(doc))
             applied += 1
         if applied:
@@ -176,6 +209,7 @@ class TantivyIndex:
         out.add_boolean("searchable", is_searchable(doc))
         out.add_integer("views", doc.views)
         out.add_integer("recent_ms", recent_key(doc))
+        out.add_integer("version", doc.version)
         out.add_bytes("source", json.dumps(to_source(doc)).encode())
         return out
 
@@ -210,6 +244,21 @@ class TantivyIndex:
                 out[doc.video_id] = doc
         return out
 
+    def _stored_versions(self, searcher: tantivy.Searcher, video_ids: list[str]) -> dict[str, int]:
+        """The stored version of each of ``video_ids`` (unique) that exists, by id, read from
+        fast fields: an upsert decides what to write without loading a document."""
+        out: dict[str, int] = {}
+        for start in range(0, len(video_ids), _MAX_TERMS):
+            chunk = video_ids[start : start + _MAX_TERMS]
+            query = tantivy.Query.term_set_query(self._schema, "video_id", chunk)
+            hits = searcher.search(query, len(chunk), count=False, order_by_field="video_id").hits
+            versions = searcher.fast_field_values("version", [address for _, address in hits])
+            for (video_id, _), version in zip(hits, versions, strict=True):
+                if not isinstance(version, int):  # every document of this schema has one
+                    raise TypeError(f"stored document {video_id!r} has no version")
+                out[str(video_id)] = version
+        return out
+
     async def search(self, query: SearchQuery) -> SearchPage:
         cursor = self._codec.decode(query)
         rows = await asyncio.to_thread(self._search, query, cursor)
@@ -218,26 +267,170 @@ class TantivyIndex:
     def _search(self, query: SearchQuery, cursor: Cursor | None) -> list[Row]:
         searcher = self._opened().searcher()
         order_field = SORT_FIELDS.get(query.sort)
-        tq = self._build_query(query, cursor, order_field)
-        return _scan(searcher, tq, order_field, cursor, want=query.page_size + 1)
+        base, want = self._build_query(query), query.page_size + 1
+        if order_field is not None:
+            keys = self._scan_by_field(searcher, base, order_field, cursor, want)
+        elif not query.terms:  # one tie group: the order is video_id's
+            after = None if cursor is None else cursor.video_id
+            keys = self._scan_ties(searcher, base, None, BROWSE_SCORE, after, want)
+        else:
+            keys = self._scan_by_score(searcher, base, cursor, want)
+        return [
+            (key, to_hit(_from_tantivy(searcher.doc(address)), _score(key, order_field)))
+            for key, _, address in keys
+        ]
 
-    def _build_query(
-        self, query: SearchQuery, cursor: Cursor | None, order_field: str | None
-    ) -> tantivy.Query:
+    def _scan_by_field(
+        self,
+        searcher: tantivy.Searcher,
+        base: tantivy.Query,
+        field: str,
+        cursor: Cursor | None,
+        want: int,
+    ) -> list[Key]:
+        """The first ``want`` keys after the cursor, ordered (key desc, video_id asc).
+
+        The top ``need`` hits by key are exact except in their lowest key K, whose tie group
+        may be longer than what fits: every hit above K is in, and the group at K is filled
+        with its lowest ids, which tantivy finds by ordering that group by video_id.
+        """
+        keys: list[Key] = []
+        below: int | None = None
+        if cursor is not None:
+            below = int(cursor.key)
+            keys = self._scan_ties(searcher, base, field, below, cursor.video_id, want)
+        need = want - len(keys)
+        if need <= 0:
+            return keys
+        query = base if below is None else self._and(base, self._below(field, below))
+        hits = searcher.search(query, need, count=False, order_by_field=field).hits
+        if not hits:
+            return keys
+        boundary = hits[-1][0]
+        above = [(k, _video_id(searcher, address), address) for k, address in hits if k > boundary]
+        above.sort(key=lambda row: (-row[0], row[1]))
+        ties = self._scan_ties(searcher, base, field, boundary, None, need - len(above))
+        return keys + above + ties
+
+    def _scan_by_score(
+        self, searcher: tantivy.Searcher, query: tantivy.Query, cursor: Cursor | None, want: int
+    ) -> list[Key]:
+        """The first ``want`` hits after the cursor by relevance, ordered (score desc, id asc):
+        :meth:`_scan_by_field`'s plan, with tie groups found among the ranked hits."""
+        ranked = _Ranked(searcher, query)
+        keys: list[Key] = []
+        start = 0
+        if cursor is not None:
+            group, start = ranked.group(float(cursor.key))
+            keys = self._lowest_ids(searcher, query, group, cursor.key, cursor.video_id, want)
+        need = want - len(keys)
+        window = ranked.window(start, need) if need > 0 else []
+        if not window:
+            return keys
+        boundary = window[-1][0]
+        above = [
+            (k, _video_id(searcher, address), address) for k, address in window if k > boundary
+        ]
+        above.sort(key=lambda row: (-row[0], row[1]))
+        group, _ = ranked.group(boundary)
+        ties = self._lowest_ids(searcher, query, group, boundary, None, need - len(above))
+        return keys + above + ties
+
+    def _lowest_ids(
+        self,
+        searcher: tantivy.Searcher,
+        query: tantivy.Query,
+        group: dict[tuple[int, int], tantivy.DocAddress],
+        key: SortKey,
+        after: str | None,
+        limit: int,
+    ) -> list[Key]:
+        """The ``limit`` lowest ids > ``after`` of a tie group (hits of ``query``, by address):
+        read from the documents of a small group, else from the hits in video_id order."""
+        if len(group) <= max(limit, _GROUP_DOCS):
+            rows = [(key, _video_id(searcher, address), address) for address in group.values()]
+            rows.sort(key=lambda row: row[1])
+            return [row for row in rows if after is None or row[1] > after][:limit]
+        if after is not None and _PARSEABLE_ID.fullmatch(after):
+            query = self._and(query, self._id_after(after))
+            after = None
+        keys: list[Key] = []
+        batch, offset = max(limit * 8, 4 * _MIN_BATCH), 0
+        while len(keys) < limit:
+            hits = searcher.search(
+                query,
+                batch,
+                count=False,
+                order_by_field="video_id",
+                order=tantivy.Order.Asc,
+                offset=offset,
+            ).hits
+            keys += [
+                (key, str(video_id), address)
+                for video_id, address in hits
+                if _where(address) in group and (after is None or str(video_id) > after)
+            ]
+            if len(hits) < batch:
+                break
+            offset += batch
+            batch *= _GROWTH
+        return keys[:limit]
+
+    def _scan_ties(
+        self,
+        searcher: tantivy.Searcher,
+        base: tantivy.Query,
+        field: str | None,
+        key: SortKey,
+        after: str | None,
+        limit: int,
+    ) -> list[Key]:
+        """Up to ``limit`` hits whose ``field`` equals ``key`` (every hit when ``field`` is
+        None), with video_id > ``after``, in video_id order; no stored document is read."""
+        query = base if field is None else self._and(base, self._equal(field, int(key)))
+        if after is None:
+            hits = searcher.search(
+                query, limit, count=False, order_by_field="video_id", order=tantivy.Order.Asc
+            ).hits
+            return [(key, str(video_id), address) for video_id, address in hits]
+        if _PARSEABLE_ID.fullmatch(after):
+            query = self._and(query, self._id_after(after))
+            return self._scan_ties(searcher, query, None, key, None, limit)
+        return _skip_to(searcher, query, key, after, limit)
+
+    def _id_after(self, video_id: str) -> tantivy.Query:
+        """video_id > ``video_id`` (one the query parser takes verbatim, see _PARSEABLE_ID)."""
+        return self._opened().parse_query(f"video_id:{{{video_id} TO *}}", ["video_id"])
+
+    def _build_query(self, query: SearchQuery) -> tantivy.Query:
         schema, q = self._schema, tantivy.Query
         filters = [q.term_query(schema, "searchable", True)]
         filters += [q.term_query(schema, "tags", tag) for tag in query.tags]
         if query.owner is not None:
             filters.append(q.term_query(schema, "owner", query.owner))
-        if cursor is not None and order_field is not None:
-            filters.append(
-                q.range_query(
-                    schema, order_field, tantivy.FieldType.Integer, upper_bound=int(cursor.key)
-                )
-            )
         clauses = [(tantivy.Occur.Must, q.const_score_query(f, 0.0)) for f in filters]
         clauses.append((tantivy.Occur.Must, self._text_query(query.terms)))
         return q.boolean_query(clauses)
+
+    def _below(self, field: str, key: int) -> tantivy.Query:
+        return tantivy.Query.range_query(
+            self._schema, field, tantivy.FieldType.Integer, upper_bound=key, include_upper=False
+        )
+
+    def _equal(self, field: str, key: int) -> tantivy.Query:
+        return tantivy.Query.range_query(
+            self._schema, field, tantivy.FieldType.Integer, lower_bound=key, upper_bound=key
+        )
+
+    @staticmethod
+    def _and(query: tantivy.Query, restriction: tantivy.Query) -> tantivy.Query:
+        """``query`` restricted to ``restriction``'s matches, scores unchanged."""
+        return tantivy.Query.boolean_query(
+            [
+                (tantivy.Occur.Must, query),
+                (tantivy.Occur.Must, tantivy.Query.const_score_query(restriction, 0.0)),
+            ]
+        )
 
     def _text_query(self, terms: list[str]) -> tantivy.Query:
         if not terms:
@@ -292,53 +485,68 @@ def _from_tantivy(doc: tantivy.Document) -> VideoDocument:
     return from_source(json.loads(raw))
 
 
-def _scan(
-    searcher: tantivy.Searcher,
-    query: tantivy.Query,
-    order_field: str | None,
-    cursor: Cursor | None,
-    want: int,
-) -> list[Row]:
-    """The first ``want`` rows after the cursor, ordered (key desc, video_id asc).
+class _Ranked:
+    """A query's hits by score, read in growing batches as far as a caller needs them."""
 
-    Hits arrive ordered by key desc with ties in arbitrary order; once a batch ends on
-    a key below the want-th best row kept, no unseen hit can enter the result. A tie group
-    can be long (every video with 0 views), so the scan reads only each hit's id and
-    decodes the full documents of the rows it returns.
-    """
-    keys: list[tuple[SortKey, str, tantivy.DocAddress]] = []
-    batch = max(want * 2, _MIN_BATCH)
+    def __init__(self, searcher: tantivy.Searcher, query: tantivy.Query) -> None:
+        self._searcher = searcher
+        self._query = query
+        self._hits: list[tuple[float, tantivy.DocAddress]] = []
+        self._complete = False
+
+    def _read(self, count: int) -> None:
+        if self._complete or count <= len(self._hits):
+            return
+        size = max(count, _GROWTH * len(self._hits), _MIN_BATCH)
+        self._hits = self._searcher.search(self._query, size, count=False).hits
+        self._complete = len(self._hits) < size
+
+    def window(self, start: int, count: int) -> list[tuple[float, tantivy.DocAddress]]:
+        self._read(start + count)
+        return self._hits[start : start + count]
+
+    def group(self, score: float) -> tuple[dict[tuple[int, int], tantivy.DocAddress], int]:
+        """The hits scoring exactly ``score`` (by address) and how many hits score >= it."""
+        while not self._complete and (not self._hits or self._hits[-1][0] >= score):
+            self._read(max(_GROWTH * len(self._hits), _MIN_BATCH))
+        end = next((i for i, (k, _) in enumerate(self._hits) if k < score), len(self._hits))
+        group = {_where(a): a for k, a in self._hits[:end] if k == score}
+        return group, end
+
+
+def _where(address: tantivy.DocAddress) -> tuple[int, int]:
+    return address.segment_ord, address.doc
+
+
+def _skip_to(
+    searcher: tantivy.Searcher, query: tantivy.Query, key: SortKey, after: str, limit: int
+) -> list[Key]:
+    """The tie group's first ``limit`` hits with video_id > ``after``, found by reading its
+    ids in order (for ids the query parser cannot take as a range bound)."""
+    keys: list[Key] = []
+    batch = max(limit * 2, _MIN_BATCH)
     offset = 0
-    while True:
+    while len(keys) < limit:
         hits = searcher.search(
-            query, batch, count=False, order_by_field=order_field, offset=offset
+            query,
+            batch,
+            count=False,
+            order_by_field="video_id",
+            order=tantivy.Order.Asc,
+            offset=offset,
         ).hits
-        keys.extend(_keys_after(searcher, hits, cursor))
-        keys.sort(key=lambda k: (-k[0], k[1]))
-        del keys[want:]  # a dropped row is beaten by ``want`` rows already; later hits rank lower
-        if len(hits) < batch or (len(keys) >= want and hits[-1][0] < keys[want - 1][0]):
+        keys += [(key, str(v), address) for v, address in hits if str(v) > after]
+        if len(hits) < batch:
             break
         offset += batch
-    return [
-        (key, to_hit(_from_tantivy(searcher.doc(address)), _score(key, order_field)))
-        for key, _, address in keys[:want]
-    ]
+    return keys[:limit]
 
 
-def _keys_after(
-    searcher: tantivy.Searcher,
-    hits: list[tuple[SortKey, tantivy.DocAddress]],
-    cursor: Cursor | None,
-) -> list[tuple[SortKey, str, tantivy.DocAddress]]:
-    out: list[tuple[SortKey, str, tantivy.DocAddress]] = []
-    for key, address in hits:
-        video_id = searcher.doc(address).get_first("video_id")
-        if not isinstance(video_id, str):
-            raise TypeError("stored document has no video_id")
-        if cursor is not None and not cursor.precedes(key, video_id):
-            continue
-        out.append((key, video_id, address))
-    return out
+def _video_id(searcher: tantivy.Searcher, address: tantivy.DocAddress) -> str:
+    video_id = searcher.doc(address).get_first("video_id")
+    if not isinstance(video_id, str):
+        raise TypeError("stored document has no video_id")
+    return video_id
 
 
 def _score(key: SortKey, order_field: str | None) -> float | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, TypeVar, get_args, get_origin
 
 from tritontube.domain import events
@@ -40,51 +41,71 @@ T = TypeVar("T")
 
 def to_avro(obj: Any) -> Any:
     """A domain object as the plain dict/list structure fastavro writes."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_avro(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    names = _field_names(type(obj))
+    if names is not None:
+        return {name: to_avro(getattr(obj, name)) for name in names}
     if isinstance(obj, tuple | list):
         return [to_avro(x) for x in obj]
     return obj
 
 
-_HINTS: dict[type[Any], dict[str, Any]] = {}
+# Per-class plans, computed once: every event goes through these, so the dataclass and
+# typing introspection must not run per record.
+_FIELD_NAMES: dict[type[Any], tuple[str, ...] | None] = {}
+Converter = Callable[[Any], Any]
+_PLANS: dict[type[Any], tuple[tuple[str, Converter | None], ...]] = {}
 
 
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    """Resolved type hints of a domain dataclass (computed once per class)."""
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls, vars(events))
-    return hints
+def _field_names(cls: type[Any]) -> tuple[str, ...] | None:
+    """The field names of a dataclass type, None for any other type."""
+    try:
+        return _FIELD_NAMES[cls]
+    except KeyError:
+        names = None
+        if dataclasses.is_dataclass(cls):
+            names = tuple(f.name for f in dataclasses.fields(cls))
+        _FIELD_NAMES[cls] = names
+        return names
+
+
+def _plan(cls: type[Any]) -> tuple[tuple[str, Converter | None], ...]:
+    """Each field of a domain dataclass with the converter of its raw Avro value."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = typing.get_type_hints(cls, vars(events))
+        fields = dataclasses.fields(cls)
+        plan = _PLANS[cls] = tuple((f.name, _converter(hints[f.name])) for f in fields)
+    return plan
 
 
 def from_avro(cls: type[T], value: dict[str, Any]) -> T:
     """Build ``cls`` from a decoded Avro record, ignoring fields the domain does not know."""
-    hints = _hints(cls)
-    kwargs = {
-        f.name: _convert(hints[f.name], value[f.name])
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if f.name in value
-    }
+    kwargs = {}
+    for name, convert in _plan(cls):
+        if name in value:
+            raw = value[name]
+            kwargs[name] = raw if convert is None or raw is None else convert(raw)
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise CodecError(f"record does not fit {cls.__name__}: {exc}") from exc
 
 
-def _convert(hint: Any, raw: Any) -> Any:
-    if raw is None:
-        return None
+def _converter(hint: Any) -> Converter | None:
+    """How a non-null raw value of type ``hint`` becomes a domain value (None: as it is)."""
     origin = get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         inner = [a for a in get_args(hint) if a is not type(None)]
-        return _convert(inner[0], raw) if len(inner) == 1 else raw
+        return _converter(inner[0]) if len(inner) == 1 else None
     if origin is tuple:
-        item = get_args(hint)[0]
-        return tuple(_convert(item, x) for x in raw)
+        item = _converter(get_args(hint)[0])
+        if item is None:
+            return tuple
+        return lambda raw: tuple(None if x is None else item(x) for x in raw)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return from_avro(hint, raw)
-    return raw
+        record: type[Any] = hint
+        return lambda raw: from_avro(record, raw)
+    return None
 
 
 class EventCodec:
