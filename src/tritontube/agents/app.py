@@ -11,7 +11,16 @@ from dataclasses import dataclass
 import faust
 from mode import Service
 
-from tritontube.agents import analytics, archiver, indexer, lag, transcode, video_state, views
+from tritontube.agents import (
+    analytics,
+    archiver,
+    faust_fixes,
+    indexer,
+    lag,
+    transcode,
+    video_state,
+    views,
+)
 from tritontube.agents.topology import Topology, build_topology
 from tritontube.deps import Deps
 from tritontube.indexer.factory import build_search_index
@@ -35,6 +44,8 @@ def _faust_app(settings: Settings) -> faust.App:
         settings.worker.app_id,
         broker=servers,
         store=settings.worker.store,
+        # Faust's own ends a rebalance in an order that can lose fetched records.
+        TableManager=faust_fixes.TableManager,
         datadir=str(settings.worker.data_dir),
         autodiscover=False,
         topic_partitions=settings.kafka.partitions,
@@ -60,6 +71,7 @@ def _faust_app(settings: Settings) -> faust.App:
 
 
 def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
+    faust_fixes.apply()
     if settings.kafka.embedded_broker_compat:
         broker_compat.apply()
     app = _faust_app(settings)

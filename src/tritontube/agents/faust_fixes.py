@@ -1,0 +1,147 @@
+"""Two faust-streaming 0.15.3 defects that silently drop fetched records, fixed here.
+
+Both were caught by ``tests/faults/test_worker_faults.py -k mid_indexing``: a worker restarted
+onto a 600-event backlog processed part of it (135 events in the recorded runs) and then
+nothing more, in about one run in three. The records were not lost for good (their offsets
+were never committed, so the next rebalance would read them again), but the index stayed
+stale until then. A trace of the consumer's calls in the failing runs showed both causes.
+
+**An empty partition set means "all partitions" to aiokafka.** Faust's fetcher hands the
+consumer thread its *live* set of active partitions and aiokafka's ``fetched_records`` waits
+on it, reading ``if partitions and tp not in partitions`` at every wake-up. When the main
+thread pauses the last active partition during that wait (the end of changelog recovery
+does exactly this), the set becomes empty and aiokafka returns the buffered records of every
+assigned partition, paused stream partitions included; their positions advance and Faust
+discards the records as not active. :func:`apply` wraps the set in a view that is always
+truthy and still answers membership from the live set: an empty set now means "nothing".
+
+**The end of a rebalance resumes stream partitions before seeking them** (upstream issue
+#596, open). ``Recovery.on_recovery_completed`` resumes the stream partitions while the
+consumer's flow is active, then awaits ``perform_seek`` (a broker round trip), then calls
+``flow_control.resume()``, which clears every agent's queue. Records fetched during the
+seek are cleared; the seek repairs that only when the group has a committed offset, and even
+then the consumer's read offset, raised while it delivers the records fetched before the
+seek, makes it drop the re-fetched copies. :class:`StreamSafeRecovery` seeks while the
+stream partitions are still paused, then clears the queues, and only then resumes them;
+:class:`TableManager` makes Faust use it (the ``TableManager`` app setting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Set
+from typing import Any
+
+from faust.tables import TableManager as FaustTableManager
+from faust.tables.recovery import Recovery
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
+
+_ORIGINAL_FETCH_RECORDS = AIOKafkaConsumerThread._fetch_records
+
+
+class LivePartitions:
+    """Membership in Faust's live active-partition set, never falsy (see the module doc)."""
+
+    __slots__ = ("_live",)
+
+    def __init__(self, live: Set[TP]) -> None:
+        self._live = live
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._live
+
+
+async def _fetch_records(
+    self: AIOKafkaConsumerThread,
+    consumer: Any,
+    active_partitions: Set[TP] | None,
+    timeout: float | None = None,
+    max_records: int | None = None,
+) -> Any:
+    partitions: Any = None if active_partitions is None else LivePartitions(active_partitions)
+    return await _ORIGINAL_FETCH_RECORDS(
+        self, consumer, partitions, timeout=timeout, max_records=max_records
+    )
+
+
+def apply() -> None:
+    """Install the fetch fix (idempotent). The recovery fix is the app's ``TableManager``."""
+    AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
+
+
+def remove() -> None:
+    """Undo :func:`apply` (tests use this to show the defect)."""
+    AIOKafkaConsumerThread._fetch_records = _ORIGINAL_FETCH_RECORDS  # type: ignore[method-assign]
+
+
+class StreamSafeRecovery(Recovery):
+    """:class:`faust.tables.recovery.Recovery` with the stream resume steps reordered."""
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        self.log.info("Restore complete!")
+        await self.app.on_rebalance_complete.send()
+        self._set_recovery_ended()
+        callbacks = [
+            asyncio.ensure_future(
+                table.on_recovery_completed(
+                    self.actives_for_table[table], self.standbys_for_table[table]
+                )
+            )
+            for table in self.tables.values()
+        ]
+        if callbacks:
+            await asyncio.wait(callbacks)
+        if self.app.consumer_generation_id != generation_id:
+            self.log.warning(
+                "Recovery rebalancing again app id %r param %r",
+                self.app.consumer_generation_id,
+                generation_id,
+            )
+            return
+        await self._seek_then_resume_streams()
+        self.tables.on_actives_ready()
+        if not self.app.assignor.assigned_standbys():
+            self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        # Faust's path for an app without tables; ours always has tables, but a subclass must
+        # not leave the unsafe order reachable.
+        await self.app.on_rebalance_complete.send()
+        if self.app.consumer_generation_id != generation_id:
+            self.log.warning("Recovery rebalancing again")
+            return
+        await self._seek_then_resume_streams()
+        self.tables.on_actives_ready()
+        self.tables.on_standbys_ready()
+        self.app.on_rebalance_end()
+        self.log.info("Worker ready")
+
+    async def _seek_then_resume_streams(self) -> None:
+        app: Any = self.app
+        consumer = app.consumer
+        streams = {tp for tp in consumer.assignment() if not self._is_changelog_tp(tp)}
+        if streams:
+            self.log.info("Seek stream partitions to committed offsets.")
+            await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+        self.completed.set()
+        app.flow_control.resume()  # clears the agents' queues: nothing of `streams` is in them
+        self.log.dev("Resume stream partitions")
+        consumer.resume_partitions(streams)
+        consumer.resume_flow()
+        await app._fetcher.maybe_start()
+
+
+class TableManager(FaustTableManager):
+    """Faust's table manager, recovering with :class:`StreamSafeRecovery`."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = StreamSafeRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery
