@@ -1,4 +1,5 @@
-"""`tritontube dev` (what `make dev` runs): ready on loopback, then clean on SIGINT/SIGTERM."""
+"""`tritontube dev` (what `make dev` runs): ready on loopback, restarts a child killed from
+outside (the worker; the broker, refilled from the archive), then clean on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pytest
 
 from tritontube.devstack.process import free_port, port_open
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def _env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
@@ -36,8 +39,52 @@ def _env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
     return env, ports
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_dev_starts_ready_and_stops_every_child(tmp_path: Path, stop_signal: int) -> None:
+def child_pid(parent: int, marker: str) -> int:
+    """The pid of ``parent``'s child whose command line contains ``marker``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == parent and marker in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"no child of {parent} runs {marker!r}")
+
+
+def readyz(port: int) -> dict[str, object]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
+            return dict(json.load(resp))
+    except urllib.error.HTTPError as exc:
+        return dict(json.load(exc))
+    except OSError:
+        return {"ready": False}
+
+
+def read_until(stdout: IO[str], text: str, lines: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"{text!r} never printed:\n{''.join(lines)}")
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "victim", "marker"),
+    [(signal.SIGINT, "worker", "tritontube.cli worker"), (signal.SIGTERM, "broker", "tansu")],
+    ids=["SIGINT-kill-worker", "SIGTERM-kill-broker"],
+)
+def test_dev_starts_ready_survives_a_kill_and_stops_every_child(
+    tmp_path: Path, stop_signal: int, victim: str, marker: str
+) -> None:
     env, ports = _env(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tritontube.cli", "dev"],
@@ -67,6 +114,17 @@ def test_dev_starts_ready_and_stops_every_child(tmp_path: Path, stop_signal: int
             body = json.load(resp)
         assert body["ready"] is True
         assert set(body["checks"]) == {"broker", "objectStore", "search", "worker"}
+
+        # kill -9 from outside, as a user injecting a fault would: the stack brings it back.
+        killed = child_pid(proc.pid, marker)
+        os.kill(killed, signal.SIGKILL)
+        read_until(proc.stdout, f"{victim} restarted", lines, timeout=120)
+        assert child_pid(proc.pid, marker) != killed
+        deadline = time.monotonic() + 90
+        while (body := readyz(ports["http"])).get("ready") is not True:
+            assert time.monotonic() < deadline, f"not ready after the {victim} restart: {body}"
+            time.sleep(0.5)
+        assert proc.poll() is None, "".join(lines)
         proc.send_signal(stop_signal)
         assert proc.wait(timeout=60) == 0
     finally:

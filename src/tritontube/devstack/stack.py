@@ -3,6 +3,13 @@
 ``tritontube dev`` (``make dev``) runs it in the foreground until SIGINT/SIGTERM; the test suite
 starts the same stack on free ports. Every child runs in its own process group and is stopped
 (SIGTERM, then SIGKILL) whatever happens.
+
+``tritontube dev`` also supervises its children, as systemd or Kubernetes would in production:
+a child that dies is started again, so faults can be injected from outside (``kill -9`` the
+worker, the broker, the API) and their recovery watched. The broker is in memory, so after it
+the stack refills it from the archive and restarts the worker (whose group offsets went with
+the broker). A child that dies :data:`RESTART_LIMIT` times within :data:`RESTART_WINDOW_SECONDS`
+stops the stack instead.
 """
 
 from __future__ import annotations
@@ -35,6 +42,9 @@ from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams.admin import ensure_topics
 
 log = logging.getLogger(__name__)
+
+RESTART_LIMIT = 5
+RESTART_WINDOW_SECONDS = 120.0
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -166,6 +176,20 @@ class EmbeddedStack:
             self.stop()
             raise
 
+    def revive(self, proc: ManagedProcess) -> None:
+        """Start a child that died again (fault recovery); see the module docstring."""
+        if proc.name != "broker":
+            proc.start(timeout=60 if proc.name == "worker" else 30)
+            return
+        workers = [p for p in self.processes if p.name == "worker"]
+        for worker in workers:
+            worker.stop()
+        proc.start()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, self._prepare()).result()
+        for worker in workers:
+            worker.start(timeout=60)
+
     def _start(self, proc: ManagedProcess, timeout: float = 30.0) -> None:
         self.processes.append(proc)
         proc.start(timeout=timeout)
@@ -227,11 +251,29 @@ def run_dev(settings: Settings) -> int:
             "Press Ctrl-C to stop.",
             flush=True,
         )
+        restarts: dict[str, list[float]] = {}
         while not stop.wait(0.5):
-            for proc in stack.processes:
-                if not proc.running():
-                    print(f"{proc.name} exited; stopping. Log tail:\n{proc.tail_log()}", flush=True)
+            for proc in list(stack.processes):
+                if proc.running() or stop.is_set():
+                    continue
+                now = time.monotonic()
+                window = now - RESTART_WINDOW_SECONDS
+                recent = [t for t in restarts.get(proc.name, []) if t > window]
+                restarts[proc.name] = [*recent, now]
+                if len(recent) >= RESTART_LIMIT:
+                    print(
+                        f"{proc.name} exited ({proc.returncode}) {len(recent) + 1} times in "
+                        f"{RESTART_WINDOW_SECONDS:.0f}s; stopping. Log tail:\n{proc.tail_log()}",
+                        flush=True,
+                    )
                     return 1
+                print(f"{proc.name} exited ({proc.returncode}); restarting it ...", flush=True)
+                try:
+                    stack.revive(proc)
+                except ProcessFailedError as exc:
+                    print(f"{proc.name} did not come back: {exc}; stopping.", flush=True)
+                    return 1
+                print(f"{proc.name} restarted (pid {proc.pid}).", flush=True)
         return 0
     finally:
         print("stopping ...", flush=True)
