@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
 from tritontube.domain.events import UploadCompleted, UploadSessionCreated
@@ -85,6 +86,16 @@ def completion(video_id: str, event_id: str | None = None, owner: str = "alice")
 def bootstrap_of(where: Settings | str) -> str:
     """Bootstrap servers: given as such, or those of ``where.kafka``."""
     return where if isinstance(where, str) else where.kafka.bootstrap_servers
+
+
+async def create_topic(where: Settings | str, topic: str, partitions: int) -> None:
+    """Create ``topic`` (replication 1) on the broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_of(where))
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
 
 
 async def produce(where: Settings | str, topic: str, items: Iterable[tuple[str, bytes]]) -> None:

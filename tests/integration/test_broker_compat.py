@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from helpers import create_topic
 from tritontube.streams import broker_compat
 
 pytestmark = pytest.mark.integration
@@ -27,10 +27,7 @@ def no_compat() -> Iterator[None]:
 @pytest.fixture
 async def batched_topic(broker: str) -> AsyncIterator[str]:
     """Partition 0 ends with one 7-record batch; partition 1 is empty."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
-    await admin.start()
-    await admin.create_topics([NewTopic(TOPIC, 2, 1)])
-    await admin.close()
+    await create_topic(broker, TOPIC, 2)
     producer = AIOKafkaProducer(bootstrap_servers=broker, linger_ms=50)
     await producer.start()
     futures = [await producer.send(TOPIC, b"x%d" % i, partition=0) for i in range(7)]

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
+from helpers import create_topic
 from tritontube.agents import faust_fixes
 
 pytestmark = pytest.mark.integration
@@ -35,10 +35,7 @@ def fix_state() -> Iterator[None]:
 
 @pytest.fixture
 async def consumer(broker: str) -> AsyncIterator[AIOKafkaConsumer]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=broker)
-    await admin.start()
-    await admin.create_topics([NewTopic(TOPIC, 2, 1)])
-    await admin.close()
+    await create_topic(broker, TOPIC, 2)
     await send(broker, PAUSED, 5)
     consumer = AIOKafkaConsumer(bootstrap_servers=broker, enable_auto_commit=False)
     await consumer.start()
