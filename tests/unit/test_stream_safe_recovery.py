@@ -27,15 +27,23 @@ STREAM = TP("video-state", 0)
 class RecordingConsumer:
     """What the recovery asks of the consumer, in order."""
 
-    def __init__(self, calls: list[str], assignment: set[TP]) -> None:
+    def __init__(self, calls: list[str], assignment: set[TP], committed: dict[TP, int]) -> None:
         self.calls = calls
         self._assignment = assignment
+        self._committed_offset = committed
 
     def assignment(self) -> set[TP]:
         return set(self._assignment)
 
     async def perform_seek(self) -> None:
         self.calls.append("seek")
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        self.calls.append(f"earliest{sorted(tp.topic for tp in tps)}")
+        return dict.fromkeys(tps, 0)
+
+    async def seek_wait(self, offsets: dict[TP, int]) -> None:
+        self.calls.append(f"seek_wait{sorted((tp.topic, o) for tp, o in offsets.items())}")
 
     def resume_partitions(self, tps: set[TP]) -> None:
         self.calls.append(f"resume_partitions{sorted(tp.topic for tp in tps)}")
@@ -44,9 +52,16 @@ class RecordingConsumer:
         self.calls.append("resume_flow")
 
 
-def recording_app(app: faust.App, calls: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def recording_app(
+    app: faust.App,
+    calls: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    committed: dict[TP, int] | None = None,
+) -> None:
     changelog = next(iter(app.tables.changelog_topics))
-    app._consumer = RecordingConsumer(calls, {STREAM, TP(changelog, 0)})  # type: ignore[assignment]
+    app._consumer = RecordingConsumer(  # type: ignore[assignment]
+        calls, {STREAM, TP(changelog, 0)}, {STREAM: 7} if committed is None else committed
+    )
     clear_queues = app.flow_control.resume
 
     def resume_flow_control() -> None:
@@ -92,6 +107,22 @@ async def test_stream_partitions_resume_after_the_seek_and_the_clear(
         "resume_flow",
         "fetcher",
     ]
+
+
+async def test_a_partition_never_committed_restarts_from_the_earliest_offset(
+    worker_app: faust.App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The rebalance cleared what the queues held of it; the seek to "committed" cannot move it.
+    calls: list[str] = []
+    recording_app(worker_app, calls, monkeypatch, committed={})
+    await worker_app.tables.recovery.on_recovery_completed(worker_app.consumer_generation_id)
+    assert calls[:4] == [
+        "seek",
+        "earliest['video-state']",
+        "seek_wait[('video-state', 0)]",
+        "clear_queues",
+    ]
+    assert calls[4:] == ["resume_partitions['video-state']", "resume_flow", "fetcher"]
 
 
 async def test_a_newer_generation_resumes_nothing(

@@ -24,6 +24,9 @@ then the consumer's read offset, raised while it delivers the records fetched be
 seek, makes it drop the re-fetched copies. :class:`StreamSafeRecovery` seeks while the
 stream partitions are still paused, then clears the queues, and only then resumes them;
 :class:`TableManager` makes Faust use it (the ``TableManager`` app setting).
+A stream partition without a committed offset (a new group, or one that has processed nothing
+yet) is then put back at the reset policy's position: ``perform_seek`` does not move it, and
+the records the rebalance cleared from the queues lie behind the fetcher's position.
 """
 
 from __future__ import annotations
@@ -128,13 +131,33 @@ class StreamSafeRecovery(Recovery):
         streams = {tp for tp in consumer.assignment() if not self._is_changelog_tp(tp)}
         if streams:
             self.log.info("Seek stream partitions to committed offsets.")
-            await self._wait(consumer.perform_seek(), timeout=app.conf.broker_request_timeout)
+            timeout = app.conf.broker_request_timeout
+            await self._wait(consumer.perform_seek(), timeout=timeout)
+            await self._wait(self._reset_uncommitted(streams), timeout=timeout)
         self.completed.set()
         app.flow_control.resume()  # clears the agents' queues: nothing of `streams` is in them
         self.log.dev("Resume stream partitions")
         consumer.resume_partitions(streams)
         consumer.resume_flow()
         await app._fetcher.maybe_start()
+
+    async def _reset_uncommitted(self, streams: set[TP]) -> None:
+        """Partitions without a committed offset restart from the reset policy's position.
+
+        ``perform_seek`` leaves them where the fetcher got to, which is past every record the
+        rebalance discarded (the agents' queues were cleared when it began). Nothing of them
+        was processed: a worker commits what it processed before it gives up its partitions.
+        """
+        app: Any = self.app
+        consumer = app.consumer
+        uncommitted = [tp for tp in streams if consumer._committed_offset.get(tp) is None]
+        if not uncommitted:
+            return
+        if app.conf.consumer_auto_offset_reset == "latest":
+            offsets = await consumer.highwaters(*uncommitted)
+        else:
+            offsets = await consumer.earliest_offsets(*uncommitted)
+        await consumer.seek_wait(offsets)
 
 
 class TableManager(FaustTableManager):
