@@ -11,6 +11,7 @@ test has only those); nothing here reads the environment or holds a connection b
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ from aiokafka.structs import ConsumerRecord
 
 from tritontube.domain.events import UploadCompleted, UploadSessionCreated
 from tritontube.http.auth import mint_token
+from tritontube.indexer.port import SearchIndex
+from tritontube.indexer.query import SearchQuery
 from tritontube.settings import Settings
 from tritontube.streams import catalogue
 from tritontube.streams.records import EventCodec
@@ -264,6 +267,17 @@ def scratch_leftovers(settings: Settings) -> list[Path]:
 
 
 # --------------------------------------------------------------------------- HTTP API
+
+
+async def all_pages(index: SearchIndex, query: SearchQuery) -> list[str]:
+    """Every hit's id, following ``nextPageToken`` to the last page."""
+    seen: list[str] = []
+    while True:
+        page = await index.search(query)
+        seen += [hit.video_id for hit in page.results]
+        if page.next_page_token is None:
+            return seen
+        query = dataclasses.replace(query, page_token=page.next_page_token)
 
 
 def auth(settings: Settings, user: str = "alice") -> dict[str, str]:

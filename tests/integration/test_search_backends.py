@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import all_pages
 from tritontube.devstack.osmem import osmem_url, running_osmem
 from tritontube.devstack.process import ManagedProcess, free_port
 from tritontube.indexer.documents import VideoDocument
@@ -75,16 +76,6 @@ async def put(index: SearchIndex, *docs: VideoDocument) -> int:
 async def ids(index: SearchIndex, query: SearchQuery) -> list[str]:
     page = await index.search(query)
     return [hit.video_id for hit in page.results]
-
-
-async def all_pages(index: SearchIndex, query: SearchQuery) -> list[str]:
-    seen: list[str] = []
-    while True:
-        page = await index.search(query)
-        seen += [hit.video_id for hit in page.results]
-        if page.next_page_token is None:
-            return seen
-        query = replace(query, page_token=page.next_page_token)
 
 
 async def test_ping_answers(index: SearchIndex) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import tantivy
 
+from helpers import all_pages
 from tritontube.indexer import tantivy_index
 from tritontube.indexer.documents import VideoDocument, recent_key
 from tritontube.indexer.query import SearchQuery, SortOrder
@@ -70,16 +71,6 @@ async def index(tmp_path: Path) -> AsyncIterator[TantivyIndex]:
         yield idx
     finally:
         await idx.close()
-
-
-async def all_pages(index: TantivyIndex, query: SearchQuery) -> list[str]:
-    seen: list[str] = []
-    while True:
-        page = await index.search(query)
-        seen += [hit.video_id for hit in page.results]
-        if page.next_page_token is None:
-            return seen
-        query = replace(query, page_token=page.next_page_token)
 
 
 @pytest.mark.parametrize("sort", ["views", "recent", "relevance"])

@@ -105,12 +105,9 @@ class StreamSafeRecovery(Recovery):
                 generation_id,
             )
             return
-        await self._seek_then_resume_streams()
-        self.tables.on_actives_ready()
-        if not self.app.assignor.assigned_standbys():
-            self.tables.on_standbys_ready()
-        self.app.on_rebalance_end()
-        self.log.info("Worker ready")
+        await self._seek_then_resume_streams(
+            standbys_ready=not self.app.assignor.assigned_standbys()
+        )
 
     async def _resume_streams(self, generation_id: int = 0) -> None:
         # Faust's path for an app without tables; ours always has tables, but a subclass must
@@ -119,13 +116,9 @@ class StreamSafeRecovery(Recovery):
         if self.app.consumer_generation_id != generation_id:
             self.log.warning("Recovery rebalancing again")
             return
-        await self._seek_then_resume_streams()
-        self.tables.on_actives_ready()
-        self.tables.on_standbys_ready()
-        self.app.on_rebalance_end()
-        self.log.info("Worker ready")
+        await self._seek_then_resume_streams(standbys_ready=True)
 
-    async def _seek_then_resume_streams(self) -> None:
+    async def _seek_then_resume_streams(self, *, standbys_ready: bool) -> None:
         app: Any = self.app
         consumer = app.consumer
         streams = {tp for tp in consumer.assignment() if not self._is_changelog_tp(tp)}
@@ -140,6 +133,11 @@ class StreamSafeRecovery(Recovery):
         consumer.resume_partitions(streams)
         consumer.resume_flow()
         await app._fetcher.maybe_start()
+        self.tables.on_actives_ready()
+        if standbys_ready:
+            self.tables.on_standbys_ready()
+        app.on_rebalance_end()
+        self.log.info("Worker ready")
 
     async def _reset_uncommitted(self, streams: set[TP]) -> None:
         """Partitions without a committed offset restart from the reset policy's position.

@@ -20,9 +20,10 @@ and the group's lowest ids found among the hits in video_id order. They cost O(d
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -307,8 +308,7 @@ class TantivyIndex:
         if not hits:
             return keys
         boundary = hits[-1][0]
-        above = [(k, _video_id(searcher, address), address) for k, address in hits if k > boundary]
-        above.sort(key=lambda row: (-row[0], row[1]))
+        above = _above(searcher, hits, boundary)
         ties = self._scan_ties(searcher, base, field, boundary, None, need - len(above))
         return keys + above + ties
 
@@ -328,10 +328,7 @@ class TantivyIndex:
         if not window:
             return keys
         boundary = window[-1][0]
-        above = [
-            (k, _video_id(searcher, address), address) for k, address in window if k > boundary
-        ]
-        above.sort(key=lambda row: (-row[0], row[1]))
+        above = _above(searcher, window, boundary)
         group, _ = ranked.group(boundary)
         ties = self._lowest_ids(searcher, query, group, boundary, None, need - len(above))
         return keys + above + ties
@@ -354,27 +351,13 @@ class TantivyIndex:
         if after is not None and _PARSEABLE_ID.fullmatch(after):
             query = self._and(query, self._id_after(after))
             after = None
-        keys: list[Key] = []
-        batch, offset = max(limit * 8, 4 * _MIN_BATCH), 0
-        while len(keys) < limit:
-            hits = searcher.search(
-                query,
-                batch,
-                count=False,
-                order_by_field="video_id",
-                order=tantivy.Order.Asc,
-                offset=offset,
-            ).hits
-            keys += [
-                (key, str(video_id), address)
-                for video_id, address in hits
-                if _where(address) in group and (after is None or str(video_id) > after)
-            ]
-            if len(hits) < batch:
-                break
-            offset += batch
-            batch *= _GROWTH
-        return keys[:limit]
+        hits = _in_id_order(searcher, query, max(limit * 8, 4 * _MIN_BATCH), _GROWTH)
+        members = (
+            (key, video_id, address)
+            for video_id, address in hits
+            if _where(address) in group and (after is None or video_id > after)
+        )
+        return list(itertools.islice(members, limit))
 
     def _scan_ties(
         self,
@@ -523,10 +506,18 @@ def _skip_to(
 ) -> list[Key]:
     """The tie group's first ``limit`` hits with video_id > ``after``, found by reading its
     ids in order (for ids the query parser cannot take as a range bound)."""
-    keys: list[Key] = []
-    batch = max(limit * 2, _MIN_BATCH)
+    hits = _in_id_order(searcher, query, max(limit * 2, _MIN_BATCH))
+    rows = ((key, video_id, address) for video_id, address in hits if video_id > after)
+    return list(itertools.islice(rows, limit))
+
+
+def _in_id_order(
+    searcher: tantivy.Searcher, query: tantivy.Query, batch: int, growth: int = 1
+) -> Iterator[tuple[str, tantivy.DocAddress]]:
+    """The hits of ``query`` as (video_id, address) in video_id order, read from the fast
+    field ``batch`` at a time (each batch ``growth`` times the last) as far as consumed."""
     offset = 0
-    while len(keys) < limit:
+    while True:
         hits = searcher.search(
             query,
             batch,
@@ -535,11 +526,21 @@ def _skip_to(
             order=tantivy.Order.Asc,
             offset=offset,
         ).hits
-        keys += [(key, str(v), address) for v, address in hits if str(v) > after]
+        for video_id, address in hits:
+            yield str(video_id), address
         if len(hits) < batch:
-            break
+            return
         offset += batch
-    return keys[:limit]
+        batch *= growth
+
+
+def _above(
+    searcher: tantivy.Searcher, hits: Sequence[tuple[SortKey, tantivy.DocAddress]], key: SortKey
+) -> list[Key]:
+    """The hits keyed above ``key``, ordered (key desc, video_id asc)."""
+    rows = [(k, _video_id(searcher, address), address) for k, address in hits if k > key]
+    rows.sort(key=lambda row: (-row[0], row[1]))
+    return rows
 
 
 def _video_id(searcher: tantivy.Searcher, address: tantivy.DocAddress) -> str:
