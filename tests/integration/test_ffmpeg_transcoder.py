@@ -92,6 +92,13 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ffmpeg(*lavfi, VIDEO.format(d=1), "-vf", "setsar=4/3", *X264, str(clips["anamorphic"]))
     ffmpeg("-i", str(clips["av"]), "-c", "copy", "-movflags", "+faststart",
            str(clips["faststart"]))  # fmt: skip
+    clips["raw"] = d / "raw.h264"  # an elementary stream: no container, no timestamps
+    ffmpeg(*lavfi, VIDEO.format(d=1), *X264, "-f", "h264", str(clips["raw"]))
+    clips["one_frame"] = d / "one_frame.mp4"
+    ffmpeg(*lavfi, VIDEO.format(d=1), "-frames:v", "1", *X264, str(clips["one_frame"]))
+    clips["thumbnail_size"] = d / "thumbnail_size.mp4"  # 8x6 macroblocks, 30 fps
+    ffmpeg(*lavfi, "testsrc2=size=128x96:rate=30:duration=1", *X264,
+           str(clips["thumbnail_size"]))  # fmt: skip
 
     whole = clips["av"].read_bytes()
     clips["truncated"] = d / "truncated.mp4"
@@ -268,6 +275,38 @@ async def test_very_short_clip(
     assert probe.duration_seconds is not None and probe.duration_seconds < 1
     assert (tmp_path / "o" / "chunk-0-00001.m4s").is_file()
     assert len(representations(manifest)) == 4
+
+
+async def test_a_single_frame_clip_has_a_duration_players_accept(
+    transcoder: FfmpegTranscoder, media: dict[str, Path], tmp_path: Path
+) -> None:
+    """ffmpeg writes "PT0.0S" for it, which dash.js treats as no duration at all."""
+    _, _, manifest = await transcode(transcoder, media["one_frame"], tmp_path / "o")
+    root = ET.parse(manifest).getroot()  # noqa: S314 - our own output
+    assert root.get("mediaPresentationDuration") == "PT0.040S"  # one frame at 25 fps
+
+
+async def test_raw_h264_stream_without_timestamps_is_packaged_with_a_poster(
+    transcoder: FfmpegTranscoder, media: dict[str, Path], tmp_path: Path
+) -> None:
+    probe, plan, manifest = await transcode(transcoder, media["raw"], tmp_path / "o")
+    assert probe.duration_seconds is None and not probe.has_audio
+    assert len(representations(manifest)) == len(plan) == 3
+    poster = tmp_path / "poster.jpg"
+    await transcoder.thumbnail(media["raw"], poster, probe)  # "-ss 0" would drop every frame
+    assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+async def test_a_tiny_rendition_is_not_labelled_h264_level_1b(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    """x264 labels a 128x96 High-profile stream level 1b (level_idc 9), which Chromium's
+    MediaCapabilities calls unsupported: dash.js then has "no streams to play"."""
+    high = FfmpegTranscoder(str(FFMPEG), str(FFPROBE), preset="veryfast", timeout_seconds=60)
+    _, plan, manifest = await transcode(high, media["thumbnail_size"], tmp_path / "o")
+    assert [(s.width, s.height) for s in plan] == [(128, 96)]
+    codecs = representations(manifest)[0].get("codecs") or ""
+    assert codecs.startswith("avc1.64") and int(codecs[-2:], 16) == 11, codecs
 
 
 async def test_probe_without_stream_indexes_uses_the_first_streams(

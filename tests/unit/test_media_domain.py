@@ -14,6 +14,7 @@ from tritontube.domain.media import (
     Probe,
     RenditionSpec,
     describe,
+    h264_level_floor,
     parse_progress_block,
     plan_renditions,
     rendition_sars,
@@ -241,3 +242,30 @@ def test_progress_with_unknown_duration() -> None:
     progress = parse_progress_block({"out_time_us": "5000000", "progress": "continue"}, None)
     assert progress.percent == 0.0
     assert progress.eta_seconds is None
+
+
+# --------------------------------------------------------------------------- H.264 level
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "rate", "maxrate", "expected"),
+    [
+        (16, 16, 30, 150, "1.1"),  # 1 macroblock: x264 would say level 1b
+        (128, 96, 30, 150, "1.1"),  # 48 macroblocks at 30 fps: 1440/s
+        (176, 144, 15, 150, "1.1"),  # QCIF, 99 macroblocks at 15 fps: 1485/s
+        (176, 144, 30, 150, None),  # 2970 macroblocks/s: above 1b, x264 picks 1.1+ itself
+        (192, 144, 15, 150, None),  # 108 macroblocks: above 1b's frame size
+        (128, 96, 30, 500, None),  # above 1b's bitrate
+        (854, 480, 30, 1284, None),
+    ],
+)
+def test_h264_level_floor_replaces_level_1b_only(
+    width: int, height: int, rate: int, maxrate: int, expected: str | None
+) -> None:
+    spec = RenditionSpec("small", width, height, maxrate, maxrate, maxrate, 96)
+    assert h264_level_floor(spec, Fraction(rate)) == expected
+
+
+def test_a_tiny_source_sized_rendition_gets_the_level_floor() -> None:
+    (only,) = plan_renditions(make_probe(128, 96), LADDER)
+    assert h264_level_floor(only, Fraction(30)) == "1.1"

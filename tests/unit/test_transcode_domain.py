@@ -274,6 +274,41 @@ def test_an_interim_manifest_without_video_is_refused() -> None:
         tx.interim_manifest(MPD, [])
 
 
+def duration_of(mpd: str) -> str | None:
+    return ET.fromstring(mpd).get("mediaPresentationDuration")  # noqa: S314 - test data
+
+
+def test_exact_duration_is_the_end_of_the_video_and_audio_past_it_is_cut() -> None:
+    # Video: three 2 s segments; audio: 6.005 s. ffmpeg wrote "PT6.0S".
+    assert duration_of(tx.exact_duration(MPD.replace('"PT6.0S"', '"PT9.9S"'))) == "PT6.000S"
+
+
+def test_exact_duration_of_a_single_frame_is_not_zero() -> None:
+    one_frame = MPD.replace('<S t="0" d="25600" r="2" />', '<S t="0" d="427" />')
+    assert duration_of(tx.exact_duration(one_frame)) == "PT0.034S"  # 427/12800 s, rounded up
+
+
+def test_exact_duration_rounds_up_to_the_last_video_millisecond() -> None:
+    # 2 s + 2.0333 s: rounding to 4.033 would stop the presentation inside the last frame.
+    longer = MPD.replace('<S t="0" d="25600" r="2" />', '<S t="0" d="25600" /><S d="26027" />')
+    assert duration_of(tx.exact_duration(longer)) == "PT4.034S"
+
+
+def test_exact_duration_counts_from_the_presentation_time_offset() -> None:
+    shifted = MPD.replace('<S t="0" d="25600" r="2" />', '<S t="12800" d="25600" r="2" />')
+    shifted = shifted.replace(
+        'timescale="12800"', 'timescale="12800" presentationTimeOffset="12800"'
+    )
+    assert duration_of(tx.exact_duration(shifted)) == "PT6.000S"
+    hours = MPD.replace('<S t="0" d="25600" r="2" />', '<S t="0" d="25600" r="2249" />')
+    assert duration_of(tx.exact_duration(hours)) == "PT4500.000S"
+
+
+def test_exact_duration_leaves_a_manifest_without_video_timeline_alone() -> None:
+    audio_only = MPD.replace('contentType="video"', 'contentType="text"')
+    assert tx.exact_duration(audio_only) == audio_only
+
+
 # --------------------------------------------------------------------------- events
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "RenditionOutput",
     "RenditionSpec",
     "describe",
+    "h264_level_floor",
     "parse_progress_block",
     "plan_renditions",
     "rendition_sars",
@@ -320,6 +321,30 @@ def target_frame_rate(probe: Probe, max_rate: float = 60.0, default: int = 30) -
     if abs(rate - float(nearest)) <= float(nearest) * 0.01:
         return nearest
     return Fraction(max(1, round(rate)))
+
+
+# H.264 level 1b (limits of the High profile: 99 macroblocks a frame, 1485 a second,
+# 160 kb/s, a 437.5 kbit buffer). x264 labels a tiny rendition 1b when it fits, and
+# Chromium's MediaCapabilities reports level_idc 9 as unsupported, so dash.js finds "no
+# streams to play". Level 1.1's limits all exceed 1b's, so labelling such a stream 1.1
+# is conformant.
+_LEVEL_1B_MACROBLOCKS = 99
+_LEVEL_1B_MACROBLOCKS_PER_SECOND = 1485
+_LEVEL_1B_KBPS = 160
+_LEVEL_1B_BUFFER_KBIT = 437.5
+
+
+def h264_level_floor(spec: RenditionSpec, rate: Fraction) -> str | None:
+    """The H.264 level to impose on ``spec`` at ``rate`` fps, or None to let x264 choose:
+    "1.1" where x264 could otherwise choose level 1b, which browsers refuse."""
+    macroblocks = math.ceil(spec.width / 16) * math.ceil(spec.height / 16)
+    could_be_1b = (
+        macroblocks <= _LEVEL_1B_MACROBLOCKS
+        and macroblocks * rate <= _LEVEL_1B_MACROBLOCKS_PER_SECOND
+        and spec.maxrate_kbps <= _LEVEL_1B_KBPS
+        and spec.bufsize_kbps <= _LEVEL_1B_BUFFER_KBIT
+    )
+    return "1.1" if could_be_1b else None
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,12 @@ from tritontube.domain.media import (
     Probe,
     RenditionOutput,
     RenditionSpec,
+    h264_level_floor,
     parse_progress_block,
     rendition_sars,
     target_frame_rate,
 )
+from tritontube.domain.transcode import exact_duration
 from tritontube.media.port import ProgressCallback
 
 __all__ = ["DEFAULT_INPUT_FORMATS", "MANIFEST_NAME", "FfmpegTranscoder"]
@@ -462,6 +464,10 @@ def _files_of(representation_id: str, files: Sequence[OutputFile]) -> tuple[Path
     return tuple(sorted(mine, key=lambda p: (not p.name.startswith(init), p.name)))
 
 
+def _write_exact_duration(manifest: Path) -> None:
+    manifest.write_text(exact_duration(manifest.read_text(encoding="utf-8")), encoding="utf-8")
+
+
 def _representations(manifest: Path) -> list[tuple[str, ET.Element]]:
     """(content type, Representation element) for every Representation in the MPD."""
     root = ET.parse(manifest).getroot()  # noqa: S314 - our own ffmpeg wrote this file
@@ -581,6 +587,8 @@ def _video_output_args(
         args += [f"-b:v:{i}", f"{spec.video_bitrate_kbps}k"]
         args += [f"-maxrate:v:{i}", f"{spec.maxrate_kbps}k"]
         args += [f"-bufsize:v:{i}", f"{spec.bufsize_kbps}k"]
+        if (level := h264_level_floor(spec, rate)) is not None:
+            args += [f"-level:v:{i}", level]
     return args
 
 
@@ -719,6 +727,7 @@ class FfmpegTranscoder:
         )
         if done.returncode != 0:
             raise _failure(done, FailureReason.TRANSCODE_FAILED)
+        await asyncio.to_thread(_write_exact_duration, out_dir / MANIFEST_NAME)
         files, renditions, audio = await asyncio.to_thread(_collect_outputs, out_dir, plan)
         return DashOutput(
             manifest=out_dir / MANIFEST_NAME,
@@ -800,8 +809,8 @@ class FfmpegTranscoder:
             "-loglevel",
             "level+error",
             *self._input_guard(),
-            "-ss",
-            f"{offset:.3f}",
+            # No "-ss 0": a stream without timestamps (raw H.264) would lose every frame.
+            *(["-ss", f"{offset:.3f}"] if offset > 0 else []),
             "-i",
             f"file:{source}",
             "-map",
