@@ -27,15 +27,6 @@ playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install 
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 READY_TIMEOUT_MS = 240_000
 USER = "e2e-alice"
 
@@ -59,19 +50,6 @@ def clip(tmp_path: Path) -> Path:
         timeout=60,
     )  # fmt: skip
     return out
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian chromium is not installed (make test installs it)")
-    with playwright_api.sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 class Evidence:
