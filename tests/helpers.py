@@ -240,6 +240,42 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(argv, check=True, timeout=60)
 
 
+#: A small clip for every content type uploads accept: content type -> (file name, ffmpeg
+#: output options). Tests assert that this covers ``UploadSettings.allowed_content_types``.
+X264_FAST = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+CONTAINERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "video/mp4": ("clip.mp4", (*X264_FAST, "-c:a", "aac")),
+    "video/x-m4v": ("clip.m4v", (*X264_FAST, "-c:a", "aac", "-f", "ipod")),
+    "video/quicktime": ("phone.mov", ("-c:v", "libx265", "-x265-params", "log-level=error",
+                                      "-tag:v", "hvc1", "-c:a", "aac")),
+    "video/webm": ("browser.webm", ("-c:v", "libvpx-vp9", "-deadline", "realtime",
+                                    "-c:a", "libopus")),
+    "video/x-matroska": ("clip.mkv", (*X264_FAST, "-c:a", "flac")),
+    "video/x-msvideo": ("old.avi", ("-c:v", "mpeg4", "-c:a", "libmp3lame")),
+    "video/3gpp": ("phone.3gp", (*X264_FAST, "-c:a", "aac", "-ar", "16000", "-f", "3gp")),
+    "video/3gpp2": ("phone.3g2", (*X264_FAST, "-c:a", "aac", "-f", "3g2")),
+    "video/mpeg": ("dvd.mpg", ("-c:v", "mpeg2video", "-c:a", "mp2", "-f", "vob")),
+    "video/mp2t": ("camera.m2ts", (*X264_FAST, "-c:a", "ac3", "-f", "mpegts",
+                                   "-mpegts_m2ts_mode", "1")),
+    "video/ogg": ("web.ogv", ("-c:v", "libtheora", "-c:a", "libvorbis", "-f", "ogg")),
+    "video/x-flv": ("old.flv", ("-c:v", "flv1", "-c:a", "libmp3lame", "-ar", "44100")),
+    "video/x-ms-wmv": ("office.wmv", ("-c:v", "wmv2", "-c:a", "wmav2", "-f", "asf")),
+    "video/x-ms-asf": ("office.asf", ("-c:v", "msmpeg4", "-c:a", "wmav2", "-f", "asf")),
+}  # fmt: skip
+
+
+def container_clip(folder: Path, content_type: str) -> Path:
+    """A 1 s 160x120 clip with a tone in the container ``CONTAINERS`` names for the type."""
+    name, options = CONTAINERS[content_type]
+    path = folder / name
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15:duration=1",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1",
+        *options, str(path),
+    )  # fmt: skip
+    return path
+
+
 def processes_mentioning(marker: str, *programs: str) -> list[str]:
     """Command lines of live processes (not this one) that mention ``marker`` and, when
     ``programs`` are given, one of them."""

@@ -176,8 +176,24 @@ class UploadSettings(_Group):
     )
     max_size_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload.")
     allowed_content_types: tuple[str, ...] = Field(
-        ("video/mp4", "video/quicktime", "video/webm", "video/x-matroska", "video/x-msvideo"),
-        description="Content types accepted for upload (all must be video/*).",
+        (
+            "video/mp4",
+            "video/x-m4v",
+            "video/quicktime",
+            "video/webm",
+            "video/x-matroska",
+            "video/x-msvideo",
+            "video/3gpp",
+            "video/3gpp2",
+            "video/mpeg",
+            "video/mp2t",
+            "video/ogg",
+            "video/x-flv",
+            "video/x-ms-wmv",
+            "video/x-ms-asf",
+        ),
+        description="Content types accepted for upload (all must be video/*); every one is a "
+        "container the transcoder demuxes.",
     )
 
 

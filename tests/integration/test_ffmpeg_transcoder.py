@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ffmpeg, processes_mentioning
+from helpers import CONTAINERS, container_clip, ffmpeg, processes_mentioning
 from tritontube.domain.media import (
     LADDER,
     EncodeProgress,
@@ -275,6 +275,18 @@ async def test_very_short_clip(
     assert probe.duration_seconds is not None and probe.duration_seconds < 1
     assert (tmp_path / "o" / "chunk-0-00001.m4s").is_file()
     assert len(representations(manifest)) == 4
+
+
+@pytest.mark.parametrize("content_type", sorted(CONTAINERS))
+async def test_every_uploadable_container_is_packaged_with_its_audio(
+    content_type: str, transcoder: FfmpegTranscoder, tmp_path: Path
+) -> None:
+    source = container_clip(tmp_path, content_type)
+    probe, plan, manifest = await transcode(transcoder, source, tmp_path / "o")
+    assert probe.has_video and probe.has_audio
+    reps = representations(manifest)
+    assert len(reps) == len(plan) + 1  # every rendition and the audio
+    assert {(r.get("codecs") or "")[:4] for r in reps} == {"avc1", "mp4a"}
 
 
 async def test_a_single_frame_clip_has_a_duration_players_accept(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,6 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from helpers import CONTAINERS, container_clip
 from tritontube.deps import build_deps
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.http.app import create_http_app
@@ -192,6 +194,22 @@ async def test_refusals_publish_nothing(api: Api, clip: bytes) -> None:
     assert await post_form(session["upload"], clip) in (200, 201, 204)
     status, body = await api.complete(vid, etag)
     assert (status, body["status"]) == (200, "PENDING_TRANSCODE")
+
+
+async def test_every_accepted_content_type_reaches_pending_transcode(
+    api: Api, tmp_path: Path
+) -> None:
+    """Phones, cameras and old software upload more than MP4: each accepted type, with a
+    real file of that container, passes the content sniffing of completeUpload."""
+    assert set(CONTAINERS) == set(api.settings.upload.allowed_content_types)
+    for i, (content_type, (name, _)) in enumerate(CONTAINERS.items()):
+        user = f"uploader-{i}"  # one upload each: within the per-user rate limit
+        data = container_clip(tmp_path, content_type).read_bytes()
+        session = await api.upload_url(len(data), user, fileName=name, contentType=content_type)
+        assert session["upload"]["fields"]["key"].endswith("/source." + name.rsplit(".")[-1])
+        assert await post_form(session["upload"], data, content_type) in (200, 201, 204)
+        status, body = await api.complete(session["videoId"], session["etag"], user)
+        assert (status, body.get("status")) == (200, "PENDING_TRANSCODE"), (content_type, body)
 
 
 async def test_content_type_mismatch_is_refused(api: Api, clip: bytes) -> None:

@@ -15,6 +15,13 @@ def looks_like_video(head: bytes) -> bool:
         return True
     if head.startswith((b"\x00\x00\x01\xba", b"FLV", b"OggS")):  # MPEG-PS, FLV, Ogg
         return True
+    if head.startswith(b"\x00\x00\x01\xb3"):  # MPEG-1/2 video elementary stream
+        return True
     if head.startswith(b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"):  # ASF / WMV
         return True
-    return len(head) > 188 and head[0] == 0x47 and head[188] == 0x47  # MPEG-TS packets
+    # MPEG-TS: 188-byte packets, or 192-byte ones behind a 4-byte timecode (M2TS, AVCHD).
+    return _sync_bytes(head, 0, 188) or _sync_bytes(head, 4, 192)
+
+
+def _sync_bytes(head: bytes, first: int, packet: int) -> bool:
+    return len(head) > first + packet and head[first] == head[first + packet] == 0x47

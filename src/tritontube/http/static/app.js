@@ -130,10 +130,21 @@
 
   // ---------------------------------------------------------------- upload
 
+  // The type the API expects for a known extension, else the browser's: browsers leave
+  // many video files untyped or use other names (.ts as a Qt translation file, .m2ts as
+  // video/vnd.dlna.mpeg-tts on Windows).
+  const VIDEO_TYPES = {
+    mp4: "video/mp4", m4v: "video/x-m4v", mov: "video/quicktime", qt: "video/quicktime",
+    webm: "video/webm", mkv: "video/x-matroska", avi: "video/x-msvideo",
+    "3gp": "video/3gpp", "3g2": "video/3gpp2", mpg: "video/mpeg", mpeg: "video/mpeg",
+    m1v: "video/mpeg", m2v: "video/mpeg", vob: "video/mpeg", ts: "video/mp2t",
+    mts: "video/mp2t", m2ts: "video/mp2t", ogv: "video/ogg", flv: "video/x-flv",
+    wmv: "video/x-ms-wmv", asf: "video/x-ms-asf",
+  };
+
   function guessType(file) {
-    if (file.type) return file.type;
     const ext = (file.name.split(".").pop() || "").toLowerCase();
-    return { mp4: "video/mp4", m4v: "video/mp4", mov: "video/quicktime", webm: "video/webm", mkv: "video/x-matroska", avi: "video/x-msvideo" }[ext] || "application/octet-stream";
+    return VIDEO_TYPES[ext] || file.type || "application/octet-stream";
   }
 
   function setUploadProgress(pct) {
