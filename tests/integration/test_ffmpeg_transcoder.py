@@ -55,7 +55,8 @@ BROWSER_PROFILES = {"Constrained Baseline", "Baseline", "Main", "High"}
 
 def ffprobe_stream(path: Path) -> dict[str, str]:
     argv = [str(FFPROBE), "-v", "error", "-select_streams", "v:0", "-show_entries"]
-    argv += ["stream=pix_fmt,width,height,profile,bits_per_raw_sample", "-of", "default=nw=1"]
+    argv += ["stream=pix_fmt,width,height,profile,bits_per_raw_sample,color_primaries,"
+             "color_transfer,color_space", "-of", "default=nw=1"]  # fmt: skip
     out = subprocess.run([*argv, str(path)], check=True, capture_output=True, text=True).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
@@ -287,6 +288,26 @@ async def test_every_uploadable_container_is_packaged_with_its_audio(
     reps = representations(manifest)
     assert len(reps) == len(plan) + 1  # every rendition and the audio
     assert {(r.get("codecs") or "")[:4] for r in reps} == {"avc1", "mp4a"}
+
+
+@pytest.mark.parametrize("transfer", ["arib-std-b67", "smpte2084"])  # HLG, PQ
+async def test_hdr_phone_video_is_tone_mapped_to_sdr_bt709(
+    transfer: str, transcoder: FfmpegTranscoder, tmp_path: Path
+) -> None:
+    """Phones record 10-bit HEVC in HLG or PQ; browsers get 8-bit BT.709 pictures, not 8-bit
+    pictures still tagged BT.2020/HLG (which render washed out)."""
+    source = tmp_path / "hdr.mov"
+    x265 = f"log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc"
+    ffmpeg("-f", "lavfi", "-i", VIDEO.format(d=1), "-pix_fmt", "yuv420p10le",
+           "-c:v", "libx265", "-x265-params", x265, "-tag:v", "hvc1", str(source))  # fmt: skip
+    probe, _, _ = await transcode(transcoder, source, tmp_path / "o")
+    assert probe.is_hdr and probe.color_transfer == transfer
+    stream = first_segment_stream(tmp_path / "o", "0", tmp_path)
+    colour = ("pix_fmt", "color_primaries", "color_transfer", "color_space")
+    assert [stream[key] for key in colour] == ["yuv420p", "bt709", "bt709", "bt709"]
+    poster = tmp_path / "poster.jpg"
+    await transcoder.thumbnail(source, poster, probe)
+    assert poster.read_bytes()[:3] == b"\xff\xd8\xff"
 
 
 async def test_a_single_frame_clip_has_a_duration_players_accept(

@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 __all__ = [
+    "HDR_TRANSFERS",
     "LADDER",
     "AudioOutput",
     "DashOutput",
@@ -91,6 +92,10 @@ class MediaError(Exception):
         super().__init__(f"{reason.value}: {self.message}")
 
 
+#: Transfer characteristics (ffprobe's names) of high-dynamic-range video.
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+
+
 @dataclass(frozen=True)
 class Probe:
     """What ffprobe found in a source file.
@@ -120,6 +125,7 @@ class Probe:
     size_bytes: int
     video_stream_index: int | None = None
     audio_stream_index: int | None = None
+    color_transfer: str | None = None
 
     @property
     def short_side(self) -> int:
@@ -128,6 +134,11 @@ class Probe:
     @property
     def is_portrait(self) -> bool:
         return self.height > self.width
+
+    @property
+    def is_hdr(self) -> bool:
+        """PQ (HDR10, Dolby Vision) or HLG video, as phones record by default."""
+        return self.color_transfer in HDR_TRANSFERS
 
 
 @dataclass(frozen=True)

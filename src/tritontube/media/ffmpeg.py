@@ -108,6 +108,14 @@ _THUMBNAIL_FILTER = (
     ":h='max(2,round(ow/dar/2)*2)',setsar=1"
 )
 _MPD_NS = "{urn:mpeg:dash:schema:mpd:2011}"
+# HDR (PQ or HLG, BT.2020) to SDR BT.709, once before the split: linear light at a 100 nit
+# reference white, Hable's curve in float RGB (no desaturation), back to BT.709 4:2:0.
+# Browsers would otherwise get 8-bit pictures tagged PQ/HLG, which most displays render
+# washed out or wrongly.
+_HDR_TO_SDR = (
+    "zscale=tin={transfer}:pin=bt2020:min=bt2020nc:t=linear:npl=100,format=gbrpf32le,"
+    "zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
+)
 _BENCH_RE = re.compile(r"bench: utime=([0-9.]+)s stime=([0-9.]+)s")
 
 LineHandler = Callable[[str], Awaitable[None]]
@@ -395,6 +403,7 @@ def _probe_from_json(data: Mapping[str, Any], size_bytes: int) -> Probe:
         size_bytes=_int(fmt.get("size"), size_bytes) or size_bytes,
         video_stream_index=_int(video.get("index")),
         audio_stream_index=_int(audio.get("index")) if audio else None,
+        color_transfer=video.get("color_transfer"),
     )
 
 
@@ -540,14 +549,20 @@ def _audio_selector(probe: Probe) -> str:
     return f"0:{index}" if index is not None else "0:a:0"
 
 
-def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec]) -> str:
-    """Deinterlace flagged frames, constant frame rate, then one split branch per rendition,
-    each scaled to 8-bit 4:2:0 (what browsers decode) with (near-)square pixels: see
-    ``rendition_sars`` for why a rung may carry a SAR like 1280:1281."""
+def _sdr_prefix(probe: Probe) -> str:
+    """The HDR-to-SDR filters and a comma for an HDR source; nothing for SDR."""
+    return f"{_HDR_TO_SDR.format(transfer=probe.color_transfer)}," if probe.is_hdr else ""
+
+
+def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], probe: Probe) -> str:
+    """Deinterlace flagged frames, constant frame rate, HDR tone-mapped to SDR, then one
+    split branch per rendition, each scaled to 8-bit 4:2:0 (what browsers decode) with
+    (near-)square pixels: see ``rendition_sars`` for why a rung may carry a SAR like
+    1280:1281."""
     branches = "".join(f"[s{i}]" for i in range(len(plan)))
     head = (
         f"[{video}]bwdif=mode=send_frame:deint=interlaced,"
-        f"fps={_rate_text(rate)},split={len(plan)}{branches}"
+        f"fps={_rate_text(rate)},{_sdr_prefix(probe)}split={len(plan)}{branches}"
     )
     scales = [
         f"[s{i}]scale=w={spec.width}:h={spec.height}:flags=bicubic,"
@@ -556,6 +571,14 @@ def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec]) -> 
         for i, (spec, sar) in enumerate(zip(plan, rendition_sars(plan), strict=True))
     ]
     return ";".join([head, *scales])
+
+
+def _colour_args(probe: Probe) -> list[str]:
+    """Tone-mapped video is BT.709; say so in the H.264 stream (ffmpeg would otherwise
+    copy the source's BT.2020/PQ/HLG tags onto SDR pictures)."""
+    if not probe.is_hdr:
+        return []
+    return ["-color_primaries:v", "bt709", "-color_trc:v", "bt709", "-colorspace:v", "bt709"]
 
 
 def _video_output_args(
@@ -758,8 +781,9 @@ class FfmpegTranscoder:
             "-i",
             f"file:{source}",
             "-filter_complex",
-            _filter_graph(_video_selector(probe), rate, plan),
+            _filter_graph(_video_selector(probe), rate, plan, probe),
             *_video_output_args(plan, rate, self._segment_seconds, self._preset),
+            *_colour_args(probe),
             *_audio_output_args(probe, plan),
             *self._thread_args("-threads"),
             "-max_muxing_queue_size",
@@ -818,7 +842,7 @@ class FfmpegTranscoder:
             "-frames:v",
             "1",
             "-vf",
-            _THUMBNAIL_FILTER,
+            _sdr_prefix(probe) + _THUMBNAIL_FILTER,
             "-q:v",
             "3",
             "-f",
