@@ -211,6 +211,11 @@ class TranscodeSettings(_Group):
     max_pixels: int = Field(4096 * 2304, gt=0, description="Largest accepted source frame size.")
     memory_limit_bytes: int = Field(4 * 1024**3, gt=0, description="ffmpeg address-space ceiling.")
     scratch_dir: Path | None = Field(None, description="Temporary directory; None = system tmp.")
+    stream_source: bool = Field(
+        True,
+        description="ffmpeg reads the upload straight from the object store (a pre-signed GET "
+        "on the store's endpoint); False downloads it into scratch first.",
+    )
     niceness: int = Field(
         10,
         ge=0,

@@ -140,7 +140,9 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
     failed = {v: (s["status"], s["error_code"]) for v, s in states.items() if v != "happy"}
     assert failed == {
         "truncated": ("FAILED", "CORRUPT_MEDIA"),
-        "text": ("FAILED", "CORRUPT_MEDIA"),  # a text file named .mp4: no moov atom
+        # A text file named .mp4: streamed from the store, ffprobe has no extension to go
+        # by (the URL ends in a signature) and recognises no format.
+        "text": ("FAILED", "UNSUPPORTED_MEDIA"),
         "empty": ("FAILED", "EMPTY_FILE"),
         "audio": ("FAILED", "NO_VIDEO_STREAM"),
         "missing": ("FAILED", "SOURCE_MISSING"),
@@ -180,6 +182,30 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
     assert by_name["720p"].segment_count == 1 and by_name["720p"].bandwidth_bps > 0
     assert done.cpu_seconds > 0 and done.wall_seconds > 0
     assert of(progress, "happy", TranscodeFailed) == []
+    assert scratch_leftovers(settings) == []
+
+
+async def test_with_streaming_off_the_source_is_downloaded_into_scratch_first(
+    tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    stack_factory: Callable[..., EmbeddedStack],
+    store_for: Callable[[Settings], S3ObjectStore],
+    codec: EventCodec,
+    media: Media,
+) -> None:
+    """``transcode.stream_source=false``: for a store ffmpeg cannot reach over HTTP."""
+    settings = make_settings(transcode=transcode_settings(tmp_path, stream_source=False))
+    stack_factory(settings)
+    store = store_for(settings)
+    for video_id, path in {"happy": media.happy, "text": media.text}.items():
+        await store.upload_file(path, source_key(video_id), "video/mp4")
+        await publish_upload(settings, codec, video_id)
+    happy = await wait_for_state(settings, "happy", terminal)
+    text = await wait_for_state(settings, "text", terminal)
+    assert happy["status"] == "READY"
+    await assert_consistent_package(store, "media/happy/dash/")
+    # The downloaded copy keeps its extension, so ffprobe tries MP4 and finds no moov atom.
+    assert (text["status"], text["error_code"]) == ("FAILED", "CORRUPT_MEDIA")
     assert scratch_leftovers(settings) == []
 
 

@@ -1,8 +1,10 @@
 """The transcode agent: one job at a time from ``transcode-jobs`` to a DASH package in the store.
 
 Per job: decode (bad bytes go to the DLQ); skip it unless the video's state says this job and
-attempt are current; wait for ``not_before``; download the source into a private scratch
-directory; probe, validate and plan; encode every rendition in ONE ffmpeg pass while
+attempt are current; wait for ``not_before``; stream the source from the object store (a
+pre-signed GET that ffmpeg reads with range requests; or, with ``stream_source`` off, a
+download into the private scratch directory); probe, validate and plan; encode every
+rendition in ONE ffmpeg pass into the scratch directory while
 publishing TranscodeProgress about once a second; upload the smallest rendition (with the
 audio) first and an interim manifest listing only what is uploaded, then each larger
 rendition, the poster, and the full manifest last; publish RenditionReady per rendition and
@@ -63,6 +65,7 @@ from tritontube.domain.media import (
     validate_probe,
 )
 from tritontube.domain.retry import RetryPolicy
+from tritontube.media.port import RemoteSource, Source
 from tritontube.settings import Settings
 from tritontube.storage.port import ObjectNotFound, ObjectStoreError
 from tritontube.streams import catalogue
@@ -76,6 +79,7 @@ _SCRATCH_RE = re.compile(rf"^{SCRATCH_PREFIX}(\d+)-")
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 _PROGRESS_INTERVAL_SECONDS = 1.0
 _UPLOAD_CONCURRENCY = 4
+_SOURCE_URL_MARGIN_SECONDS = 600
 
 #: Errors worth another attempt: the input may be fine, the environment was not.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ObjectStoreError, KafkaError, OSError)
@@ -192,7 +196,7 @@ class TranscodeRunner:
         scratch = await asyncio.to_thread(self._make_scratch)
         try:
             await progress.publish(tx.Step.PROBING, 0.0, force=True)
-            source = await self._download(job, scratch)
+            source = await self._source(job, scratch)
             probe = await self.deps.transcoder.probe(source)
             validate_probe(
                 probe,
@@ -232,7 +236,7 @@ class TranscodeRunner:
         prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
         return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_root))
 
-    async def _download(self, job: TranscodeJob, scratch: Path) -> Path:
+    async def _source(self, job: TranscodeJob, scratch: Path) -> Source:
         store = self.deps.object_store
         info = await store.head(job.source_key)
         if info is None:
@@ -241,6 +245,15 @@ class TranscodeRunner:
             raise MediaError(FailureReason.EMPTY_FILE)
         if info.size > self.max_file_bytes:
             raise MediaError(FailureReason.TOO_LARGE_FILE)
+        if not self.settings.stream_source:
+            return await self._download(job, scratch)
+        # Valid for the whole job: probe, the encode (bounded by the timeout), the poster.
+        expires_in = int(self.settings.timeout_seconds) + _SOURCE_URL_MARGIN_SECONDS
+        url = await store.presign_get(job.source_key, expires_in, internal=True)
+        return RemoteSource(url, info.size)
+
+    async def _download(self, job: TranscodeJob, scratch: Path) -> Path:
+        store = self.deps.object_store
         # Keep a sane extension: ffprobe uses it as a demuxer hint.
         suffix = PurePosixPath(job.source_key).suffix
         source = scratch / f"source{suffix if _SAFE_SUFFIX.match(suffix) else ''}"

@@ -1,10 +1,13 @@
 """FfmpegTranscoder: the Transcoder port over the ffmpeg and ffprobe command-line tools.
 
 Every tool runs through ``asyncio.create_subprocess_exec`` (argv list, no shell) in its
-own session so that a timeout can kill the whole process group. Inputs are opened as
-``file:`` URLs with ``-protocol_whitelist file`` and a demuxer whitelist: uploads are
-untrusted, and playlist-style formats (HLS, concat, ...) would otherwise let a crafted
-upload make ffmpeg read other local files or the network.
+own session so that a timeout can kill the whole process group. A source is either a local
+file, opened as a ``file:`` URL with ``-protocol_whitelist file``, or an object streamed from
+the store through a pre-signed GET URL with ``-protocol_whitelist http,https,tcp,tls`` (range
+requests, so MP4s with the index at the end work; reconnects on network errors). Either way
+a demuxer whitelist applies: uploads are untrusted, and playlist-style formats (HLS, concat,
+...) would otherwise let a crafted upload make ffmpeg read other local files or the network.
+Signed URLs are secrets while valid: error details carry them without their query string.
 
 Decisions worth knowing:
 
@@ -21,8 +24,8 @@ Decisions worth knowing:
   processing input") is UNSUPPORTED_MEDIA; a recognised container that is structurally
   broken ("moov atom not found", decode errors) is CORRUPT_MEDIA. A text file renamed
   ``.mp4`` is therefore CORRUPT_MEDIA (ffprobe picks the MP4 demuxer from the
-  extension, then finds no moov atom) while the same bytes without an extension are
-  UNSUPPORTED_MEDIA. Audio-only input is NO_VIDEO_STREAM, raised by ``probe``.
+  extension, then finds no moov atom) while the same bytes without an extension, or
+  streamed from the store (the URL ends in its signature), are UNSUPPORTED_MEDIA. Audio-only input is NO_VIDEO_STREAM, raised by ``probe``.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ from tritontube.domain.media import (
     target_frame_rate,
 )
 from tritontube.domain.transcode import exact_duration
-from tritontube.media.port import ProgressCallback
+from tritontube.media.port import ProgressCallback, RemoteSource, Source
 
 __all__ = ["DEFAULT_INPUT_FORMATS", "MANIFEST_NAME", "FfmpegTranscoder"]
 
@@ -251,12 +254,32 @@ _CORRUPT_MARKERS = (
     "partial file",
     "ebml header parsing failed",
 )
-_TRANSIENT_MARKERS = ("received signal", "no space left on device")
+_TRANSIENT_MARKERS = (
+    "received signal",
+    "no space left on device",
+    # Streaming from the object store: it may be restarting, or the network failing.
+    "connection refused",
+    "connection reset",
+    "timed out",
+    "network is unreachable",
+    "input/output error",
+    "server returned 5",
+    "server returned 403",  # an expired signature: a new attempt signs a new URL
+)
+#: Reconnect to the object store on network errors, wait at most 30 s for any read.
+_HTTP_INPUT_OPTIONS = (
+    "-reconnect", "1",
+    "-reconnect_on_network_error", "1",
+    "-reconnect_delay_max", "8",
+    "-rw_timeout", "30000000",
+)  # fmt: skip
+_SIGNED_QUERY = re.compile(r"(https?://[^\s?]+)\?\S*")
 
 
 def _error_lines(stderr: str, keep: int = 20) -> str:
-    """The most useful part of a stderr tail: error lines if any, else the last lines."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
+    """The most useful part of a stderr tail: error lines if any, else the last lines, with
+    the signatures of pre-signed URLs cut off."""
+    lines = [_SIGNED_QUERY.sub(r"\1?…", line) for line in stderr.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith(("[error]", "[fatal]", "[panic]"))]
     return "\n".join((errors or lines)[-keep:])
 
@@ -266,6 +289,8 @@ def _classify(stderr: str, default: FailureReason) -> MediaError:
     detail = _error_lines(stderr)
     if any(marker in text for marker in _TRANSIENT_MARKERS):
         return MediaError(FailureReason.TRANSCODE_FAILED, transient=True, detail=detail)
+    if "server returned 404" in text:  # deleted from the store while queued
+        return MediaError(FailureReason.SOURCE_MISSING, detail=detail)
     if any(marker in text for marker in _UNSUPPORTED_MARKERS):
         return MediaError(FailureReason.UNSUPPORTED_MEDIA, detail=detail)
     if any(marker in text for marker in _CORRUPT_MARKERS):
@@ -679,7 +704,7 @@ class FfmpegTranscoder:
 
     # ---- probe
 
-    async def probe(self, source: Path) -> Probe:
+    async def probe(self, source: Source) -> Probe:
         size = _source_size(source)
         stdout: list[str] = []
         budget = _PROBE_STDOUT_LIMIT
@@ -696,12 +721,11 @@ class FfmpegTranscoder:
             "-hide_banner",
             "-v",
             "error",
-            *self._input_guard(),
             "-print_format",
             "json",
             "-show_streams",
             "-show_format",
-            f"file:{source}",
+            *self._input(source),
         ]
         done = await _run(
             argv,
@@ -722,7 +746,7 @@ class FfmpegTranscoder:
 
     async def transcode(
         self,
-        source: Path,
+        source: Source,
         out_dir: Path,
         plan: Sequence[RenditionSpec],
         probe: Probe,
@@ -762,7 +786,7 @@ class FfmpegTranscoder:
         )
 
     def _dash_argv(
-        self, source: Path, out_dir: Path, plan: Sequence[RenditionSpec], probe: Probe
+        self, source: Source, out_dir: Path, plan: Sequence[RenditionSpec], probe: Probe
     ) -> list[str]:
         rate = target_frame_rate(probe, self._max_frame_rate)
         adaptation_sets = "id=0,streams=v id=1,streams=a" if probe.has_audio else "id=0,streams=v"
@@ -777,9 +801,7 @@ class FfmpegTranscoder:
             "-progress",
             "pipe:1",
             *self._thread_args("-filter_complex_threads"),
-            *self._input_guard(),
-            "-i",
-            f"file:{source}",
+            *self._input(source),
             "-filter_complex",
             _filter_graph(_video_selector(probe), rate, plan, probe),
             *_video_output_args(plan, rate, self._segment_seconds, self._preset),
@@ -813,7 +835,7 @@ class FfmpegTranscoder:
 
     # ---- thumbnail
 
-    async def thumbnail(self, source: Path, out_path: Path, probe: Probe) -> None:
+    async def thumbnail(self, source: Source, out_path: Path, probe: Probe) -> None:
         if not probe.has_video:
             raise MediaError(FailureReason.NO_VIDEO_STREAM)
         _require_source(source)
@@ -825,18 +847,16 @@ class FfmpegTranscoder:
         if not _non_empty(out_path):
             raise MediaError(FailureReason.TRANSCODE_FAILED, detail="no frame could be decoded")
 
-    async def _grab_frame(self, source: Path, out_path: Path, probe: Probe, offset: float) -> None:
+    async def _grab_frame(
+        self, source: Source, out_path: Path, probe: Probe, offset: float
+    ) -> None:
         argv = [
             self._ffmpeg,
             "-hide_banner",
             "-nostdin",
             "-loglevel",
             "level+error",
-            *self._input_guard(),
-            # No "-ss 0": a stream without timestamps (raw H.264) would lose every frame.
-            *(["-ss", f"{offset:.3f}"] if offset > 0 else []),
-            "-i",
-            f"file:{source}",
+            *self._input(source, seek=offset),
             "-map",
             _video_selector(probe),
             "-frames:v",
@@ -863,14 +883,29 @@ class FfmpegTranscoder:
 
     # ---- helpers
 
-    def _input_guard(self) -> list[str]:
-        return ["-protocol_whitelist", "file", "-format_whitelist", self._input_formats]
+    def _input(self, source: Source, seek: float = 0.0) -> list[str]:
+        """Input options and ``-i``: a local file, or the object store over HTTP(S) with
+        reconnects; only the demuxers we accept, and no protocol but the one needed."""
+        if isinstance(source, RemoteSource):
+            args = ["-protocol_whitelist", "http,https,tcp,tls", *_HTTP_INPUT_OPTIONS]
+            url = source.url
+        else:
+            args = ["-protocol_whitelist", "file"]
+            url = f"file:{source}"
+        args += ["-format_whitelist", self._input_formats]
+        if seek > 0:  # No "-ss 0": a stream without timestamps (raw H.264) loses every frame.
+            args += ["-ss", f"{seek:.3f}"]
+        return [*args, "-i", url]
 
     def _thread_args(self, option: str) -> list[str]:
         return [option, str(self._threads)] if self._threads is not None else []
 
 
-def _source_size(source: Path) -> int:
+def _source_size(source: Source) -> int:
+    if isinstance(source, RemoteSource):
+        if source.size_bytes == 0:
+            raise MediaError(FailureReason.EMPTY_FILE)
+        return source.size_bytes
     try:
         size = source.stat().st_size
     except FileNotFoundError as exc:
@@ -880,8 +915,8 @@ def _source_size(source: Path) -> int:
     return size
 
 
-def _require_source(source: Path) -> None:
-    if not source.exists():
+def _require_source(source: Source) -> None:
+    if isinstance(source, Path) and not source.exists():
         raise MediaError(FailureReason.SOURCE_MISSING, detail=str(source))
 
 

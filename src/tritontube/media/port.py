@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -21,27 +22,45 @@ __all__ = [
     "DashOutput",
     "OutputFile",
     "ProgressCallback",
+    "RemoteSource",
     "RenditionOutput",
+    "Source",
     "Transcoder",
 ]
 
 ProgressCallback = Callable[[EncodeProgress], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class RemoteSource:
+    """A source read straight from the object store over HTTP(S): ``url`` is a pre-signed GET
+    (a secret while it is valid: never log it), ``size_bytes`` what the store reported."""
+
+    url: str = field(repr=False)
+    size_bytes: int
+
+    def __str__(self) -> str:
+        return self.url.partition("?")[0]
+
+
+#: What the transcoder reads: a local file, or an object streamed from the store.
+Source = Path | RemoteSource
+
+
 class Transcoder(Protocol):
-    """Probe, package and poster-frame a local source file.
+    """Probe, package and poster-frame a source: a local file or an object in the store.
 
     Every method raises ``tritontube.domain.media.MediaError`` for a failure with a known
     reason; anything else is a bug.
     """
 
-    async def probe(self, source: Path) -> Probe:
+    async def probe(self, source: Source) -> Probe:
         """Inspect ``source``. Raises MediaError for empty, unreadable, or video-less input."""
         ...
 
     async def transcode(
         self,
-        source: Path,
+        source: Source,
         out_dir: Path,
         plan: Sequence[RenditionSpec],
         probe: Probe,
@@ -51,6 +70,6 @@ class Transcoder(Protocol):
         (created if missing, must be empty) with ``out_dir / "manifest.mpd"``."""
         ...
 
-    async def thumbnail(self, source: Path, out_path: Path, probe: Probe) -> None:
+    async def thumbnail(self, source: Source, out_path: Path, probe: Probe) -> None:
         """Write one JPEG poster frame, at most 640 pixels wide, to ``out_path``."""
         ...

@@ -102,7 +102,7 @@ class InMemoryObjectStore:
             },
         )
 
-    async def presign_get(self, key: str, expires_in: int) -> str:
+    async def presign_get(self, key: str, expires_in: int, *, internal: bool = False) -> str:
         self._check_available()
         if expires_in < 1:
             raise ValueError("expires_in must be at least 1 second")

@@ -77,8 +77,10 @@ class ObjectStore(Protocol):
         """A form upload of exactly ``key`` with ``content_type`` and 1..max_size_bytes bytes."""
         ...
 
-    async def presign_get(self, key: str, expires_in: int) -> str:
-        """A URL a browser can GET for ``expires_in`` seconds (signed for the public endpoint)."""
+    async def presign_get(self, key: str, expires_in: int, *, internal: bool = False) -> str:
+        """A URL that can GET ``key`` for ``expires_in`` seconds: signed for the public
+        endpoint (browsers), or with ``internal`` for the endpoint this process reaches (our
+        own tools, such as ffmpeg streaming a source)."""
         ...
 
     async def head(self, key: str) -> ObjectInfo | None:

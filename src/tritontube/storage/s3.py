@@ -7,7 +7,8 @@ unreachable store fails within seconds instead of hanging a request.
 
 Two boto3 clients: one for the endpoint this process reaches (``endpoint_url``), one for the
 endpoint browsers reach (``public_endpoint_url``). Pre-signed URLs are signed for the host they
-are used against, so they are always produced by the public client.
+are used against: those for browsers by the public client, those for our own tools (ffmpeg
+streaming a source, ``internal=True``) by the other.
 """
 
 from __future__ import annotations
@@ -175,13 +176,14 @@ class S3ObjectStore:
         )
         return PresignedPost(url=result["url"], fields=dict(result["fields"]))
 
-    async def presign_get(self, key: str, expires_in: int) -> str:
+    async def presign_get(self, key: str, expires_in: int, *, internal: bool = False) -> str:
         if expires_in < 1:
             raise ValueError("expires_in must be at least 1 second")
+        client = self._client if internal else self._public
         url: str = await self._run(
             "generate_presigned_url",
             key,
-            self._public.generate_presigned_url,
+            client.generate_presigned_url,
             "get_object",
             Params={"Bucket": self.bucket, "Key": key},
             ExpiresIn=expires_in,
