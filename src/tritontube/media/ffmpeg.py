@@ -25,7 +25,8 @@ Decisions worth knowing:
   broken ("moov atom not found", decode errors) is CORRUPT_MEDIA. A text file renamed
   ``.mp4`` is therefore CORRUPT_MEDIA (ffprobe picks the MP4 demuxer from the
   extension, then finds no moov atom) while the same bytes without an extension, or
-  streamed from the store (the URL ends in its signature), are UNSUPPORTED_MEDIA. Audio-only input is NO_VIDEO_STREAM, raised by ``probe``.
+  streamed from the store (the URL ends in its signature), are UNSUPPORTED_MEDIA.
+  Audio-only input is NO_VIDEO_STREAM, raised by ``probe``.
 """
 
 from __future__ import annotations
