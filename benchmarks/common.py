@@ -144,15 +144,44 @@ def render_table(figures: Sequence[Figure]) -> str:
 
 
 def make_clip(
-    path: Path, seconds: float, size: str = "1280x720", rate: int = 30, *, camera: bool = False
+    path: Path,
+    seconds: float,
+    size: str = "1280x720",
+    rate: int = 30,
+    *,
+    camera: bool = False,
+    hdr: bool = False,
 ) -> Path:
     """A synthetic H.264 + AAC MP4 (ffmpeg's testsrc2 and a sine tone); cached by name.
 
     ``camera``: like a phone's recording instead of a clean test pattern: temporal noise on
     every frame and 16 Mb/s, so decoding and encoding cost what they cost on real footage.
+    ``hdr``: camera-like, and as phones record by default: 10-bit HEVC in HLG (BT.2020).
     """
     if path.exists():
         return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    video = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", str(rate * 2)]
+    if hdr:
+        video = [
+            "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le", "-tag:v", "hvc1",
+            "-x265-params",
+            f"keyint={rate * 2}:colorprim=bt2020:transfer=arib-std-b67:colormatrix=bt2020nc"
+            ":log-level=error",
+            "-color_primaries", "bt2020", "-color_trc", "arib-std-b67", "-colorspace", "bt2020nc",
+        ]  # fmt: skip
+    if camera or hdr:
+        video += ["-vf", "noise=alls=12:allf=t+u", "-b:v", "16M", "-maxrate", "20M",
+                  "-bufsize", "32M"]  # fmt: skip
+    subprocess.run(
+        [FFMPEG, "-v", "error", "-f", "lavfi",
+         "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
+         *video,
+         "-c:a", "aac", "-shortest", "-movflags", "+faststart", "-y", str(path)],
+        check=True, timeout=600,
+    )  # fmt: skip
+    return path
     path.parent.mkdir(parents=True, exist_ok=True)
     video = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", str(rate * 2)]
     if camera:

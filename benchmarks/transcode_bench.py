@@ -12,15 +12,18 @@ measured back to back in the same run (wall seconds):
 
 Two more figures explain the second goal: **bare one-pass vs three runs** is the best ratio any
 one-pass command reaches on this source (all a single pass saves is decoding the source twice
-more, plus the audio), and **decode of the source** is what one such decode costs.
+more, plus the audio), and **decode of the source** is what one such decode costs (with
+``--hdr``, decode and tone mapping: the work each of the three runs repeats).
 
 The object store and the broker are not in these numbers (they would be identical for all
 three); the integration tests cover them.
 
-    python -m benchmarks.transcode_bench [--seconds N] [--full] [--camera]
+    python -m benchmarks.transcode_bench [--seconds N] [--full] [--camera | --hdr]
 
 ``--camera`` encodes from a camera-like source (noise on every frame, 16 Mb/s, as a phone
-records 1080p) instead of the clean, cheap-to-decode test pattern.
+records 1080p) instead of the clean, cheap-to-decode test pattern. ``--hdr`` makes that source
+what phones record by default: 10-bit HEVC in HLG. Every configuration then tone-maps it to
+SDR BT.709 with the pipeline's own filters, the three runs once each.
 
 Clip length: ``--seconds``, else ``TRITONTUBE_BENCH_TRANSCODE_SECONDS``, else 60 s with
 ``--full``/``TRITONTUBE_BENCH_FULL=1`` and 8 s otherwise. A 60 s run takes several minutes
@@ -41,7 +44,7 @@ from pathlib import Path
 
 from benchmarks.common import FFMPEG, Figure, at_most, full_mode, make_clip, render_table
 from tritontube.domain.media import LADDER, RenditionSpec, plan_renditions, rendition_sars
-from tritontube.media.ffmpeg import FfmpegTranscoder
+from tritontube.media.ffmpeg import BT709_TAGS, FfmpegTranscoder, hdr_to_sdr_filter
 
 SECONDS_ENV = "TRITONTUBE_BENCH_TRANSCODE_SECONDS"
 QUICK_SECONDS = 8.0
@@ -49,6 +52,7 @@ FULL_SECONDS = 60.0
 SEGMENT_SECONDS = 2
 FPS = 30
 MODULE = "transcode"
+HDR_TRANSFER = "arib-std-b67"  # HLG, the transfer of the ``--hdr`` source
 
 
 def clip_seconds(quick: bool, override: float | None = None) -> float:
@@ -72,13 +76,19 @@ def _x264(spec: RenditionSpec, index: int | None) -> list[str]:
     ]
 
 
-def _common_video() -> list[str]:
+def _common_video(hdr: bool) -> list[str]:
     gop = FPS * SEGMENT_SECONDS
     return [
         "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high",
         "-force_key_frames", f"expr:gte(t,n_forced*{SEGMENT_SECONDS})",
         "-g", str(2 * gop), "-keyint_min", str(gop), "-sc_threshold", "0",
+        *(BT709_TAGS if hdr else ()),
     ]  # fmt: skip
+
+
+def _to_sdr(hdr: bool) -> str:
+    """The pipeline's tone mapping of the ``--hdr`` source (HLG), and a comma; or nothing."""
+    return f"{hdr_to_sdr_filter(HDR_TRANSFER)}," if hdr else ""
 
 
 def _dash(out_dir: Path, adaptation_sets: str) -> list[str]:
@@ -90,9 +100,11 @@ def _dash(out_dir: Path, adaptation_sets: str) -> list[str]:
     ]  # fmt: skip
 
 
-def bare_one_pass_argv(source: Path, out_dir: Path, plan: Sequence[RenditionSpec]) -> list[str]:
+def bare_one_pass_argv(
+    source: Path, out_dir: Path, plan: Sequence[RenditionSpec], hdr: bool = False
+) -> list[str]:
     n = len(plan)
-    graph = f"[0:v]split={n}" + "".join(f"[s{i}]" for i in range(n)) + ";"
+    graph = f"[0:v]{_to_sdr(hdr)}split={n}" + "".join(f"[s{i}]" for i in range(n)) + ";"
     # The same (near-)square SARs as the pipeline: the DASH muxer refuses an adaptation set
     # whose representations differ in display aspect ratio (854x480 is not exactly 16:9).
     graph += ";".join(
@@ -102,17 +114,20 @@ def bare_one_pass_argv(source: Path, out_dir: Path, plan: Sequence[RenditionSpec
         for i, (spec, sar) in enumerate(zip(plan, rendition_sars(plan), strict=True))
     )
     argv = [FFMPEG, "-v", "error", "-nostdin", "-y", "-i", str(source), "-filter_complex", graph]
-    argv += _common_video()
+    argv += _common_video(hdr)
     for i, spec in enumerate(plan):
         argv += ["-map", f"[v{i}]", *_x264(spec, i)]
     argv += ["-map", "0:a"]
     return argv + _dash(out_dir, "id=0,streams=v id=1,streams=a")
 
 
-def single_rendition_argv(source: Path, out_dir: Path, spec: RenditionSpec) -> list[str]:
+def single_rendition_argv(
+    source: Path, out_dir: Path, spec: RenditionSpec, hdr: bool = False
+) -> list[str]:
     argv = [FFMPEG, "-v", "error", "-nostdin", "-y", "-i", str(source)]
-    argv += ["-vf", f"scale={spec.width}:{spec.height},setsar=1", "-map", "0:v", "-map", "0:a"]
-    argv += [*_common_video(), *_x264(spec, None)]
+    scale = f"{_to_sdr(hdr)}scale={spec.width}:{spec.height},setsar=1"
+    argv += ["-vf", scale, "-map", "0:v", "-map", "0:a"]
+    argv += [*_common_video(hdr), *_x264(spec, None)]
     return argv + _dash(out_dir, "id=0,streams=v id=1,streams=a")
 
 
@@ -143,8 +158,10 @@ async def _pipeline(source: Path, out_dir: Path) -> tuple[float, int]:
     return time.perf_counter() - started, len(plan)
 
 
-def decode_argv(source: Path) -> list[str]:
-    return [FFMPEG, "-v", "error", "-nostdin", "-i", str(source), "-f", "null", "-"]
+def decode_argv(source: Path, hdr: bool = False) -> list[str]:
+    """Decoding the source (and tone-mapping it, for the ``--hdr`` source) to nowhere."""
+    tone_map = ["-vf", hdr_to_sdr_filter(HDR_TRANSFER)] if hdr else []
+    return [FFMPEG, "-v", "error", "-nostdin", "-i", str(source), *tone_map, "-f", "null", "-"]
 
 
 def _runs(values: list[float]) -> str:
@@ -152,17 +169,23 @@ def _runs(values: list[float]) -> str:
 
 
 def run(
-    quick: bool, seconds: float | None = None, *, camera: bool = False, rounds: int = 2
+    quick: bool,
+    seconds: float | None = None,
+    *,
+    camera: bool = False,
+    hdr: bool = False,
+    rounds: int = 2,
 ) -> list[Figure]:
     length = clip_seconds(quick, seconds)
     work = Path(tempfile.gettempdir()) / "tritontube-bench"
-    kind = "camera" if camera else "pattern"
+    kind = "hlg" if hdr else "camera" if camera else "pattern"
     source = make_clip(
         work / f"bench-1080p-{kind}-{length:g}s.mp4",
         length,
         size="1920x1080",
         rate=FPS,
         camera=camera,
+        hdr=hdr,
     )
     plan = LADDER  # a 1080p source keeps every rung
     times: dict[str, list[float]] = {"pipeline": [], "bare": [], "separate": [], "decode": []}
@@ -176,18 +199,19 @@ def run(
             times["pipeline"].append(took)
 
         def bare() -> None:
-            times["bare"].append(_timed(bare_one_pass_argv(source, _fresh(root / "bare"), plan)))
+            argv = bare_one_pass_argv(source, _fresh(root / "bare"), plan, hdr)
+            times["bare"].append(_timed(argv))
 
         def separate() -> None:
             times["separate"].append(
                 sum(
-                    _timed(single_rendition_argv(source, _fresh(root / f"one-{s.name}"), s))
+                    _timed(single_rendition_argv(source, _fresh(root / f"one-{s.name}"), s, hdr))
                     for s in plan
                 )
             )
 
         def decode() -> None:
-            times["decode"].append(_timed(decode_argv(source)))
+            times["decode"].append(_timed(decode_argv(source, hdr)))
 
         # Each configuration `rounds` times, the order reversed every other round so that no
         # configuration always runs first (cold caches) or last; the fastest run of each
@@ -197,7 +221,13 @@ def run(
             for step in order if i % 2 == 0 else reversed(order):
                 step()
     pipeline_s, bare_s, separate_s, decode_s = (min(times[k]) for k in times)
-    source_kind = "camera-like 16 Mb/s" if camera else "test-pattern"
+    source_kind = (
+        "phone-like 10-bit HEVC HLG 16 Mb/s"
+        if hdr
+        else "camera-like 16 Mb/s"
+        if camera
+        else "test-pattern"
+    )
     note = (
         f"{length:g} s 1920x1080 {FPS} fps {source_kind} clip, {rungs} renditions; fastest of "
         f"{rounds} round(s): pipeline {_runs(times['pipeline'])}, bare {_runs(times['bare'])}, "
@@ -233,7 +263,15 @@ def run(
             module=MODULE,
             note=note,
         ),
-        Figure("decode of the source (ffmpeg -f null)", decode_s, "s", module=MODULE, note=note),
+        Figure(
+            "decode + tone-map of the source (ffmpeg -f null)"
+            if hdr
+            else "decode of the source (ffmpeg -f null)",
+            decode_s,
+            "s",
+            module=MODULE,
+            note=note,
+        ),
         Figure("encode speed (pipeline)", length / pipeline_s, "x", module=MODULE, note=note),
     ]
 
@@ -242,13 +280,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--full", action="store_true", help="the issue-sized 60 s clip")
     parser.add_argument("--seconds", type=float, default=None, help="clip length in seconds")
-    parser.add_argument("--camera", action="store_true", help="a camera-like source clip")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--camera", action="store_true", help="a camera-like source clip")
+    source.add_argument("--hdr", action="store_true", help="a phone-like HLG HEVC source clip")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration")
     args = parser.parse_args()
     figures = run(
         quick=not (args.full or full_mode()),
         seconds=args.seconds,
         camera=args.camera,
+        hdr=args.hdr,
         rounds=args.rounds,
     )
     print(render_table(figures))

@@ -67,7 +67,13 @@ from tritontube.domain.media import (
 from tritontube.domain.transcode import exact_duration
 from tritontube.media.port import ProgressCallback, RemoteSource, Source
 
-__all__ = ["DEFAULT_INPUT_FORMATS", "MANIFEST_NAME", "FfmpegTranscoder"]
+__all__ = [
+    "BT709_TAGS",
+    "DEFAULT_INPUT_FORMATS",
+    "MANIFEST_NAME",
+    "FfmpegTranscoder",
+    "hdr_to_sdr_filter",
+]
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +126,9 @@ _HDR_TO_SDR = (
     "zscale=tin={transfer}:pin=bt2020:min=bt2020nc:t=linear:npl=100,format=gbrpf32le,"
     "zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
 )
+#: Output options tagging tone-mapped video as BT.709 (ffmpeg would otherwise copy the
+#: source's BT.2020/PQ/HLG tags onto the SDR pictures).
+BT709_TAGS = ("-color_primaries:v", "bt709", "-color_trc:v", "bt709", "-colorspace:v", "bt709")
 _BENCH_RE = re.compile(r"bench: utime=([0-9.]+)s stime=([0-9.]+)s")
 
 LineHandler = Callable[[str], Awaitable[None]]
@@ -575,9 +584,16 @@ def _audio_selector(probe: Probe) -> str:
     return f"0:{index}" if index is not None else "0:a:0"
 
 
+def hdr_to_sdr_filter(transfer: str) -> str:
+    """The filters tone-mapping BT.2020 HDR with ``transfer`` (ffmpeg's name: "smpte2084"
+    for PQ, "arib-std-b67" for HLG) to SDR BT.709, 8-bit 4:2:0."""
+    return _HDR_TO_SDR.format(transfer=transfer)
+
+
 def _sdr_prefix(probe: Probe) -> str:
     """The HDR-to-SDR filters and a comma for an HDR source; nothing for SDR."""
-    return f"{_HDR_TO_SDR.format(transfer=probe.color_transfer)}," if probe.is_hdr else ""
+    transfer = probe.color_transfer
+    return f"{hdr_to_sdr_filter(transfer)}," if transfer and probe.is_hdr else ""
 
 
 def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], probe: Probe) -> str:
@@ -600,11 +616,8 @@ def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], pro
 
 
 def _colour_args(probe: Probe) -> list[str]:
-    """Tone-mapped video is BT.709; say so in the H.264 stream (ffmpeg would otherwise
-    copy the source's BT.2020/PQ/HLG tags onto SDR pictures)."""
-    if not probe.is_hdr:
-        return []
-    return ["-color_primaries:v", "bt709", "-color_trc:v", "bt709", "-colorspace:v", "bt709"]
+    """Tone-mapped video is BT.709; say so in the H.264 stream."""
+    return list(BT709_TAGS) if probe.is_hdr else []
 
 
 def _video_output_args(
