@@ -18,6 +18,7 @@ from tritontube.domain.media import (
     parse_progress_block,
     plan_renditions,
     rendition_sars,
+    scale_sources,
     target_frame_rate,
     validate_probe,
 )
@@ -139,6 +140,26 @@ def test_rendition_sars_keep_one_display_aspect_ratio() -> None:
         assert Fraction(spec.width, spec.height) * sar == Fraction(16, 9)
     assert rendition_sars(plan_renditions(make_probe(1440, 1080))) == (Fraction(1),) * 3
     assert rendition_sars(()) == ()
+
+
+def test_each_rung_is_scaled_from_the_next_larger_picture() -> None:
+    ladder = plan_renditions(make_probe(3840, 2160))
+    assert [s.height for s in ladder] == [1080, 720, 480]
+    assert scale_sources(ladder) == (None, 0, 1)
+    assert scale_sources(plan_renditions(make_probe(1080, 1920))) == (None, 0, 1)  # portrait
+    assert scale_sources(plan_renditions(make_probe(320, 240))) == (None,)
+    assert scale_sources(()) == ()
+
+
+def test_a_rung_is_never_scaled_up_from_a_smaller_picture() -> None:
+    wide, tall, small = (RenditionSpec("w", 1280, 480, 1, 1, 1, 64),
+                         RenditionSpec("t", 960, 720, 1, 1, 1, 64),
+                         RenditionSpec("s", 640, 360, 1, 1, 1, 64))  # fmt: skip
+    # Neither of the first two covers the other: both come from the source. Both cover
+    # 640x360; the one with fewer pixels (1280x480) is its source.
+    assert scale_sources((wide, tall, small)) == (None, None, 0)
+    assert scale_sources((tall, small)) == (None, 0)
+    assert scale_sources((small, tall)) == (None, None)
 
 
 # --------------------------------------------------------------------------- validate_probe

@@ -62,6 +62,7 @@ from tritontube.domain.media import (
     h264_level_floor,
     parse_progress_block,
     rendition_sars,
+    scale_sources,
     target_frame_rate,
 )
 from tritontube.domain.transcode import exact_duration
@@ -590,29 +591,36 @@ def hdr_to_sdr_filter(transfer: str) -> str:
     return _HDR_TO_SDR.format(transfer=transfer)
 
 
-def _sdr_prefix(probe: Probe) -> str:
-    """The HDR-to-SDR filters and a comma for an HDR source; nothing for SDR."""
+def _to_sdr(probe: Probe) -> list[str]:
+    """The HDR-to-SDR filters for an HDR source; none for SDR."""
     transfer = probe.color_transfer
-    return f"{hdr_to_sdr_filter(transfer)}," if transfer and probe.is_hdr else ""
+    return [hdr_to_sdr_filter(transfer)] if transfer and probe.is_hdr else []
 
 
 def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], probe: Probe) -> str:
-    """Deinterlace flagged frames, constant frame rate, HDR tone-mapped to SDR, then one
-    split branch per rendition, each scaled to 8-bit 4:2:0 (what browsers decode) with
-    (near-)square pixels: see ``rendition_sars`` for why a rung may carry a SAR like
-    1280:1281."""
-    branches = "".join(f"[s{i}]" for i in range(len(plan)))
-    head = (
-        f"[{video}]bwdif=mode=send_frame:deint=interlaced,"
-        f"fps={_rate_text(rate)},{_sdr_prefix(probe)}split={len(plan)}{branches}"
-    )
-    scales = [
-        f"[s{i}]scale=w={spec.width}:h={spec.height}:flags=bicubic,"
-        f"setsar=r={sar.numerator}/{sar.denominator}:max={max(sar.numerator, sar.denominator)},"
-        f"format=yuv420p[v{i}]"
-        for i, (spec, sar) in enumerate(zip(plan, rendition_sars(plan), strict=True))
-    ]
-    return ";".join([head, *scales])
+    """Deinterlace flagged frames, constant frame rate, HDR tone-mapped to SDR; then each
+    rendition scaled (from the next larger rendition's picture, see ``scale_sources``) and
+    made 8-bit 4:2:0 (what browsers decode) with (near-)square pixels: see
+    ``rendition_sars`` for why a rung may carry a SAR like 1280:1281."""
+    sources = scale_sources(plan)
+
+    def chain(source: str, filters: list[str], outputs: list[str]) -> str:
+        split = [f"split={len(outputs)}"] if len(outputs) > 1 else []
+        return f"[{source}]" + ",".join([*filters, *split]) + "".join(f"[{o}]" for o in outputs)
+
+    def scaled_from(source: int | None) -> list[str]:
+        return [f"in{i}" for i, s in enumerate(sources) if s == source]
+
+    head = ["bwdif=mode=send_frame:deint=interlaced", f"fps={_rate_text(rate)}", *_to_sdr(probe)]
+    chains = [chain(video, head, scaled_from(None))]
+    for i, (spec, sar) in enumerate(zip(plan, rendition_sars(plan), strict=True)):
+        scale = f"scale=w={spec.width}:h={spec.height}:flags=bicubic"
+        sar_text = f"r={sar.numerator}/{sar.denominator}:max={max(sar.numerator, sar.denominator)}"
+        chains += [
+            chain(f"in{i}", [scale], [f"out{i}", *scaled_from(i)]),
+            chain(f"out{i}", [f"setsar={sar_text}", "format=yuv420p"], [f"v{i}"]),
+        ]
+    return ";".join(chains)
 
 
 def _colour_args(probe: Probe) -> list[str]:
@@ -876,7 +884,7 @@ class FfmpegTranscoder:
             "-frames:v",
             "1",
             "-vf",
-            _sdr_prefix(probe) + _THUMBNAIL_FILTER,
+            ",".join([*_to_sdr(probe), _THUMBNAIL_FILTER]),
             "-q:v",
             "3",
             "-f",
