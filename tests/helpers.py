@@ -28,11 +28,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
+from tritontube.devstack.s3rver import S3rverServer
 from tritontube.domain.events import UploadCompleted, UploadSessionCreated
 from tritontube.http.auth import mint_token
 from tritontube.indexer.port import SearchIndex
 from tritontube.indexer.query import SearchQuery
 from tritontube.settings import Settings
+from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import catalogue
 from tritontube.streams.records import EventCodec
 
@@ -274,6 +276,17 @@ def container_clip(folder: Path, content_type: str) -> Path:
         *options, str(path),
     )  # fmt: skip
     return path
+
+
+def s3rver_store(server: S3rverServer, **options: Any) -> S3ObjectStore:
+    """An S3 client for ``server``'s bucket (``options``: S3ObjectStore's others); close it."""
+    return S3ObjectStore(
+        endpoint_url=server.endpoint_url,
+        bucket=server.bucket,
+        access_key_id=server.access_key_id,
+        secret_access_key=server.secret_access_key,
+        **options,
+    )
 
 
 def processes_mentioning(marker: str, *programs: str) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ffmpeg
+from helpers import ffmpeg, s3rver_store
 from tritontube.devstack.s3rver import S3rverServer
 from tritontube.domain.media import LADDER, FailureReason, MediaError, plan_renditions
 from tritontube.media.ffmpeg import FfmpegTranscoder
@@ -27,12 +27,7 @@ KEY = "uploads/v1/source.mp4"
 
 @pytest.fixture
 def store(s3rver: S3rverServer) -> Iterator[S3ObjectStore]:
-    adapter = S3ObjectStore(
-        endpoint_url=s3rver.endpoint_url,
-        bucket=s3rver.bucket,
-        access_key_id=s3rver.access_key_id,
-        secret_access_key=s3rver.secret_access_key,
-    )
+    adapter = s3rver_store(s3rver)
     yield adapter
     adapter.close()
 

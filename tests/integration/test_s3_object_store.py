@@ -23,6 +23,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
+from helpers import s3rver_store
 from tritontube.devstack.process import free_port
 from tritontube.devstack.s3rver import (
     S3rverNotInstalledError,
@@ -384,12 +385,7 @@ async def test_s3rver_cors_preflight_allows_the_spa_origin(s3rver: S3rverServer)
 
 
 async def test_s3rver_cors_headers_on_upload_and_segment_get(s3rver: S3rverServer) -> None:
-    adapter = S3ObjectStore(
-        endpoint_url=s3rver.endpoint_url,
-        bucket=s3rver.bucket,
-        access_key_id=s3rver.access_key_id,
-        secret_access_key=s3rver.secret_access_key,
-    )
+    adapter = s3rver_store(s3rver)
     try:
         post = await adapter.presign_post("uploads/cors/source", "video/mp4", 1024, 60)
         response = await _browser_upload(post, b"tiny video", origin=SPA_ORIGIN)
@@ -411,13 +407,7 @@ async def test_s3rver_cors_headers_on_upload_and_segment_get(s3rver: S3rverServe
 
 
 async def test_s3rver_data_survives_a_restart(s3rver: S3rverServer) -> None:
-    adapter = S3ObjectStore(
-        endpoint_url=s3rver.endpoint_url,
-        bucket=s3rver.bucket,
-        access_key_id=s3rver.access_key_id,
-        secret_access_key=s3rver.secret_access_key,
-        max_attempts=1,
-    )
+    adapter = s3rver_store(s3rver, max_attempts=1)
     try:
         await adapter.put_bytes("archive/events-0001.avro", b"durable", "application/avro")
         s3rver.stop()
