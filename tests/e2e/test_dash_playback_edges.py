@@ -5,7 +5,8 @@ folder is served over loopback HTTP with the SPA's vendored dash.js, and the tes
 the video element's ``ended`` event. Before the fixes these failed in the browser only:
 a one-frame clip got ``mediaPresentationDuration="PT0.0S"`` (dash.js error 31, "Must have
 @mediaPresentationDuration"), and a 128x96 source was labelled H.264 level 1b, which
-Chromium's MediaCapabilities rejects (dash.js error 32, "No streams to play").
+Chromium's MediaCapabilities rejects (dash.js error 32, "No streams to play"). A clip whose
+audio outlasts its video was cut at the video's end; it now plays to the audio's end.
 """
 
 from __future__ import annotations
@@ -44,11 +45,18 @@ PAGE = """<!doctype html>
   player.initialize(video, new URLSearchParams(location.search).get("mpd"), true);
 </script></body></html>
 """
+#: name -> (lavfi video, further ffmpeg arguments, seconds the package plays)
 CLIPS = {
     # One frame at 30 fps: 33 ms of video.
-    "one_frame": ("testsrc2=size=320x240:rate=30", ("-frames:v", "1")),
+    "one_frame": ("testsrc2=size=320x240:rate=30", ("-frames:v", "1"), 1 / 30),
     # 8x6 macroblocks at 30 fps: within level 1b's limits at the source-sized bitrate.
-    "thumbnail_size": ("testsrc2=size=128x96:rate=30:duration=2", ()),
+    "thumbnail_size": ("testsrc2=size=128x96:rate=30:duration=2", (), 2.0),
+    # 1 s of video, 3 s of audio: the last picture is held while the audio plays on.
+    "long_audio": (
+        "testsrc2=size=320x240:rate=30:duration=1",
+        ("-f", "lavfi", "-i", "sine=frequency=440:duration=3"),
+        3.0,
+    ),
 }
 
 
@@ -88,7 +96,7 @@ def test_dash_js_plays_the_package_to_the_end(
     clip: str, site: tuple[Path, str], browser: Any, tmp_path: Path
 ) -> None:
     root, base = site
-    lavfi, extra = CLIPS[clip]
+    lavfi, extra, seconds = CLIPS[clip]
     source = tmp_path / f"{clip}.mp4"
     ffmpeg("-f", "lavfi", "-i", lavfi, *extra, "-c:v", "libx264", "-pix_fmt", "yuv420p",
            str(source))  # fmt: skip
@@ -104,7 +112,9 @@ def test_dash_js_plays_the_package_to_the_end(
             timeout=30_000,
         )
         seen = page.evaluate("window.seen")
+        position = page.evaluate("document.getElementById('video').currentTime")
     finally:
         page.close()
     assert seen["errors"] == []
     assert "ended" in seen["events"], seen
+    assert position == pytest.approx(seconds, abs=0.05)

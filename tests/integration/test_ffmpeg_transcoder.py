@@ -101,6 +101,16 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ffmpeg(*lavfi, "testsrc2=size=128x96:rate=30:duration=1", *X264,
            str(clips["thumbnail_size"]))  # fmt: skip
 
+    # The audio outlasts the video by 2 s (a camera that stopped before its microphone, a
+    # song uploaded with one still picture); Matroska says so only in its DURATION tags.
+    for ext, audio_codec in (("mp4", "aac"), ("mkv", "libopus")):
+        clips[f"long_audio_{ext}"] = d / f"long_audio.{ext}"
+        ffmpeg(*lavfi, VIDEO.format(d=1), *lavfi, SINE.format(d=3), *X264, "-c:a", audio_codec,
+               str(clips[f"long_audio_{ext}"]))  # fmt: skip
+    clips["late_start"] = d / "late_start.mp4"  # first timestamp at 10 s, audio 0.5 s later
+    ffmpeg(*lavfi, VIDEO.format(d=2), "-itsoffset", "0.5", *lavfi, SINE.format(d=2), *X264,
+           "-c:a", "aac", "-output_ts_offset", "10", str(clips["late_start"]))  # fmt: skip
+
     whole = clips["av"].read_bytes()
     clips["truncated"] = d / "truncated.mp4"
     clips["truncated"].write_bytes(whole[: len(whole) // 2])
@@ -276,6 +286,45 @@ async def test_very_short_clip(
     assert probe.duration_seconds is not None and probe.duration_seconds < 1
     assert (tmp_path / "o" / "chunk-0-00001.m4s").is_file()
     assert len(representations(manifest)) == 4
+
+
+def timeline_seconds(manifest: Path, content_type: str) -> float:
+    """Where the timeline of the first ``content_type`` representation ends, in seconds."""
+    rep = next(r for r in representations(manifest) if r.get("mimeType") == content_type)
+    template = rep.find(f"{MPD}SegmentTemplate")
+    assert template is not None
+    clock = 0
+    for t, d, r in timeline(rep):
+        clock = int(t) if t is not None else clock
+        clock += int(d or 0) * (1 + int(r or 0))
+    return clock / int(template.get("timescale") or 1)
+
+
+def presentation_seconds(manifest: Path) -> float:
+    text = ET.parse(manifest).getroot().get("mediaPresentationDuration") or ""  # noqa: S314
+    return float(text.removeprefix("PT").removesuffix("S"))
+
+
+@pytest.mark.parametrize("clip", ["long_audio_mp4", "long_audio_mkv"])
+async def test_audio_that_outlasts_the_video_plays_to_its_end_over_the_last_picture(
+    clip: str, transcoder: FfmpegTranscoder, media: dict[str, Path], tmp_path: Path
+) -> None:
+    probe, _, manifest = await transcode(transcoder, media[clip], tmp_path / "o")
+    assert probe.duration_seconds == pytest.approx(3.0, abs=0.05)
+    assert probe.video_seconds == pytest.approx(1.0, abs=0.05)
+    assert timeline_seconds(manifest, "audio/mp4") == pytest.approx(3.0, abs=0.05)
+    assert timeline_seconds(manifest, "video/mp4") == pytest.approx(3.0, abs=0.05)
+    assert presentation_seconds(manifest) == pytest.approx(3.0, abs=0.05)
+
+
+async def test_a_late_first_timestamp_is_not_duration(
+    transcoder: FfmpegTranscoder, media: dict[str, Path], tmp_path: Path
+) -> None:
+    """The container's own duration (12.5 s here) counts the 10 s before the first frame."""
+    probe, _, manifest = await transcode(transcoder, media["late_start"], tmp_path / "o")
+    assert probe.duration_seconds == pytest.approx(2.5, abs=0.05)
+    assert probe.video_seconds == pytest.approx(2.0, abs=0.05)
+    assert presentation_seconds(manifest) == pytest.approx(2.5, abs=0.05)
 
 
 @pytest.mark.parametrize("content_type", sorted(CONTAINERS))

@@ -21,6 +21,7 @@ from tritontube.domain.media import (
     scale_sources,
     target_frame_rate,
     validate_probe,
+    video_hold_seconds,
 )
 
 
@@ -149,6 +150,18 @@ def test_each_rung_is_scaled_from_the_next_larger_picture() -> None:
     assert scale_sources(plan_renditions(make_probe(1080, 1920))) == (None, 0, 1)  # portrait
     assert scale_sources(plan_renditions(make_probe(320, 240))) == (None,)
     assert scale_sources(()) == ()
+
+
+def test_the_last_picture_is_held_only_while_audio_would_otherwise_be_lost() -> None:
+    song = make_probe(1920, 1080, duration_seconds=200.0, video_seconds=0.04)
+    assert video_hold_seconds(song) == pytest.approx(199.96)
+    # AAC padding and muxing slack past the video's end are cut with it.
+    assert video_hold_seconds(make_probe(640, 360, video_seconds=9.95)) == 0.0
+    assert video_hold_seconds(make_probe(640, 360, video_seconds=10.0)) == 0.0
+    # No audio to keep, or a source that does not say where its video ends.
+    assert video_hold_seconds(dataclasses.replace(song, has_audio=False)) == 0.0
+    assert video_hold_seconds(make_probe(640, 360, video_seconds=None)) == 0.0
+    assert video_hold_seconds(dataclasses.replace(song, duration_seconds=None)) == 0.0
 
 
 def test_a_rung_is_never_scaled_up_from_a_smaller_picture() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -278,29 +279,39 @@ def duration_of(mpd: str) -> str | None:
     return ET.fromstring(mpd).get("mediaPresentationDuration")  # noqa: S314 - test data
 
 
-def test_exact_duration_is_the_end_of_the_video_and_audio_past_it_is_cut() -> None:
-    # Video: three 2 s segments; audio: 6.005 s. ffmpeg wrote "PT6.0S".
-    assert duration_of(tx.exact_duration(MPD.replace('"PT6.0S"', '"PT9.9S"'))) == "PT6.000S"
+#: MPD without its audio adaptation set.
+VIDEO_ONLY = re.sub(
+    r'<AdaptationSet id="1" contentType="audio".*?</AdaptationSet>', "", MPD, flags=re.S
+)
+
+
+def test_exact_duration_is_the_end_of_the_last_sample_video_or_audio() -> None:
+    # Video: three 2 s segments; audio: 288256/48000 = 6.0053 s. ffmpeg wrote "PT6.0S".
+    assert duration_of(tx.exact_duration(MPD.replace('"PT6.0S"', '"PT9.9S"'))) == "PT6.006S"
+    short_audio = MPD.replace('<S t="0" d="96000" r="1" /><S d="96256" />', '<S t="0" d="4800" />')
+    assert duration_of(tx.exact_duration(short_audio)) == "PT6.000S"
 
 
 def test_exact_duration_of_a_single_frame_is_not_zero() -> None:
-    one_frame = MPD.replace('<S t="0" d="25600" r="2" />', '<S t="0" d="427" />')
+    one_frame = VIDEO_ONLY.replace('<S t="0" d="25600" r="2" />', '<S t="0" d="427" />')
     assert duration_of(tx.exact_duration(one_frame)) == "PT0.034S"  # 427/12800 s, rounded up
 
 
 def test_exact_duration_rounds_up_to_the_last_video_millisecond() -> None:
     # 2 s + 2.0333 s: rounding to 4.033 would stop the presentation inside the last frame.
-    longer = MPD.replace('<S t="0" d="25600" r="2" />', '<S t="0" d="25600" /><S d="26027" />')
+    longer = VIDEO_ONLY.replace(
+        '<S t="0" d="25600" r="2" />', '<S t="0" d="25600" /><S d="26027" />'
+    )
     assert duration_of(tx.exact_duration(longer)) == "PT4.034S"
 
 
 def test_exact_duration_counts_from_the_presentation_time_offset() -> None:
-    shifted = MPD.replace('<S t="0" d="25600" r="2" />', '<S t="12800" d="25600" r="2" />')
+    shifted = VIDEO_ONLY.replace('<S t="0" d="25600" r="2" />', '<S t="12800" d="25600" r="2" />')
     shifted = shifted.replace(
         'timescale="12800"', 'timescale="12800" presentationTimeOffset="12800"'
     )
     assert duration_of(tx.exact_duration(shifted)) == "PT6.000S"
-    hours = MPD.replace('<S t="0" d="25600" r="2" />', '<S t="0" d="25600" r="2249" />')
+    hours = VIDEO_ONLY.replace('<S t="0" d="25600" r="2" />', '<S t="0" d="25600" r="2249" />')
     assert duration_of(tx.exact_duration(hours)) == "PT4500.000S"
 
 

@@ -105,7 +105,12 @@ class Probe:
     non-square sample aspect ratio and then swapped when ``rotation`` is 90 or 270.
     ``coded_width``/``coded_height`` are the stored frame size as decoded, before either
     correction. ``rotation`` is ffprobe's display-matrix rotation normalised to
-    [0, 360). ``duration_seconds`` is None when the container does not say.
+    [0, 360).
+
+    ``duration_seconds`` is how long the source plays: from its first video or audio sample
+    to its last (a late first timestamp is not duration). ``video_seconds`` is where the
+    video ends on that clock, which is earlier when the audio runs on. Either is None when
+    the source does not say.
     """
 
     width: int
@@ -127,6 +132,7 @@ class Probe:
     video_stream_index: int | None = None
     audio_stream_index: int | None = None
     color_transfer: str | None = None
+    video_seconds: float | None = None
 
     @property
     def short_side(self) -> int:
@@ -327,6 +333,21 @@ def validate_probe(
         raise MediaError(FailureReason.TOO_LARGE_DIMENSIONS)
 
 
+#: Audio that runs past the video's end by at most this much is cut with it (encoder
+#: padding, muxing slack); longer, the video's last picture is held until the audio ends.
+AUDIO_OVERHANG_TOLERANCE_SECONDS = 0.1
+
+
+def video_hold_seconds(probe: Probe) -> float:
+    """How long to hold the last video frame so that the audio plays to its end: a song
+    uploaded with one still picture, a recording whose camera stopped before its
+    microphone. 0.0 when nothing would be lost."""
+    if not probe.has_audio or probe.duration_seconds is None or probe.video_seconds is None:
+        return 0.0
+    overhang = probe.duration_seconds - probe.video_seconds
+    return overhang if overhang > AUDIO_OVERHANG_TOLERANCE_SECONDS else 0.0
+
+
 _COMMON_RATES: tuple[Fraction, ...] = (
     Fraction(24000, 1001),
     Fraction(24),
@@ -401,7 +422,7 @@ def _parse_float(raw: str | None) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _parse_clock(raw: str | None) -> float | None:
+def parse_clock(raw: str | None) -> float | None:
     """``HH:MM:SS.micro`` (possibly negative) to seconds."""
     if raw is None:
         return None
@@ -424,7 +445,7 @@ def _out_time(lines: Mapping[str, str]) -> float:
         micros = _parse_float(lines.get(key))
         if micros is not None:
             return max(0.0, micros / 1_000_000)
-    clock = _parse_clock(lines.get("out_time"))
+    clock = parse_clock(lines.get("out_time"))
     return max(0.0, clock) if clock is not None else 0.0
 
 

@@ -248,27 +248,30 @@ def interim_manifest(mpd: str, keep_ids: Iterable[str]) -> str:
 
 
 def exact_duration(mpd: str) -> str:
-    """``mpd`` with mediaPresentationDuration set to the end of its video, rounded up to the
-    millisecond.
+    """``mpd`` with mediaPresentationDuration set to the end of its last sample, video or
+    audio, rounded up to the millisecond.
 
     ffmpeg's DASH muxer writes the duration to the nearest tenth of a second. A clip of one
     or two frames gets "PT0.0S", which dash.js takes for no duration and will not play;
-    and a duration that stops short of the last video frame (3.0 s for 3.033 s of video)
-    leaves dash.js stalled before the end in about half the runs (Chromium, dash.js 5).
-    Audio running past the video is cut at the video's end, as ffmpeg's own duration did.
-    A manifest without a video timeline is returned unchanged.
+    and a duration that stops short of the media (3.0 s for 3.033 s of video, or 10.000 s
+    for audio that ends 7 ms after the video) leaves dash.js paused before the end in a
+    quarter to a half of the runs (Chromium, dash.js 5). A manifest without a video
+    timeline is returned unchanged.
     """
     root = ET.fromstring(mpd)  # noqa: S314 - our own ffmpeg wrote this document
-    ends = [
-        end
-        for adaptation in root.iter(f"{_NS}AdaptationSet")
-        if _content_type(adaptation) == "video"
-        for template in adaptation.iter(f"{_NS}SegmentTemplate")
-        if (end := _timeline_end(template)) is not None
-    ]
-    if not ends:
+    ends = {
+        kind: [
+            end
+            for adaptation in root.iter(f"{_NS}AdaptationSet")
+            if _content_type(adaptation) == kind
+            for template in adaptation.iter(f"{_NS}SegmentTemplate")
+            if (end := _timeline_end(template)) is not None
+        ]
+        for kind in ("video", "audio")
+    }
+    if not ends["video"]:
         return mpd
-    millis = math.ceil(max(ends) * 1000)
+    millis = math.ceil(max(ends["video"] + ends["audio"]) * 1000)
     root.set("mediaPresentationDuration", f"PT{millis // 1000}.{millis % 1000:03d}S")
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 

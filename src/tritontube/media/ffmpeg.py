@@ -60,10 +60,12 @@ from tritontube.domain.media import (
     RenditionOutput,
     RenditionSpec,
     h264_level_floor,
+    parse_clock,
     parse_progress_block,
     rendition_sars,
     scale_sources,
     target_frame_rate,
+    video_hold_seconds,
 )
 from tritontube.domain.transcode import exact_duration
 from tritontube.media.port import ProgressCallback, RemoteSource, Source
@@ -406,6 +408,35 @@ def _display_size(video: Mapping[str, Any], rotation: int) -> tuple[int, int, in
     return display_w, display_h, coded_w, coded_h
 
 
+def _span(stream: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(first, last) timestamp of a stream in seconds on the container's clock, if the
+    container says: ffprobe's duration, else the ``DURATION`` tag Matroska/WebM carry."""
+    tags = stream.get("tags") or {}
+    length = _float(stream.get("duration")) or parse_clock(tags.get("DURATION"))
+    if not length or length <= 0:
+        return None
+    try:
+        start = float(str(stream.get("start_time")))  # may be negative (codec delay)
+    except (TypeError, ValueError):
+        start = 0.0
+    start = start if math.isfinite(start) else 0.0
+    return start, start + length
+
+
+def _timing(
+    video: Mapping[str, Any], audio: Mapping[str, Any] | None, fmt: Mapping[str, Any]
+) -> tuple[float | None, float | None]:
+    """(duration, video end), both from the first played sample: the streams' own spans,
+    else the container's duration. The container's duration counts a late first timestamp
+    (an MP4 that starts at 10 s) and the longest stream, even one we do not play."""
+    video_span = _span(video)
+    if video_span is None:
+        return _float(fmt.get("duration")), None
+    spans = [video_span, *([span] if audio and (span := _span(audio)) else [])]
+    zero = min(first for first, _ in spans)
+    return max(last for _, last in spans) - zero, video_span[1] - zero
+
+
 def _probe_from_json(data: Mapping[str, Any], size_bytes: int) -> Probe:
     streams = [s for s in data.get("streams") or () if isinstance(s, dict)]
     fmt = data.get("format") or {}
@@ -419,7 +450,7 @@ def _probe_from_json(data: Mapping[str, Any], size_bytes: int) -> Probe:
     avg = _ratio(video.get("avg_frame_rate"))
     real = _ratio(video.get("r_frame_rate"))
     frame_rate = avg or real or 0.0
-    duration = _float(fmt.get("duration")) or _float(video.get("duration"))
+    duration, video_seconds = _timing(video, audio, fmt)
     return Probe(
         width=width,
         height=height,
@@ -440,6 +471,7 @@ def _probe_from_json(data: Mapping[str, Any], size_bytes: int) -> Probe:
         video_stream_index=_int(video.get("index")),
         audio_stream_index=_int(audio.get("index")) if audio else None,
         color_transfer=video.get("color_transfer"),
+        video_seconds=video_seconds,
     )
 
 
@@ -611,7 +643,10 @@ def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], pro
     def scaled_from(source: int | None) -> list[str]:
         return [f"in{i}" for i, s in enumerate(sources) if s == source]
 
-    head = ["bwdif=mode=send_frame:deint=interlaced", f"fps={_rate_text(rate)}", *_to_sdr(probe)]
+    head = ["bwdif=mode=send_frame:deint=interlaced", f"fps={_rate_text(rate)}"]
+    if hold := video_hold_seconds(probe):
+        head.append(f"tpad=stop_mode=clone:stop_duration={hold:.3f}")
+    head += _to_sdr(probe)
     chains = [chain(video, head, scaled_from(None))]
     for i, (spec, sar) in enumerate(zip(plan, rendition_sars(plan), strict=True)):
         scale = f"scale=w={spec.width}:h={spec.height}:flags=bicubic"
@@ -861,7 +896,7 @@ class FfmpegTranscoder:
         if not probe.has_video:
             raise MediaError(FailureReason.NO_VIDEO_STREAM)
         _require_source(source)
-        offset = _poster_offset(probe.duration_seconds)
+        offset = _poster_offset(probe.video_seconds or probe.duration_seconds)
         await self._grab_frame(source, out_path, probe, offset)
         if offset > 0 and not _non_empty(out_path):
             # The container overstated its duration (truncated upload): take the first frame.
