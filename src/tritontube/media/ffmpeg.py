@@ -434,7 +434,8 @@ def _timing(
         return _float(fmt.get("duration")), None
     spans = [video_span, *([span] if audio and (span := _span(audio)) else [])]
     zero = min(first for first, _ in spans)
-    return max(last for _, last in spans) - zero, video_span[1] - zero
+    # ffprobe prints microseconds: keep that precision, not the float subtraction's noise.
+    return round(max(last for _, last in spans) - zero, 6), round(video_span[1] - zero, 6)
 
 
 def _probe_from_json(data: Mapping[str, Any], size_bytes: int) -> Probe:
