@@ -111,6 +111,15 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ffmpeg(*lavfi, VIDEO.format(d=2), "-itsoffset", "0.5", *lavfi, SINE.format(d=2), *X264,
            "-c:a", "aac", "-output_ts_offset", "10", str(clips["late_start"]))  # fmt: skip
 
+    # Two MPEG-TS recordings joined byte for byte (a camcorder's split files): the clock
+    # starts again halfway, and the container claims only the first second.
+    for part in ("first", "second"):
+        ffmpeg(*lavfi, VIDEO.format(d=1), *X264, "-f", "mpegts", str(d / f"{part}.ts"))
+    clips["restarted_clock"] = d / "restarted_clock.ts"
+    clips["restarted_clock"].write_bytes(
+        (d / "first.ts").read_bytes() + (d / "second.ts").read_bytes()
+    )
+
     whole = clips["av"].read_bytes()
     clips["truncated"] = d / "truncated.mp4"
     clips["truncated"].write_bytes(whole[: len(whole) // 2])
@@ -325,6 +334,18 @@ async def test_a_late_first_timestamp_is_not_duration(
     assert probe.duration_seconds == pytest.approx(2.5, abs=0.05)
     assert probe.video_seconds == pytest.approx(2.0, abs=0.05)
     assert presentation_seconds(manifest) == pytest.approx(2.5, abs=0.05)
+
+
+async def test_the_package_reports_how_long_it_plays_not_what_the_container_claimed(
+    transcoder: FfmpegTranscoder, media: dict[str, Path], tmp_path: Path
+) -> None:
+    source = media["restarted_clock"]
+    probe = await transcoder.probe(source)
+    plan = plan_renditions(probe, TINY_LADDER)
+    result = await transcoder.transcode(source, tmp_path / "o", plan, probe)
+    assert probe.duration_seconds == pytest.approx(1.0, abs=0.05)
+    assert result.duration_seconds == pytest.approx(2.0, abs=0.05)
+    assert result.duration_seconds == presentation_seconds(result.manifest)
 
 
 @pytest.mark.parametrize("content_type", sorted(CONTAINERS))

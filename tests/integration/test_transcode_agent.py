@@ -67,6 +67,7 @@ class Media:
     text: Path
     empty: Path
     audio_only: Path
+    restarted_clock: Path  # two 1 s MPEG-TS files joined: the container claims 1 s
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +83,13 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     empty.write_bytes(b"")
     audio_only = root / "song.m4a"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(audio_only))
-    return Media(happy, longer, truncated, text, empty, audio_only)
+    parts = [root / "first.ts", root / "second.ts"]
+    for part in parts:
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+               "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", str(part))  # fmt: skip
+    restarted_clock = root / "restarted_clock.ts"
+    restarted_clock.write_bytes(b"".join(p.read_bytes() for p in parts))
+    return Media(happy, longer, truncated, text, empty, audio_only, restarted_clock)
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -126,6 +133,7 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
         "text": media.text,
         "empty": media.empty,
         "audio": media.audio_only,
+        "restarted": media.restarted_clock,
     }
     for video_id, path in cases.items():
         await store.upload_file(path, source_key(video_id), "video/mp4")
@@ -137,7 +145,8 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
         for video_id in [*cases, "missing"]
     }
 
-    failed = {v: (s["status"], s["error_code"]) for v, s in states.items() if v != "happy"}
+    ok = {"happy", "restarted"}
+    failed = {v: (s["status"], s["error_code"]) for v, s in states.items() if v not in ok}
     assert failed == {
         "truncated": ("FAILED", "CORRUPT_MEDIA"),
         # A text file named .mp4: streamed from the store, ffprobe has no extension to go
@@ -158,6 +167,10 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
     renditions = {r["name"]: r for r in ready["renditions"]}
     assert set(renditions) == {"720p", "480p"}  # never upscaled past the 720p source
     assert all(r["status"] == "READY" for r in renditions.values())
+    # The catalogue's duration is what the package plays, not the 1 s the container claims.
+    restarted = states["restarted"]
+    assert restarted["status"] == "READY"
+    assert 1.9 <= restarted["duration_seconds"] <= 2.2
     assert all(r["width"] <= 1280 and r["height"] <= 720 for r in renditions.values())
     assert (renditions["720p"]["width"], renditions["720p"]["height"]) == (1280, 720)
 

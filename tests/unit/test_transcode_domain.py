@@ -315,6 +315,19 @@ def test_exact_duration_counts_from_the_presentation_time_offset() -> None:
     assert duration_of(tx.exact_duration(hours)) == "PT4500.000S"
 
 
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("PT6.006S", 6.006), ("PT1H2M3.5S", 3723.5), ("PT2M", 120.0), ("PT0S", 0.0)],
+)
+def test_presentation_seconds_reads_the_manifest_duration(written: str, seconds: float) -> None:
+    assert tx.presentation_seconds(MPD.replace('"PT6.0S"', f'"{written}"')) == seconds
+
+
+@pytest.mark.parametrize("written", ["", "PT", "6.0", "P1DT2S", "PT-1S"])
+def test_presentation_seconds_of_a_missing_or_foreign_duration_is_none(written: str) -> None:
+    assert tx.presentation_seconds(MPD.replace('"PT6.0S"', f'"{written}"')) is None
+
+
 def test_exact_duration_leaves_a_manifest_without_video_timeline_alone() -> None:
     audio_only = MPD.replace('contentType="video"', 'contentType="text"')
     assert tx.exact_duration(audio_only) == audio_only

@@ -213,7 +213,9 @@ class TranscodeRunner:
             await self.deps.transcoder.thumbnail(source, poster, probe)
             await self._publish_outputs(job, output, poster, progress)
             wall = time.monotonic() - started
-            duration = probe.duration_seconds or 0.0
+            # What the package plays, not what the container claimed (a truncated upload,
+            # an MPEG-TS whose clock restarts mid-file).
+            duration = output.duration_seconds or probe.duration_seconds or 0.0
             await self._deliver(
                 catalogue.TRANSCODE_PROGRESS,
                 job.video_id,

@@ -519,6 +519,8 @@ class DashOutput:
 
     ``cpu_seconds`` is the user+system CPU time of the encoder process itself (None when
     the encoder did not report it); ``wall_seconds`` is elapsed time around the run.
+    ``duration_seconds`` is how long the package plays, as its manifest says: measured on
+    the encoded media, where the probe's duration is what the container claimed.
     """
 
     manifest: Path
@@ -527,6 +529,7 @@ class DashOutput:
     audio: AudioOutput | None
     cpu_seconds: float | None
     wall_seconds: float
+    duration_seconds: float | None = None
 
     @property
     def total_bytes(self) -> int:

@@ -43,6 +43,7 @@ __all__ = [
     "interim_manifest",
     "overall_percent",
     "plan_uploads",
+    "presentation_seconds",
     "progress_event",
     "referenced_files",
     "rendition_ready_event",
@@ -274,6 +275,20 @@ def exact_duration(mpd: str) -> str:
     millis = math.ceil(max(ends["video"] + ends["audio"]) * 1000)
     root.set("mediaPresentationDuration", f"PT{millis // 1000}.{millis % 1000:03d}S")
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+_ISO_DURATION = re.compile(r"PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?")
+
+
+def presentation_seconds(mpd: str) -> float | None:
+    """The manifest's mediaPresentationDuration in seconds (None if absent or not a
+    ``PT…H…M…S`` duration)."""
+    root = ET.fromstring(mpd)  # noqa: S314 - our own ffmpeg wrote this document
+    match = _ISO_DURATION.fullmatch(root.get("mediaPresentationDuration") or "")
+    if match is None or not any(match.groups()):
+        return None
+    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _timeline_end(template: ET.Element) -> Fraction | None:

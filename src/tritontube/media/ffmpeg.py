@@ -67,7 +67,7 @@ from tritontube.domain.media import (
     target_frame_rate,
     video_hold_seconds,
 )
-from tritontube.domain.transcode import exact_duration
+from tritontube.domain.transcode import exact_duration, presentation_seconds
 from tritontube.media.port import ProgressCallback, RemoteSource, Source
 
 __all__ = [
@@ -542,8 +542,11 @@ def _files_of(representation_id: str, files: Sequence[OutputFile]) -> tuple[Path
     return tuple(sorted(mine, key=lambda p: (not p.name.startswith(init), p.name)))
 
 
-def _write_exact_duration(manifest: Path) -> None:
-    manifest.write_text(exact_duration(manifest.read_text(encoding="utf-8")), encoding="utf-8")
+def _write_exact_duration(manifest: Path) -> float | None:
+    """Rewrite the manifest's duration (``exact_duration``) and return it in seconds."""
+    text = exact_duration(manifest.read_text(encoding="utf-8"))
+    manifest.write_text(text, encoding="utf-8")
+    return presentation_seconds(text)
 
 
 def _representations(manifest: Path) -> list[tuple[str, ET.Element]]:
@@ -832,7 +835,7 @@ class FfmpegTranscoder:
         )
         if done.returncode != 0:
             raise _failure(done, FailureReason.TRANSCODE_FAILED)
-        await asyncio.to_thread(_write_exact_duration, out_dir / MANIFEST_NAME)
+        duration = await asyncio.to_thread(_write_exact_duration, out_dir / MANIFEST_NAME)
         files, renditions, audio = await asyncio.to_thread(_collect_outputs, out_dir, plan)
         return DashOutput(
             manifest=out_dir / MANIFEST_NAME,
@@ -841,6 +844,7 @@ class FfmpegTranscoder:
             audio=audio,
             cpu_seconds=_cpu_seconds(done.stderr_tail),
             wall_seconds=done.wall_seconds,
+            duration_seconds=duration,
         )
 
     def _dash_argv(
