@@ -57,6 +57,7 @@ def build_deps(settings: Settings) -> Deps:
             ffmpeg_path=t.ffmpeg,
             ffprobe_path=t.ffprobe,
             timeout_seconds=t.timeout_seconds,
+            timeout_per_source_second=t.timeout_per_source_second,
             memory_limit_bytes=t.memory_limit_bytes,
             niceness=t.niceness,
         ),

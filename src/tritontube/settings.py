@@ -206,7 +206,19 @@ class TranscodeSettings(_Group):
     max_attempts: int = Field(4, ge=1, description="Attempts before a job is marked FAILED.")
     backoff_base_seconds: float = Field(1.0, gt=0, description="First retry delay.")
     backoff_max_seconds: float = Field(60.0, gt=0, description="Largest retry delay.")
-    timeout_seconds: float = Field(3600.0, gt=0, description="Wall-clock limit of one ffmpeg run.")
+    timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Wall-clock limit of one ffmpeg run, before the allowance per second of "
+        "source (timeout_per_source_second).",
+    )
+    timeout_per_source_second: float = Field(
+        6.0,
+        ge=0,
+        description="Wall-clock seconds added to an encode's timeout per second of source: "
+        "a long upload gets the time it needs (2 cores encode 1080p camera footage at about "
+        "real time, 10-bit HDR at about half of it), a hung ffmpeg still ends.",
+    )
     max_duration_seconds: float = Field(4 * 3600.0, gt=0, description="Longest accepted source.")
     max_pixels: int = Field(4096 * 2304, gt=0, description="Largest accepted source frame size.")
     memory_limit_bytes: int = Field(4 * 1024**3, gt=0, description="ffmpeg address-space ceiling.")
@@ -224,6 +236,11 @@ class TranscodeSettings(_Group):
     )
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable.")
     ffprobe: str = Field("ffprobe", description="ffprobe executable.")
+
+    @property
+    def longest_run_seconds(self) -> float:
+        """The timeout of an encode of the longest source accepted."""
+        return self.timeout_seconds + self.timeout_per_source_second * self.max_duration_seconds
 
 
 class PlaybackSettings(_Group):

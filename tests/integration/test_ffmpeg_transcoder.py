@@ -7,6 +7,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -547,6 +548,22 @@ async def test_timeout_kills_ffmpeg(media: dict[str, Path], tmp_path: Path) -> N
     assert info.value.reason is FailureReason.TRANSCODE_TIMEOUT
     assert info.value.transient is False
     assert processes_mentioning(str(out_dir)) == []
+
+
+async def test_the_timeout_grows_with_the_source_duration(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    """1 s plus 0.5 s per second of the 4.5 s the probe found: 3.25 s, not 1 s."""
+    transcoder = FfmpegTranscoder(
+        str(FFMPEG), str(FFPROBE), "ultrafast", 1.0, threads=1, timeout_per_source_second=0.5
+    )
+    probe = await transcoder.probe(media["av"])
+    plan = plan_renditions(probe, TINY_LADDER)
+    started = time.monotonic()
+    with pytest.raises(MediaError) as info:
+        await transcoder.transcode(_stalling_source(tmp_path), tmp_path / "o", plan, probe)
+    assert info.value.reason is FailureReason.TRANSCODE_TIMEOUT
+    assert 3.2 <= time.monotonic() - started < 30
 
 
 async def test_cancellation_kills_ffmpeg(

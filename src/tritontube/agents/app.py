@@ -66,7 +66,7 @@ def _faust_app(settings: Settings) -> faust.App:
         producer_linger=0.005,
         # Faust polls from its own fetcher, but a stalled stream buffer must not make a long
         # transcode look like a dead consumer: allow a whole ffmpeg run between polls.
-        broker_max_poll_interval=max(1000.0, settings.transcode.timeout_seconds + 300.0),
+        broker_max_poll_interval=max(1000.0, settings.transcode.longest_run_seconds + 300.0),
     )
 
 

@@ -80,6 +80,7 @@ _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 _PROGRESS_INTERVAL_SECONDS = 1.0
 _UPLOAD_CONCURRENCY = 4
 _SOURCE_URL_MARGIN_SECONDS = 600
+_SOURCE_URL_MAX_SECONDS = 7 * 24 * 3600  # the longest an S3 SigV4 pre-signed URL may live
 
 #: Errors worth another attempt: the input may be fine, the environment was not.
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (ObjectStoreError, KafkaError, OSError)
@@ -250,7 +251,10 @@ class TranscodeRunner:
         if not self.settings.stream_source:
             return await self._download(job, scratch)
         # Valid for the whole job: probe, the encode (bounded by the timeout), the poster.
-        expires_in = int(self.settings.timeout_seconds) + _SOURCE_URL_MARGIN_SECONDS
+        expires_in = min(
+            int(self.settings.longest_run_seconds) + _SOURCE_URL_MARGIN_SECONDS,
+            _SOURCE_URL_MAX_SECONDS,
+        )
         url = await store.presign_get(job.source_key, expires_in, internal=True)
         return RemoteSource(url, info.size)
 

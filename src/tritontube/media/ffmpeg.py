@@ -725,8 +725,9 @@ def _audio_output_args(probe: Probe, plan: Sequence[RenditionSpec]) -> list[str]
 class FfmpegTranscoder:
     """The Transcoder port implemented with ffmpeg/ffprobe subprocesses.
 
-    ``timeout_seconds`` bounds each transcode (wall clock); ``probe_timeout_seconds``
-    bounds ffprobe and thumbnail runs. ``memory_limit_bytes`` is the RLIMIT_AS of every
+    ``timeout_seconds`` plus ``timeout_per_source_second`` for each second the probe found
+    bounds each transcode (wall clock); ``probe_timeout_seconds`` bounds ffprobe and
+    thumbnail runs. ``memory_limit_bytes`` is the RLIMIT_AS of every
     child (None: no limit). ``threads`` is passed as ``-threads`` to each encoder and as
     ``-filter_complex_threads`` (None: ffmpeg's own choice). ``niceness`` lowers the CPU
     priority of every child so encoding never starves the event-processing path.
@@ -746,8 +747,9 @@ class FfmpegTranscoder:
         max_frame_rate: float = 60.0,
         input_formats: Sequence[str] = DEFAULT_INPUT_FORMATS,
         niceness: int = 10,
+        timeout_per_source_second: float = 0.0,
     ) -> None:
-        if timeout_seconds <= 0 or probe_timeout_seconds <= 0:
+        if timeout_seconds <= 0 or probe_timeout_seconds <= 0 or timeout_per_source_second < 0:
             raise ValueError("timeouts must be positive")
         if segment_seconds < 1:
             raise ValueError("segment_seconds must be at least 1")
@@ -755,6 +757,7 @@ class FfmpegTranscoder:
         self._ffprobe = ffprobe_path
         self._preset = preset
         self._timeout = timeout_seconds
+        self._timeout_per_source_second = timeout_per_source_second
         self._probe_timeout = probe_timeout_seconds
         self._memory_limit = memory_limit_bytes
         self._threads = threads
@@ -828,7 +831,7 @@ class FfmpegTranscoder:
         log.info("transcoding %s into %d renditions", source, len(plan))
         done = await _run(
             argv,
-            timeout=self._timeout,
+            timeout=self._timeout + self._timeout_per_source_second * (probe.duration_seconds or 0),
             memory_limit_bytes=self._memory_limit,
             niceness=self._niceness,
             on_stdout_line=forwarder.feed if forwarder is not None else None,
