@@ -182,17 +182,3 @@ def make_clip(
         check=True, timeout=600,
     )  # fmt: skip
     return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    video = ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", str(rate * 2)]
-    if camera:
-        video += ["-vf", "noise=alls=12:allf=t+u", "-b:v", "16M", "-maxrate", "20M",
-                  "-bufsize", "32M"]  # fmt: skip
-    subprocess.run(
-        [FFMPEG, "-v", "error", "-f", "lavfi",
-         "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}",
-         *video,
-         "-c:a", "aac", "-shortest", "-movflags", "+faststart", "-y", str(path)],
-        check=True, timeout=600,
-    )  # fmt: skip
-    return path
