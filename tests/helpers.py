@@ -30,6 +30,7 @@ from aiokafka.structs import ConsumerRecord
 
 from tritontube.devstack.s3rver import S3rverServer
 from tritontube.domain.events import UploadCompleted, UploadSessionCreated
+from tritontube.domain.media import Probe
 from tritontube.http.auth import mint_token
 from tritontube.indexer.port import SearchIndex
 from tritontube.indexer.query import SearchQuery
@@ -343,3 +344,28 @@ async def problem(resp: Any, status: int) -> dict[str, Any]:
     body: dict[str, Any] = await resp.json()
     assert body["status"] == status
     return body
+
+
+def make_probe(width: int, height: int, **overrides: object) -> Probe:
+    """A probe of a 10 s H.264 + AAC MP4 of ``width`` x ``height``, with ``overrides``."""
+    base = Probe(
+        width=width,
+        height=height,
+        coded_width=width,
+        coded_height=height,
+        rotation=0,
+        duration_seconds=10.0,
+        has_video=True,
+        has_audio=True,
+        video_codec="h264",
+        audio_codec="aac",
+        pix_fmt="yuv420p",
+        frame_rate=30.0,
+        variable_frame_rate=False,
+        bit_depth=8,
+        format_name="mov,mp4,m4a,3gp,3g2,mj2",
+        size_bytes=1_000_000,
+        video_stream_index=0,
+        audio_stream_index=1,
+    )
+    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]

@@ -361,21 +361,30 @@ async def test_every_uploadable_container_is_packaged_with_its_audio(
     assert {(r.get("codecs") or "")[:4] for r in reps} == {"avc1", "mp4a"}
 
 
-@pytest.mark.parametrize("transfer", ["arib-std-b67", "smpte2084"])  # HLG, PQ
+@pytest.mark.parametrize(
+    ("transfer", "size"),
+    [
+        ("arib-std-b67", "320x240"),  # HLG at the top rendition's size
+        ("smpte2084", "320x240"),  # PQ
+        ("arib-std-b67", "640x480"),  # larger: scaled to the top rendition, then tone-mapped
+    ],
+)
 async def test_hdr_phone_video_is_tone_mapped_to_sdr_bt709(
-    transfer: str, transcoder: FfmpegTranscoder, tmp_path: Path
+    transfer: str, size: str, transcoder: FfmpegTranscoder, tmp_path: Path
 ) -> None:
     """Phones record 10-bit HEVC in HLG or PQ; browsers get 8-bit BT.709 pictures, not 8-bit
     pictures still tagged BT.2020/HLG (which render washed out)."""
     source = tmp_path / "hdr.mov"
     x265 = f"log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc"
-    ffmpeg("-f", "lavfi", "-i", VIDEO.format(d=1), "-pix_fmt", "yuv420p10le",
-           "-c:v", "libx265", "-x265-params", x265, "-tag:v", "hvc1", str(source))  # fmt: skip
-    probe, _, _ = await transcode(transcoder, source, tmp_path / "o")
+    ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration=1",
+           "-pix_fmt", "yuv420p10le", "-c:v", "libx265", "-x265-params", x265, "-tag:v", "hvc1",
+           str(source))  # fmt: skip
+    probe, plan, _ = await transcode(transcoder, source, tmp_path / "o")
     assert probe.is_hdr and probe.color_transfer == transfer
     stream = first_segment_stream(tmp_path / "o", "0", tmp_path)
     colour = ("pix_fmt", "color_primaries", "color_transfer", "color_space")
     assert [stream[key] for key in colour] == ["yuv420p", "bt709", "bt709", "bt709"]
+    assert (int(stream["width"]), int(stream["height"])) == (plan[0].width, plan[0].height)
     poster = tmp_path / "poster.jpg"
     await transcoder.thumbnail(source, poster, probe)
     assert poster.read_bytes()[:3] == b"\xff\xd8\xff"

@@ -7,11 +7,11 @@ from fractions import Fraction
 
 import pytest
 
+from helpers import make_probe
 from tritontube.domain.media import (
     LADDER,
     FailureReason,
     MediaError,
-    Probe,
     RenditionSpec,
     describe,
     h264_level_floor,
@@ -23,30 +23,6 @@ from tritontube.domain.media import (
     validate_probe,
     video_hold_seconds,
 )
-
-
-def make_probe(width: int, height: int, **overrides: object) -> Probe:
-    base = Probe(
-        width=width,
-        height=height,
-        coded_width=width,
-        coded_height=height,
-        rotation=0,
-        duration_seconds=10.0,
-        has_video=True,
-        has_audio=True,
-        video_codec="h264",
-        audio_codec="aac",
-        pix_fmt="yuv420p",
-        frame_rate=30.0,
-        variable_frame_rate=False,
-        bit_depth=8,
-        format_name="mov,mp4,m4a,3gp,3g2,mj2",
-        size_bytes=1_000_000,
-        video_stream_index=0,
-        audio_stream_index=1,
-    )
-    return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
 
 
 def dims(plan: tuple[RenditionSpec, ...]) -> list[tuple[str, int, int]]:

@@ -647,16 +647,24 @@ def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], pro
     def scaled_from(source: int | None) -> list[str]:
         return [f"in{i}" for i, s in enumerate(sources) if s == source]
 
+    def scale(spec: RenditionSpec) -> str:
+        return f"scale=w={spec.width}:h={spec.height}:flags=bicubic"
+
     head = ["bwdif=mode=send_frame:deint=interlaced", f"fps={_rate_text(rate)}"]
     if hold := video_hold_seconds(probe):
         head.append(f"tpad=stop_mode=clone:stop_duration={hold:.3f}")
+    top = [plan[i] for i, source in enumerate(sources) if source is None]
+    if probe.is_hdr and len(top) == 1 and probe.coded_width * probe.coded_height > top[0].pixels:
+        # Tone-map the largest rendition's picture, not the source's: tone mapping 5 s of
+        # 4K HLG took 18.7 s, scaling to 1080p first and then tone mapping 5.7 s. The
+        # rendition's own scale is then a pass-through.
+        head.append(scale(top[0]))
     head += _to_sdr(probe)
     chains = [chain(video, head, scaled_from(None))]
     for i, (spec, sar) in enumerate(zip(plan, rendition_sars(plan), strict=True)):
-        scale = f"scale=w={spec.width}:h={spec.height}:flags=bicubic"
         sar_text = f"r={sar.numerator}/{sar.denominator}:max={max(sar.numerator, sar.denominator)}"
         chains += [
-            chain(f"in{i}", [scale], [f"out{i}", *scaled_from(i)]),
+            chain(f"in{i}", [scale(spec)], [f"out{i}", *scaled_from(i)]),
             chain(f"out{i}", [f"setsar={sar_text}", "format=yuv420p"], [f"v{i}"]),
         ]
     return ";".join(chains)
