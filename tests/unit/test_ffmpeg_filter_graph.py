@@ -19,13 +19,13 @@ def head(width: int, height: int, **overrides: object) -> str:
 
 def test_hdr_larger_than_the_top_rendition_is_scaled_down_before_tone_mapping() -> None:
     chain = head(3840, 2160, color_transfer=HLG, bit_depth=10)
-    assert chain.index("scale=w=1920:h=1080") < chain.index("tonemap=")
+    assert chain.index("zscale=w=1920:h=1080:") < chain.index("tonemap=")
 
 
 def test_hdr_at_the_top_rendition_size_and_sdr_sources_are_not_scaled_in_the_head() -> None:
-    assert "scale=w=" not in head(1920, 1080, color_transfer=HLG, bit_depth=10)
+    assert "w=1920" not in head(1920, 1080, color_transfer=HLG, bit_depth=10)
     assert "tonemap=" in head(1920, 1080, color_transfer=HLG, bit_depth=10)
-    assert "scale=w=" not in head(3840, 2160)  # SDR: nothing costly runs on the source picture
+    assert "w=1920" not in head(3840, 2160)  # SDR: nothing costly runs on the source picture
 
 
 def test_the_last_picture_is_held_while_the_audio_plays_on() -> None:

@@ -126,7 +126,7 @@ _MPD_NS = "{urn:mpeg:dash:schema:mpd:2011}"
 # Browsers would otherwise get 8-bit pictures tagged PQ/HLG, which most displays render
 # washed out or wrongly.
 _HDR_TO_SDR = (
-    "zscale=tin={transfer}:pin=bt2020:min=bt2020nc:t=linear:npl=100,format=gbrpf32le,"
+    "zscale={size}tin={transfer}:pin=bt2020:min=bt2020nc:t=linear:npl=100,format=gbrpf32le,"
     "zscale=p=bt709,tonemap=tonemap=hable:desat=0,zscale=t=bt709:m=bt709:r=tv,format=yuv420p"
 )
 #: Output options tagging tone-mapped video as BT.709 (ffmpeg would otherwise copy the
@@ -621,16 +621,18 @@ def _audio_selector(probe: Probe) -> str:
     return f"0:{index}" if index is not None else "0:a:0"
 
 
-def hdr_to_sdr_filter(transfer: str) -> str:
+def hdr_to_sdr_filter(transfer: str, size: tuple[int, int] | None = None) -> str:
     """The filters tone-mapping BT.2020 HDR with ``transfer`` (ffmpeg's name: "smpte2084"
-    for PQ, "arib-std-b67" for HLG) to SDR BT.709, 8-bit 4:2:0."""
-    return _HDR_TO_SDR.format(transfer=transfer)
+    for PQ, "arib-std-b67" for HLG) to SDR BT.709, 8-bit 4:2:0; scaled to ``size`` (width,
+    height) on the way to linear light when given."""
+    resize = f"w={size[0]}:h={size[1]}:f=bicubic:" if size else ""
+    return _HDR_TO_SDR.format(transfer=transfer, size=resize)
 
 
-def _to_sdr(probe: Probe) -> list[str]:
-    """The HDR-to-SDR filters for an HDR source; none for SDR."""
+def _to_sdr(probe: Probe, size: tuple[int, int] | None = None) -> list[str]:
+    """The HDR-to-SDR filters for an HDR source (scaled to ``size``); none for SDR."""
     transfer = probe.color_transfer
-    return [hdr_to_sdr_filter(transfer)] if transfer and probe.is_hdr else []
+    return [hdr_to_sdr_filter(transfer, size)] if transfer and probe.is_hdr else []
 
 
 def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], probe: Probe) -> str:
@@ -653,13 +655,12 @@ def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], pro
     head = ["bwdif=mode=send_frame:deint=interlaced", f"fps={_rate_text(rate)}"]
     if hold := video_hold_seconds(probe):
         head.append(f"tpad=stop_mode=clone:stop_duration={hold:.3f}")
+    # Tone-map the largest rendition's picture, not a larger source's: zscale scales it on
+    # the way to linear light, and the rendition's own scale is then a pass-through. On 5 s
+    # of 4K HLG: 6.5 s instead of 18.7 s, SSIM 0.989 against scaling in linear light.
     top = [plan[i] for i, source in enumerate(sources) if source is None]
-    if probe.is_hdr and len(top) == 1 and probe.coded_width * probe.coded_height > top[0].pixels:
-        # Tone-map the largest rendition's picture, not the source's: tone mapping 5 s of
-        # 4K HLG took 18.7 s, scaling to 1080p first and then tone mapping 5.7 s. The
-        # rendition's own scale is then a pass-through.
-        head.append(scale(top[0]))
-    head += _to_sdr(probe)
+    shrink = len(top) == 1 and probe.coded_width * probe.coded_height > top[0].pixels
+    head += _to_sdr(probe, (top[0].width, top[0].height) if shrink else None)
     chains = [chain(video, head, scaled_from(None))]
     for i, (spec, sar) in enumerate(zip(plan, rendition_sars(plan), strict=True)):
         sar_text = f"r={sar.numerator}/{sar.denominator}:max={max(sar.numerator, sar.denominator)}"
