@@ -255,9 +255,9 @@ def exact_duration(mpd: str) -> str:
     ffmpeg's DASH muxer writes the duration to the nearest tenth of a second. A clip of one
     or two frames gets "PT0.0S", which dash.js takes for no duration and will not play;
     and a duration that stops short of the media (3.0 s for 3.033 s of video, or 10.000 s
-    for audio that ends 7 ms after the video) leaves dash.js paused before the end in a
-    fifth to a half of the runs (Chromium, dash.js 5). A manifest without a video
-    timeline is returned unchanged.
+    for audio that ends 7 ms after the video) leaves dash.js paused before the end in
+    some runs (about half for the video, 4 of 26 for the audio; Chromium, dash.js 5).
+    A manifest without a video timeline is returned unchanged.
     """
     root = ET.fromstring(mpd)  # noqa: S314 - our own ffmpeg wrote this document
     ends = {
