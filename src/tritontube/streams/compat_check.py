@@ -246,7 +246,10 @@ resumes after the largest archived offset it finds, so every offset is archived 
 the archive before the worker starts (`archive.restore_on_start`), and a graceful stop
 (Ctrl-C) flushes every buffer first, so no event is lost across a stop and start. If the stack
 dies without a graceful stop, events newer than the last flush — at most about
-`archive.flush_interval_seconds` of traffic — are lost with the broker's memory.
+`archive.flush_interval_seconds` of traffic — are lost with the broker's memory. Each
+partition flushes on its own clock, and the restore counts every archived event as
+processed; so an event archived before the table change it caused loses that change with
+the same window.
 
 **Replay.** `tritontube replay` reads the live topics (by offset or record timestamp) or the
 archive (by time range) and writes byte-exact copies into a new topic (`--to-topic`),
