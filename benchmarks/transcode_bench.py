@@ -55,6 +55,12 @@ SEGMENT_SECONDS = 2
 FPS = 30
 MODULE = "transcode"
 HDR_TRANSFER = "arib-std-b67"  # HLG, the transfer of the ``--hdr`` source
+#: The source clips, by the name their cached file carries, as the report describes them.
+SOURCE_KINDS = {
+    "hlg": "phone-like 10-bit HEVC HLG 16 Mb/s",
+    "camera": "camera-like 16 Mb/s",
+    "pattern": "test-pattern",
+}
 
 
 def clip_seconds(quick: bool, override: float | None = None) -> float:
@@ -185,6 +191,7 @@ def run(
     length = clip_seconds(quick, seconds)
     work = Path(tempfile.gettempdir()) / "tritontube-bench"
     kind = "hlg" if hdr else "camera" if camera else "pattern"
+    source_kind = SOURCE_KINDS[kind]
     source = make_clip(
         work / f"bench-1080p-{kind}-{length:g}s.mp4",
         length,
@@ -227,13 +234,6 @@ def run(
             for step in order if i % 2 == 0 else reversed(order):
                 step()
     pipeline_s, bare_s, separate_s, decode_s = (min(times[k]) for k in times)
-    source_kind = (
-        "phone-like 10-bit HEVC HLG 16 Mb/s"
-        if hdr
-        else "camera-like 16 Mb/s"
-        if camera
-        else "test-pattern"
-    )
     note = (
         f"{length:g} s 1920x1080 {FPS} fps {source_kind} clip, {rungs} renditions; fastest of "
         f"{rounds} round(s): pipeline {_runs(times['pipeline'])}, bare {_runs(times['bare'])}, "

@@ -279,6 +279,18 @@ def container_clip(folder: Path, content_type: str) -> Path:
     return path
 
 
+def restarted_clock_ts(folder: Path) -> Path:
+    """Two 1 s 320x240 MPEG-TS recordings joined byte for byte (a camcorder's split files):
+    the clock starts again halfway, and the container claims only the first second."""
+    parts = [folder / "first.ts", folder / "second.ts"]
+    for part in parts:
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+               "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", str(part))  # fmt: skip
+    joined = folder / "restarted_clock.ts"
+    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    return joined
+
+
 def s3rver_store(server: S3rverServer, **options: Any) -> S3ObjectStore:
     """An S3 client for ``server``'s bucket (``options``: S3ObjectStore's others); close it."""
     return S3ObjectStore(

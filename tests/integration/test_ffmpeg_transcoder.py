@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import CONTAINERS, container_clip, ffmpeg, processes_mentioning
+from helpers import (
+    CONTAINERS,
+    container_clip,
+    ffmpeg,
+    processes_mentioning,
+    restarted_clock_ts,
+)
+from tritontube.domain import transcode as tx
 from tritontube.domain.media import (
     LADDER,
     EncodeProgress,
@@ -112,14 +119,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ffmpeg(*lavfi, VIDEO.format(d=2), "-itsoffset", "0.5", *lavfi, SINE.format(d=2), *X264,
            "-c:a", "aac", "-output_ts_offset", "10", str(clips["late_start"]))  # fmt: skip
 
-    # Two MPEG-TS recordings joined byte for byte (a camcorder's split files): the clock
-    # starts again halfway, and the container claims only the first second.
-    for part in ("first", "second"):
-        ffmpeg(*lavfi, VIDEO.format(d=1), *X264, "-f", "mpegts", str(d / f"{part}.ts"))
-    clips["restarted_clock"] = d / "restarted_clock.ts"
-    clips["restarted_clock"].write_bytes(
-        (d / "first.ts").read_bytes() + (d / "second.ts").read_bytes()
-    )
+    clips["restarted_clock"] = restarted_clock_ts(d)
 
     whole = clips["av"].read_bytes()
     clips["truncated"] = d / "truncated.mp4"
@@ -310,9 +310,8 @@ def timeline_seconds(manifest: Path, content_type: str) -> float:
     return clock / int(template.get("timescale") or 1)
 
 
-def presentation_seconds(manifest: Path) -> float:
-    text = ET.parse(manifest).getroot().get("mediaPresentationDuration") or ""  # noqa: S314
-    return float(text.removeprefix("PT").removesuffix("S"))
+def presentation_seconds(manifest: Path) -> float | None:
+    return tx.presentation_seconds(manifest.read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("clip", ["long_audio_mp4", "long_audio_mkv"])

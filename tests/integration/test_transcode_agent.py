@@ -20,6 +20,7 @@ from helpers import (
     of,
     publish_upload,
     read_all,
+    restarted_clock_ts,
     scratch_leftovers,
     source_key,
     terminal,
@@ -83,12 +84,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     empty.write_bytes(b"")
     audio_only = root / "song.m4a"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(audio_only))
-    parts = [root / "first.ts", root / "second.ts"]
-    for part in parts:
-        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
-               "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", str(part))  # fmt: skip
-    restarted_clock = root / "restarted_clock.ts"
-    restarted_clock.write_bytes(b"".join(p.read_bytes() for p in parts))
+    restarted_clock = restarted_clock_ts(root)
     return Media(happy, longer, truncated, text, empty, audio_only, restarted_clock)
 
 

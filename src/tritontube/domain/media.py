@@ -27,12 +27,14 @@ __all__ = [
     "RenditionSpec",
     "describe",
     "h264_level_floor",
+    "parse_clock",
     "parse_progress_block",
     "plan_renditions",
     "rendition_sars",
     "scale_sources",
     "target_frame_rate",
     "validate_probe",
+    "video_hold_seconds",
 ]
 
 

@@ -649,9 +649,6 @@ def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], pro
     def scaled_from(source: int | None) -> list[str]:
         return [f"in{i}" for i, s in enumerate(sources) if s == source]
 
-    def scale(spec: RenditionSpec) -> str:
-        return f"scale=w={spec.width}:h={spec.height}:flags=bicubic"
-
     head = ["bwdif=mode=send_frame:deint=interlaced", f"fps={_rate_text(rate)}"]
     if hold := video_hold_seconds(probe):
         head.append(f"tpad=stop_mode=clone:stop_duration={hold:.3f}")
@@ -663,9 +660,10 @@ def _filter_graph(video: str, rate: Fraction, plan: Sequence[RenditionSpec], pro
     head += _to_sdr(probe, (top[0].width, top[0].height) if shrink else None)
     chains = [chain(video, head, scaled_from(None))]
     for i, (spec, sar) in enumerate(zip(plan, rendition_sars(plan), strict=True)):
+        scale = f"scale=w={spec.width}:h={spec.height}:flags=bicubic"
         sar_text = f"r={sar.numerator}/{sar.denominator}:max={max(sar.numerator, sar.denominator)}"
         chains += [
-            chain(f"in{i}", [scale(spec)], [f"out{i}", *scaled_from(i)]),
+            chain(f"in{i}", [scale], [f"out{i}", *scaled_from(i)]),
             chain(f"out{i}", [f"setsar={sar_text}", "format=yuv420p"], [f"v{i}"]),
         ]
     return ";".join(chains)
