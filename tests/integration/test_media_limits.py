@@ -8,6 +8,9 @@ agent's TranscodeJob, the transcode agent in a worker) with small limits in sett
 * a 2000x2000 single-frame clip (a few KB that decode to 4 Mpx per frame) against
   ``max_pixels = 1_000_000`` -> FAILED ``TOO_LARGE_DIMENSIONS``;
 * a 10-minute clip at 1 fps (tiny) against ``max_duration_seconds = 60`` -> FAILED ``TOO_LONG``;
+* the same 10 minutes with no duration in the container, and three 40 s MPEG-TS recordings
+  joined byte for byte (the container claims 40 s of 120 s) -> FAILED ``TOO_LONG`` too,
+  stopped by what ffmpeg has encoded;
 * a small clip within every limit -> READY, so the limits refuse only what they should.
 
 Refusals happen after ffprobe and before any encode: no ENCODING progress, one attempt, no
@@ -66,9 +69,23 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     unknown = root / "unknown.mkv"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x64:rate=1:duration=600", *x264,
            "-g", "600", "-f", "matroska", "-live", "1", str(unknown))  # fmt: skip
+    # Three 40 s MPEG-TS recordings joined byte for byte: the clock restarts twice, and the
+    # container claims 40 s (within the limit) of its 120 s.
+    parts = [root / f"part{i}.ts" for i in range(3)]
+    for part in parts:
+        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x64:rate=1:duration=40", *x264,
+               "-g", "600", "-f", "mpegts", str(part))  # fmt: skip
+    restarted = root / "restarted.ts"
+    restarted.write_bytes(b"".join(part.read_bytes() for part in parts))
     fine = root / "fine.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", *x264, str(fine))
-    return {"huge": huge, "long": long, "unknown": unknown, "fine": fine}
+    return {
+        "huge": huge,
+        "long": long,
+        "unknown": unknown,
+        "restarted": restarted,
+        "fine": fine,
+    }
 
 
 def limits(scratch: Path) -> TranscodeSettings:
@@ -137,6 +154,11 @@ async def test_sources_above_the_limits_fail_fast_with_a_reason_and_leave_nothin
     )
 
 
+@pytest.mark.parametrize(
+    ("clip", "content_type"),
+    [("unknown", "video/x-matroska"), ("restarted", "video/mp2t")],
+    ids=["no_duration", "claims_less_than_it_plays"],
+)
 async def test_a_source_hiding_its_duration_is_still_held_to_the_duration_limit(
     tmp_path: Path,
     make_settings: Callable[..., Settings],
@@ -144,18 +166,20 @@ async def test_a_source_hiding_its_duration_is_still_held_to_the_duration_limit(
     store_for: Callable[[Settings], S3ObjectStore],
     codec: EventCodec,
     hostile: dict[str, Path],
+    clip: str,
+    content_type: str,
 ) -> None:
     scratch = tmp_path / "scratch"
     settings = make_settings(transcode=limits(scratch))
     stack_factory(settings)
     store = store_for(settings)
-    await store.upload_file(hostile["unknown"], source_key("unknown"), "video/x-matroska")
+    await store.upload_file(hostile[clip], source_key(clip), content_type)
     started = time.monotonic()
-    await publish_upload(settings, codec, "unknown")
-    state = await wait_for_state(settings, "unknown", terminal, timeout=90)
+    await publish_upload(settings, codec, clip)
+    state = await wait_for_state(settings, clip, terminal, timeout=90)
     took = time.monotonic() - started
     print(
-        f"\nduration hidden: {state['status']} {state['error_code']} in {took:.1f}s, "
+        f"\nduration hidden ({clip}): {state['status']} {state['error_code']} in {took:.1f}s, "
         f"duration_seconds={state['duration_seconds']}"
     )
     await asyncio.sleep(0.5)

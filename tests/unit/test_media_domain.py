@@ -243,9 +243,21 @@ def test_progress_before_first_packet_is_zero() -> None:
 def test_progress_falls_back_to_out_time_and_clamps() -> None:
     late = parse_progress_block({"out_time": "00:01:10.5", "progress": "continue"}, duration=60.0)
     assert late.out_time_seconds == pytest.approx(70.5)
-    assert late.percent == 100.0
+    assert late.percent == 99.0
     early = parse_progress_block({"out_time": "-00:00:00.023", "progress": "continue"}, 60.0)
     assert early.out_time_seconds == 0.0 and early.percent == 0.0
+
+
+def test_progress_past_the_claimed_duration_is_not_done_and_has_no_eta() -> None:
+    # An MPEG-TS whose clock restarts mid-file claims less than it plays.
+    block = {"out_time_us": "1500000", "speed": "2x", "progress": "continue"}
+    progress = parse_progress_block(block, duration=1.0, rendition_names=["480p"])
+    assert progress.percent == 99.0
+    assert progress.renditions == (("480p", 99.0),)
+    assert progress.eta_seconds is None
+    assert progress.finished is False
+    at_end = parse_progress_block({**block, "out_time_us": "1000000"}, duration=1.0)
+    assert at_end.eta_seconds == 0.0
 
 
 def test_progress_with_unknown_duration() -> None:

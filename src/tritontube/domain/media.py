@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = [
     "HDR_TRANSFERS",
     "LADDER",
+    "UNFINISHED_PERCENT_CEILING",
     "AudioOutput",
     "DashOutput",
     "EncodeProgress",
@@ -451,6 +452,10 @@ def _out_time(lines: Mapping[str, str]) -> float:
     return max(0.0, clock) if clock is not None else 0.0
 
 
+#: The highest percent an encode reports before ffmpeg says it has ended.
+UNFINISHED_PERCENT_CEILING = 99.0
+
+
 def parse_progress_block(
     lines: Mapping[str, str],
     duration: float | None,
@@ -458,8 +463,11 @@ def parse_progress_block(
 ) -> EncodeProgress:
     """Turn one ``-progress`` key=value block into EncodeProgress.
 
-    ``percent`` is out_time / duration clamped to [0, 100], and exactly 100 once ffmpeg
-    reports ``progress=end``. With an unknown duration percent stays 0 until the end.
+    ``percent`` is out_time / duration clamped to [0, 99], and exactly 100 once ffmpeg
+    reports ``progress=end``: an encode still running is never done, even when it has
+    passed the duration the container claimed (an MPEG-TS whose clock restarts mid-file).
+    Past that point the ETA is unknown. With an unknown duration percent stays 0 until the
+    end.
     """
     finished = lines.get("progress", "").strip() == "end"
     out_time = _out_time(lines)
@@ -473,8 +481,10 @@ def parse_progress_block(
     elif duration is None or duration <= 0:
         percent, eta = 0.0, None
     else:
-        percent = min(100.0, max(0.0, 100.0 * out_time / duration))
-        eta = max(0.0, duration - out_time) / speed if speed is not None else None
+        percent = min(UNFINISHED_PERCENT_CEILING, max(0.0, 100.0 * out_time / duration))
+        eta = None
+        if speed is not None and out_time <= duration:
+            eta = (duration - out_time) / speed
     return EncodeProgress(
         out_time_seconds=out_time,
         percent=percent,
