@@ -95,6 +95,23 @@ def test_garbage_is_not_an_archive_file() -> None:
         archive.encode_file([])
 
 
+def test_a_checkpoint_round_trips_and_is_not_an_archive_file() -> None:
+    offsets = {("uploads", 1): 17, ("uploads", 0): 3, ("watch-events", 0): 0}
+    body = archive.encode_checkpoint("tritontube", offsets, datetime(2026, 11, 25, tzinfo=UTC))
+    assert archive.decode_checkpoint(body) == offsets
+    key = archive.checkpoint_key("archive", "tritontube")
+    assert key == "archive/_checkpoints/tritontube.json"
+    assert archive.parse_keys("archive/", [key, archive.archive_key("archive/", [rec(0)])]) == [
+        archive.parse_key("archive/", archive.archive_key("archive/", [rec(0)]))
+    ]
+
+
+@pytest.mark.parametrize("body", [b"", b"[]", b'{"offsets": {"uploads": {"x": 1}}}', b"{}"])
+def test_a_malformed_checkpoint_is_an_archive_format_error(body: bytes) -> None:
+    with pytest.raises(ArchiveFormatError):
+        archive.decode_checkpoint(body)
+
+
 def test_buffer_skips_offsets_at_or_below_the_archived_end_and_duplicates() -> None:
     buffer = PartitionBuffer(archived_end=4)
     assert [buffer.add(rec(i), now=0.0) for i in (3, 4, 5, 5, 6)] == [

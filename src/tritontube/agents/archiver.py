@@ -15,6 +15,19 @@ What it archives: every catalogue topic, every dead-letter topic, and the worker
 changelogs (``<app_id>-<table>-changelog``, so the embedded stack can restore tables without
 refolding history; see ``replay.restore``). Subscribed by pattern, so changelogs created after
 start are picked up within ``metadata_max_age_ms``.
+
+**Checkpoints of the worker group.** A restore must know which archived events the worker had
+processed, and the archive alone cannot tell: an event can be archived while the table change
+it caused is still in the changelog's flush window. So every ``flush_interval_seconds`` the
+archiver reads the worker group's committed offsets C, *then* the end offsets E of every
+partition it archives, and once everything below E is archived it writes C to
+``archive/_checkpoints/<group>.json`` (``streams.archive.checkpoint_key``). Faust flushes its
+producer (table changelogs, forwarded events) before it commits, so whatever the events
+below C produced is below E and hence archived: the restore commits the group at C, and the
+worker processes the events after C again (at-least-once; its folds ignore redelivered
+events), exactly as a restarted worker does on a real Kafka cluster. One archiver is assumed
+(the embedded stack's single worker); with several, each overwrites the file with its own
+partitions, and the partitions missing from it are processed again from their start.
 """
 
 from __future__ import annotations
@@ -25,9 +38,11 @@ import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import faust
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
@@ -52,7 +67,7 @@ def group_id(settings: Settings) -> str:
 def topic_pattern(app_id: str) -> str:
     """Every catalogue topic, its DLQ, and the app's table changelogs."""
     names = "|".join(re.escape(n) for n in catalogue.all_topic_names())
-    return rf"^(?:{names}|{re.escape(app_id)}-.+-changelog)$"
+    return rf"^(?:{names}|{catalogue.changelog_pattern(app_id)})$"
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,14 @@ class PartitionBuffer:
         return records
 
 
+@dataclass(frozen=True)
+class PendingCheckpoint:
+    """The worker group's committed offsets, and the ends they must be archived up to."""
+
+    committed: dict[TopicPartition, int]
+    ends: dict[TopicPartition, int]
+
+
 class Archiver:
     """Consume, buffer per partition, write files, then commit. ``start``/``run``/``close``."""
 
@@ -113,8 +136,11 @@ class Archiver:
         self.prefix = settings.archive.prefix
         self.policy = FlushPolicy.from_settings(settings.archive)
         self.buffers: dict[TopicPartition, PartitionBuffer] = {}
+        self.pending: PendingCheckpoint | None = None
+        self._next_checkpoint = 0.0
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -137,23 +163,95 @@ class Archiver:
         self._consumer.subscribe(
             pattern=topic_pattern(self.settings.worker.app_id), listener=_Listener(self)
         )
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
+        await self._admin.start()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Archive until ``stopping`` is set, then drain what the broker has and flush all."""
         while not stopping.is_set():
-            await self._poll(_POLL_MS)
+            await self.poll(_POLL_MS)
             await self.flush(due_only=True)
+            await self.checkpoint()
+        self.pending = await self.begin_checkpoint()  # the worker's commits so far
         deadline = time.monotonic() + _DRAIN_SECONDS
-        while time.monotonic() < deadline and await self._poll(200):
+        while time.monotonic() < deadline and await self.poll(200):
             pass
         await self.flush(due_only=False)
+        await self.checkpoint()
 
     async def close(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             await consumer.stop()
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            await admin.close()
 
-    async def _poll(self, timeout_ms: int) -> int:
+    # ---- checkpoints of the worker group (module doc)
+
+    async def checkpoint(self) -> bool:
+        """Start a checkpoint when one is due, write the pending one once the archive covers
+        it; True when one was written."""
+        if self.pending is None:
+            if time.monotonic() < self._next_checkpoint:
+                return False
+            self._next_checkpoint = time.monotonic() + self.policy.interval_seconds
+            self.pending = await self.begin_checkpoint()
+        pending = self.pending
+        if pending is None or not await self._archived_up_to(pending.ends):
+            return False
+        self.pending = None
+        group = self.settings.worker.app_id
+        offsets = {(tp.topic, tp.partition): n for tp, n in pending.committed.items()}
+        body = archive.encode_checkpoint(group, offsets, datetime.now(UTC))
+        try:
+            await self.store.put_bytes(
+                archive.checkpoint_key(self.prefix, group), body, "application/json"
+            )
+        except ObjectStoreError as exc:
+            log.warning("checkpoint of %s not written, the next one will be: %s", group, exc)
+            return False
+        log.debug("checkpoint of %s: %s", group, offsets)
+        return True
+
+    async def begin_checkpoint(self) -> PendingCheckpoint | None:
+        """The worker group's committed offsets now, then the ends of every archived
+        partition (in that order: what the commits reflect was produced before the ends)."""
+        app_id = self.settings.worker.app_id
+        tps = sorted(self.buffers)
+        inputs = [tp for tp in tps if not catalogue.is_changelog(app_id, tp.topic)]
+        if not inputs or self._admin is None:
+            return None
+        try:
+            committed = await self._admin.list_consumer_group_offsets(app_id, partitions=inputs)
+            ends = await self.consumer.end_offsets(tps)
+        except KafkaError as exc:
+            log.info("checkpoint of %s skipped: %r", app_id, exc)
+            return None
+        return PendingCheckpoint(
+            committed={tp: m.offset for tp, m in committed.items() if m.offset >= 0},
+            ends=dict(ends),
+        )
+
+    async def _archived_up_to(self, ends: dict[TopicPartition, int]) -> bool:
+        """Whether every record below ``ends`` is in the archive; a revoked partition drops
+        the pending checkpoint (its new owner has its own)."""
+        async with self._lock:
+            for tp, end in ends.items():
+                buffer = self.buffers.get(tp)
+                if buffer is None:
+                    self.pending = None
+                    return False
+                if end <= 0:
+                    continue
+                if buffer.records and buffer.records[0].offset < end:
+                    return False
+                if await self.consumer.position(tp) < end:
+                    return False
+        return True
+
+    async def poll(self, timeout_ms: int) -> int:
+        """Fetch and buffer; returns the records added."""
         batch = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=10_000)
         now = time.monotonic()
         added = 0

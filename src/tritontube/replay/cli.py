@@ -176,6 +176,10 @@ async def _archive(settings: Settings, args: argparse.Namespace) -> int:
         print(f"restored {result.records} records into {len(result.restored)} partitions")
         if result.skipped:
             print(f"skipped (already holding records): {len(result.skipped)} partitions")
+        for tp, offset in sorted(result.committed.items()):
+            print(
+                f"group {result.committed_group} committed at {tp.topic}[{tp.partition}] {offset}"
+            )
         return 1 if result.moved else 0
     finally:
         store.close()

@@ -7,10 +7,13 @@ timestamp. On a fresh broker (and the embedded broker never compacts nor expires
 land at their original offsets, which is checked; the archiver then resumes exactly after them.
 
 The worker's table changelogs are archived too and restored the same way, so tables recover
-instead of being refolded; and the worker's consumer group is committed at the end of every
-restored topic, because everything archived had been processed before the stop. (Events
-produced in the last moments before a stop and never processed are therefore not processed
-after the restart; the archiver's flush window bounds what a crash loses, see docs/topics.md.)
+instead of being refolded; and the worker's consumer group is committed where the archiver's
+last checkpoint says it was (``agents.archiver``: offsets whose every effect is archived), never
+past the restored end. The worker then processes the events after that again, as a restarted
+worker does on a real Kafka cluster; its folds ignore the ones they had already applied. An
+archive without a checkpoint (written before checkpoints existed) commits the group at the
+restored ends, as if everything archived had been processed. What a crash loses is what was
+still inside the archiver's flush window, see docs/topics.md.
 
 Partitions that already hold records are left alone, so restoring twice does nothing.
 """
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -27,8 +29,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tritontube.replay.engine import commit_offsets, create_topic
 from tritontube.settings import Settings
-from tritontube.storage.port import ObjectStore
-from tritontube.streams import archive, broker_compat
+from tritontube.storage.port import ObjectNotFound, ObjectStore
+from tritontube.streams import archive, broker_compat, catalogue
 from tritontube.streams.archive import ArchiveFile
 
 log = logging.getLogger(__name__)
@@ -49,14 +51,11 @@ class RestoreResult:
     skipped: list[TopicPartition] = field(default_factory=list)  # already held records
     moved: list[TopicPartition] = field(default_factory=list)  # offsets differ from originals
     committed_group: str | None = None
+    committed: dict[TopicPartition, int] = field(default_factory=dict)  # the group's offsets
 
     @property
     def records(self) -> int:
         return sum(self.restored.values())
-
-
-def _changelog(app_id: str, topic: str) -> bool:
-    return re.fullmatch(rf"{re.escape(app_id)}-.+-changelog", topic) is not None
 
 
 async def plan_restore(store: ObjectStore, prefix: str) -> RestorePlan:
@@ -89,7 +88,7 @@ async def restore_from_archive(settings: Settings, store: ObjectStore) -> Restor
             result.restored[tp] = await _restore_partition(store, producer, tp, files, result)
     finally:
         await producer.stop()
-    await _commit_processed(settings, result)
+    await _commit_processed(settings, store, result)
     log.info(
         "restored %d records into %d partitions from the archive (%d partitions skipped)",
         result.records,
@@ -144,7 +143,7 @@ async def _create_missing_topics(settings: Settings, plan: RestorePlan) -> None:
     for tp in plan.files:
         partitions[tp.topic] = max(partitions[tp.topic], tp.partition + 1)
     for topic, count in sorted(partitions.items()):
-        compacted = _changelog(settings.worker.app_id, topic)
+        compacted = catalogue.is_changelog(settings.worker.app_id, topic)
         n = max(count, settings.kafka.partitions)
         if await create_topic(settings.kafka, topic, n, compacted=compacted):
             log.info("created %s (%d partitions) for the restore", topic, n)
@@ -160,12 +159,40 @@ async def _end_offsets(settings: Settings, tps: list[TopicPartition]) -> dict[To
         await consumer.stop()
 
 
-async def _commit_processed(settings: Settings, result: RestoreResult) -> None:
-    """The worker group processed everything archived: commit it at the restored ends."""
+async def _commit_processed(settings: Settings, store: ObjectStore, result: RestoreResult) -> None:
+    """Commit the worker group at its checkpoint, capped at the restored ends (module doc)."""
     app_id = settings.worker.app_id
-    offsets = {
-        tp: n for tp, n in result.restored.items() if not _changelog(app_id, tp.topic) and n > 0
+    ends = {
+        tp: n
+        for tp, n in result.restored.items()
+        if not catalogue.is_changelog(app_id, tp.topic) and n > 0
     }
+    checkpoint = await _checkpoint(store, settings.archive.prefix, app_id)
+    if checkpoint is None:
+        offsets = ends
+    else:
+        offsets = {
+            tp: min(end, checkpoint[(tp.topic, tp.partition)])
+            for tp, end in ends.items()
+            if checkpoint.get((tp.topic, tp.partition), 0) > 0
+        }
     if offsets:
         await commit_offsets(settings.kafka, app_id, offsets)
         result.committed_group = app_id
+        result.committed = offsets
+
+
+async def _checkpoint(
+    store: ObjectStore, prefix: str, group: str
+) -> dict[tuple[str, int], int] | None:
+    key = archive.checkpoint_key(prefix, group)
+    try:
+        data = await store.get_bytes(key)
+    except ObjectNotFound:
+        log.warning("no checkpoint of %s in the archive: committing it at the restored ends", group)
+        return None
+    try:
+        return archive.decode_checkpoint(data)
+    except archive.ArchiveFormatError as exc:
+        log.error("%s is unreadable (%s): committing %s at the restored ends", key, exc, group)
+        return None

@@ -14,15 +14,20 @@ Each file is a standard Avro object container file (deflate codec) of
 (key bytes, value bytes, headers, timestamp), so a replay can produce it back byte for byte;
 the value is itself Avro single-object encoding, decodable with the published ``.avsc`` files.
 ``fastavro.reader``, ``avro-tools tojson`` or any other Avro tool opens the files without our
-code. Pure: no I/O beyond bytes in and out.
+code.
+
+Beside the files, ``archive/_checkpoints/<group>.json`` holds the worker group's committed
+offsets at a moment the archive reflects completely (see ``agents.archiver``); the embedded
+stack's restore commits the group there. Pure: no I/O beyond bytes in and out.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -216,6 +221,34 @@ def decode_file(data: bytes) -> Iterator[ArchivedRecord]:
             yield _from_avro(raw)  # type: ignore[arg-type]
     except (ValueError, EOFError, TypeError, KeyError) as exc:
         raise ArchiveFormatError(f"not a readable archive file: {exc}") from exc
+
+
+def checkpoint_key(prefix: str, group: str) -> str:
+    """Where the archiver keeps ``group``'s committed offsets that the archive fully reflects
+    (not an archive file: :func:`parse_keys` skips it)."""
+    return f"{normalise_prefix(prefix)}_checkpoints/{group}.json"
+
+
+def encode_checkpoint(group: str, offsets: Mapping[tuple[str, int], int], at: datetime) -> bytes:
+    """A checkpoint file: ``group``'s committed offset per (topic, partition), as JSON."""
+    by_topic: dict[str, dict[str, int]] = {}
+    for (topic, partition), offset in sorted(offsets.items()):
+        by_topic.setdefault(topic, {})[str(partition)] = offset
+    body = {"group": group, "writtenAt": at.isoformat(), "offsets": by_topic}
+    return json.dumps(body, indent=1, sort_keys=True).encode()
+
+
+def decode_checkpoint(data: bytes) -> dict[tuple[str, int], int]:
+    """Inverse of :func:`encode_checkpoint`; raises :class:`ArchiveFormatError` when malformed."""
+    try:
+        body = json.loads(data)
+        return {
+            (str(topic), int(partition)): int(offset)
+            for topic, partitions in body["offsets"].items()
+            for partition, offset in partitions.items()
+        }
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ArchiveFormatError(f"not a checkpoint file: {exc}") from exc
 
 
 def from_consumer_record(msg: Any) -> ArchivedRecord:

@@ -5,6 +5,7 @@ Nothing else names a topic. Faust topics, admin creation, replay and the docs al
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 DAY_MS = 24 * 3600 * 1000
@@ -114,3 +115,12 @@ def by_name(name: str) -> TopicSpec:
 def all_topic_names() -> tuple[str, ...]:
     """Every topic including the dead-letter topics."""
     return tuple(n for spec in TOPICS for n in (spec.name, spec.dlq))
+
+
+def changelog_pattern(app_id: str) -> str:
+    """A regex of the worker's table changelogs: Faust names them ``<app_id>-<table>-changelog``."""
+    return rf"{re.escape(app_id)}-.+-changelog"
+
+
+def is_changelog(app_id: str, topic: str) -> bool:
+    return re.fullmatch(changelog_pattern(app_id), topic) is not None

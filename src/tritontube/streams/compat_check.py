@@ -246,10 +246,16 @@ resumes after the largest archived offset it finds, so every offset is archived 
 the archive before the worker starts (`archive.restore_on_start`), and a graceful stop
 (Ctrl-C) flushes every buffer first, so no event is lost across a stop and start. If the stack
 dies without a graceful stop, events newer than the last flush — at most about
-`archive.flush_interval_seconds` of traffic — are lost with the broker's memory. Each
-partition flushes on its own clock, and the restore counts every archived event as
-processed; so an event archived before the table change it caused loses that change with
-the same window.
+`archive.flush_interval_seconds` of traffic — are lost with the broker's memory.
+
+**Checkpoints.** Each partition flushes on its own clock, so an event can be archived while
+the table change it caused is not yet. The archiver therefore also keeps
+`archive/_checkpoints/<app_id>.json`: the worker group's committed offsets, read first, and
+written only once every partition is archived up to the ends read after them (Faust flushes
+its changelog and forwarded events before it commits, so everything the committed events
+produced is then archived). The restore commits the worker's group there, never past what
+it restored, and the worker processes the events after it again, as after a worker restart on
+a real Kafka cluster; its folds ignore events they have already applied.
 
 **Replay.** `tritontube replay` reads the live topics (by offset or record timestamp) or the
 archive (by time range) and writes byte-exact copies into a new topic (`--to-topic`),
