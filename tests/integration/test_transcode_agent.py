@@ -69,6 +69,7 @@ class Media:
     empty: Path
     audio_only: Path
     restarted_clock: Path  # two 1 s MPEG-TS files joined: the container claims 1 s
+    speck: Path  # a 3x3 picture: too small to scale or deinterlace
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     audio_only = root / "song.m4a"
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(audio_only))
     restarted_clock = restarted_clock_ts(root)
-    return Media(happy, longer, truncated, text, empty, audio_only, restarted_clock)
+    speck = clip(root / "speck.mp4", "3x3", 1, audio=False)
+    return Media(happy, longer, truncated, text, empty, audio_only, restarted_clock, speck)
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -130,6 +132,7 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
         "empty": media.empty,
         "audio": media.audio_only,
         "restarted": media.restarted_clock,
+        "speck": media.speck,
     }
     for video_id, path in cases.items():
         await store.upload_file(path, source_key(video_id), "video/mp4")
@@ -151,6 +154,7 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
         "empty": ("FAILED", "EMPTY_FILE"),
         "audio": ("FAILED", "NO_VIDEO_STREAM"),
         "missing": ("FAILED", "SOURCE_MISSING"),
+        "speck": ("FAILED", "TOO_SMALL_DIMENSIONS"),
     }
     assert all(states[v]["error_message"] for v in failed)
     assert all(states[v]["attempt"] == 1 for v in failed), "input errors are not retried"

@@ -167,6 +167,8 @@ def test_validate_accepts_a_normal_source() -> None:
         ({"size_bytes": 0}, FailureReason.EMPTY_FILE),
         ({"size_bytes": 10**10}, FailureReason.TOO_LARGE_FILE),
         ({"width": 0, "height": 0}, FailureReason.UNSUPPORTED_MEDIA),
+        ({"width": 3, "height": 3}, FailureReason.TOO_SMALL_DIMENSIONS),
+        ({"width": 4000, "height": 15}, FailureReason.TOO_SMALL_DIMENSIONS),
     ],
 )
 def test_validate_rejects(overrides: dict[str, object], reason: FailureReason) -> None:

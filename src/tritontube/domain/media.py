@@ -16,6 +16,7 @@ from pathlib import Path
 __all__ = [
     "HDR_TRANSFERS",
     "LADDER",
+    "MIN_PICTURE_SIDE",
     "UNFINISHED_PERCENT_CEILING",
     "AudioOutput",
     "DashOutput",
@@ -39,6 +40,11 @@ __all__ = [
 ]
 
 
+#: The smallest picture side accepted. ffmpeg's deinterlacer and the 4:2:0 scaling need 4
+#: pixels; below a macroblock nothing is worth watching.
+MIN_PICTURE_SIDE = 16
+
+
 class FailureReason(StrEnum):
     """Why a video could not be made playable. The value is the code the SPA shows."""
 
@@ -48,6 +54,7 @@ class FailureReason(StrEnum):
     EMPTY_FILE = "EMPTY_FILE"
     TOO_LONG = "TOO_LONG"
     TOO_LARGE_DIMENSIONS = "TOO_LARGE_DIMENSIONS"
+    TOO_SMALL_DIMENSIONS = "TOO_SMALL_DIMENSIONS"
     TOO_LARGE_FILE = "TOO_LARGE_FILE"
     TRANSCODE_TIMEOUT = "TRANSCODE_TIMEOUT"
     TRANSCODE_FAILED = "TRANSCODE_FAILED"
@@ -61,6 +68,10 @@ _MESSAGES: Mapping[FailureReason, str] = {
     FailureReason.EMPTY_FILE: "The uploaded file is empty.",
     FailureReason.TOO_LONG: "The video is longer than the maximum allowed duration.",
     FailureReason.TOO_LARGE_DIMENSIONS: "The video resolution is larger than we accept.",
+    FailureReason.TOO_SMALL_DIMENSIONS: (
+        f"The video picture is too small: at least {MIN_PICTURE_SIDE}x{MIN_PICTURE_SIDE} pixels "
+        "are needed."
+    ),
     FailureReason.TOO_LARGE_FILE: "The file is larger than the maximum upload size.",
     FailureReason.TRANSCODE_TIMEOUT: "Processing the video took too long and was stopped.",
     FailureReason.TRANSCODE_FAILED: "The video could not be processed.",
@@ -330,6 +341,8 @@ def validate_probe(
         raise MediaError(FailureReason.NO_VIDEO_STREAM)
     if probe.width < 2 or probe.height < 2:
         raise MediaError(FailureReason.UNSUPPORTED_MEDIA, detail="no usable picture size")
+    if min(probe.width, probe.height) < MIN_PICTURE_SIDE:
+        raise MediaError(FailureReason.TOO_SMALL_DIMENSIONS)
     if probe.duration_seconds is not None and probe.duration_seconds > max_duration:
         raise MediaError(FailureReason.TOO_LONG)
     if probe.coded_width * probe.coded_height > max_pixels:
