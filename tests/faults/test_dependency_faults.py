@@ -8,15 +8,18 @@ Kill -9 of a worker during a transcode is covered by the transcode tests
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from helpers import ffmpeg, publish_upload, source_key, terminal, wait_for_state
 from tritontube.deps import build_deps
 from tritontube.devstack.osmem import osmem_url, running_osmem
 from tritontube.devstack.stack import EmbeddedStack
@@ -31,10 +34,12 @@ from tritontube.settings import (
     S3Settings,
     SearchSettings,
     Settings,
+    TranscodeSettings,
 )
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import archive, catalogue
 from tritontube.streams.admin import ensure_topics
+from tritontube.streams.records import EventCodec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ClientFactory = Callable[..., Any]
@@ -194,6 +199,64 @@ async def test_broker_restart_503_then_nothing_acknowledged_is_lost(
     )
     assert SECRET not in logs
     assert S3_SECRET not in logs
+
+
+async def _checkpoint_after(settings: Settings, moment: datetime, timeout: float = 30) -> None:
+    """Until the archiver has written a checkpoint later than ``moment``."""
+    key = archive.checkpoint_key(settings.archive.prefix, settings.worker.app_id)
+    store = S3ObjectStore.from_settings(settings.s3)
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await store.head(key) is not None:
+                written = json.loads(await store.get_bytes(key))["writtenAt"]
+                if datetime.fromisoformat(written) > moment:
+                    return
+            await asyncio.sleep(0.25)
+    finally:
+        store.close()
+    raise AssertionError(f"no checkpoint written after {moment}")
+
+
+async def test_the_whole_stack_killed_mid_encode_still_ends_ready_after_the_restore(
+    make_settings: Callable[..., Settings],
+    stack_factory: Callable[..., EmbeddedStack],
+    store_for: Callable[[Settings], S3ObjectStore],
+    codec: EventCodec,
+    tmp_path: Path,
+) -> None:
+    """Power cut during an encode: broker (memory) and worker die together. The restore
+    commits the worker's group at the archiver's checkpoint, which the in-flight job's offset
+    is not under, so the worker does the job again (committing at the restored ends, as the
+    restore used to, left the video TRANSCODING for ever)."""
+    settings = make_settings(
+        archive=ArchiveSettings(flush_interval_seconds=0.5),
+        transcode=TranscodeSettings(scratch_dir=tmp_path / "scratch"),
+    )
+    stack = stack_factory(settings)
+    store = store_for(settings)
+    longer = tmp_path / "longer.mp4"
+    x264 = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=10", *x264, str(longer))
+    await store.upload_file(longer, source_key("cut"), "video/mp4")
+    await _wait_checkpoint(settings)  # the archiver is running
+    await publish_upload(settings, codec, "cut")
+    await wait_for_state(settings, "cut", lambda s: s.get("step") == "ENCODING", timeout=60)
+    await _wait_archived(settings, catalogue.TRANSCODE_JOBS.name, 1)
+    await _checkpoint_after(settings, datetime.now(UTC))
+    encoding = await wait_for_state(settings, "cut", lambda s: True)
+    assert (encoding["status"], encoding["step"]) == ("TRANSCODING", "ENCODING"), encoding
+
+    broker, worker = stack.processes[0], stack.processes[-1]
+    assert (broker.name, worker.name) == ("broker", "worker")
+    worker.kill()
+    broker.kill()
+    # As `make dev` brings a dead broker back: restore from the archive, then the worker.
+    await asyncio.to_thread(stack.revive, broker)
+
+    ready = await wait_for_state(settings, "cut", terminal, timeout=90)
+    assert ready["status"] == "READY", ready
+    assert ready["attempt"] == 1  # a crash is a redelivery, not a retry
 
 
 async def test_object_store_down_refuses_completion_and_nothing_becomes_ready(
