@@ -152,6 +152,23 @@ def test_buffer_is_due_by_records_bytes_or_age() -> None:
     assert old.due(by_age, now=105.0)
 
 
+def test_a_partition_is_archived_below_an_end_once_seen_up_to_it_and_flushed() -> None:
+    buffer = PartitionBuffer(archived_end=4)  # resumed after files up to offset 4
+    assert buffer.archived_below(0) and buffer.archived_below(5)
+    assert not buffer.archived_below(6)  # offset 5 not consumed yet
+    buffer.add(rec(5), now=0.0)
+    buffer.add(rec(6), now=0.0)
+    assert not buffer.archived_below(6), "offset 5 is only buffered"
+    buffer.take()
+    assert buffer.archived_below(7)
+    buffer.add(rec(7), now=0.0)
+    assert buffer.archived_below(7) and not buffer.archived_below(8)
+    fresh = PartitionBuffer()
+    assert fresh.archived_below(0) and not fresh.archived_below(1)
+    assert fresh.add(rec(3), now=0.0) and fresh.seen_end == 3
+    assert not fresh.archived_below(4)
+
+
 def test_the_archiver_subscribes_to_catalogue_topics_dlqs_and_changelogs_only() -> None:
     import re
 

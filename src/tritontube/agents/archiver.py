@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "archiver"
 _POLL_MS = 500
 _DRAIN_SECONDS = 2.0
+_CHECKPOINT_TIMEOUT_SECONDS = 5.0
 
 
 def group_id(settings: Settings) -> str:
@@ -89,9 +90,16 @@ class PartitionBuffer:
     records: list[ArchivedRecord] = field(default_factory=list)
     size_bytes: int = 0
     first_added: float | None = None
+    seen_end: int | None = None  # the largest offset consumed, archived or buffered
+
+    def __post_init__(self) -> None:
+        if self.seen_end is None:
+            self.seen_end = self.archived_end
 
     def add(self, record: ArchivedRecord, now: float) -> bool:
         """Buffer ``record`` unless the archive (or the buffer) already holds its offset."""
+        if self.seen_end is None or record.offset > self.seen_end:
+            self.seen_end = record.offset
         last = self.records[-1].offset if self.records else self.archived_end
         if last is not None and record.offset <= last:
             return False
@@ -109,6 +117,14 @@ class PartitionBuffer:
             or self.size_bytes >= policy.bytes
             or now - self.first_added >= policy.interval_seconds
         )
+
+    def archived_below(self, end: int) -> bool:
+        """Whether every record of the partition below offset ``end`` is archived."""
+        if end <= 0:
+            return True
+        if self.seen_end is None or self.seen_end < end - 1:
+            return False
+        return not self.records or self.records[0].offset >= end
 
     def take(self) -> list[ArchivedRecord]:
         """The buffered records; the buffer is empty after and counts them as archived."""
@@ -191,14 +207,14 @@ class Archiver:
 
     async def checkpoint(self) -> bool:
         """Start a checkpoint when one is due, write the pending one once the archive covers
-        it; True when one was written."""
+        it; True when one was written. A broker or store error only skips a checkpoint."""
         if self.pending is None:
             if time.monotonic() < self._next_checkpoint:
                 return False
             self._next_checkpoint = time.monotonic() + self.policy.interval_seconds
             self.pending = await self.begin_checkpoint()
         pending = self.pending
-        if pending is None or not await self._archived_up_to(pending.ends):
+        if pending is None or not self._archived_up_to(pending.ends):
             return False
         self.pending = None
         group = self.settings.worker.app_id
@@ -216,16 +232,27 @@ class Archiver:
 
     async def begin_checkpoint(self) -> PendingCheckpoint | None:
         """The worker group's committed offsets now, then the ends of every archived
-        partition (in that order: what the commits reflect was produced before the ends)."""
+        partition (in that order: what the commits reflect was produced before the ends).
+        None when a topic to archive is not assigned yet (a changelog created after the
+        subscription) or the broker does not answer in time."""
         app_id = self.settings.worker.app_id
         tps = sorted(self.buffers)
         inputs = [tp for tp in tps if not catalogue.is_changelog(app_id, tp.topic)]
         if not inputs or self._admin is None:
             return None
+        admin = self._admin
         try:
-            committed = await self._admin.list_consumer_group_offsets(app_id, partitions=inputs)
-            ends = await self.consumer.end_offsets(tps)
-        except KafkaError as exc:
+            async with asyncio.timeout(_CHECKPOINT_TIMEOUT_SECONDS):
+                wanted = re.compile(topic_pattern(app_id))
+                missing = {t for t in await admin.list_topics() if wanted.match(t)} - {
+                    tp.topic for tp in tps
+                }
+                if missing:
+                    log.debug("checkpoint of %s waits for %s", app_id, sorted(missing))
+                    return None
+                committed = await admin.list_consumer_group_offsets(app_id, partitions=inputs)
+                ends = await self.consumer.end_offsets(tps)
+        except (KafkaError, IllegalStateError, TimeoutError) as exc:
             log.info("checkpoint of %s skipped: %r", app_id, exc)
             return None
         return PendingCheckpoint(
@@ -233,21 +260,16 @@ class Archiver:
             ends=dict(ends),
         )
 
-    async def _archived_up_to(self, ends: dict[TopicPartition, int]) -> bool:
+    def _archived_up_to(self, ends: dict[TopicPartition, int]) -> bool:
         """Whether every record below ``ends`` is in the archive; a revoked partition drops
         the pending checkpoint (its new owner has its own)."""
-        async with self._lock:
-            for tp, end in ends.items():
-                buffer = self.buffers.get(tp)
-                if buffer is None:
-                    self.pending = None
-                    return False
-                if end <= 0:
-                    continue
-                if buffer.records and buffer.records[0].offset < end:
-                    return False
-                if await self.consumer.position(tp) < end:
-                    return False
+        for tp, end in ends.items():
+            buffer = self.buffers.get(tp)
+            if buffer is None:
+                self.pending = None
+                return False
+            if not buffer.archived_below(end):
+                return False
         return True
 
     async def poll(self, timeout_ms: int) -> int:
@@ -266,15 +288,18 @@ class Archiver:
 
     async def flush(self, *, due_only: bool, only: Iterable[TopicPartition] | None = None) -> int:
         """Write the (due) buffers to files and commit their offsets; returns files written."""
-        written = 0
         async with self._lock:
-            now = time.monotonic()
-            tps = list(self.buffers) if only is None else [tp for tp in only if tp in self.buffers]
-            for tp in tps:
-                buffer = self.buffers[tp]
-                if due_only and not buffer.due(self.policy, now):
-                    continue
-                written += await self._flush_one(tp, buffer)
+            return await self._flush_locked(due_only, only)
+
+    async def _flush_locked(self, due_only: bool, only: Iterable[TopicPartition] | None) -> int:
+        written = 0
+        now = time.monotonic()
+        tps = list(self.buffers) if only is None else [tp for tp in only if tp in self.buffers]
+        for tp in tps:
+            buffer = self.buffers[tp]
+            if due_only and not buffer.due(self.policy, now):
+                continue
+            written += await self._flush_one(tp, buffer)
         return written
 
     async def _flush_one(self, tp: TopicPartition, buffer: PartitionBuffer) -> int:
@@ -310,20 +335,25 @@ class Archiver:
                 )
                 files = archive.parse_keys(self.prefix, (o.key for o in listing))
                 end = archive.last_archived_offset(files)
-                self.buffers[tp] = PartitionBuffer(archived_end=end)
+                self.buffers[tp] = PartitionBuffer(archived_end=end)  # seen up to it too
                 if end is not None:
                     self.consumer.seek(tp, end + 1)
                     log.info("archive of %s resumes after offset %d", tp, end)
 
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
         tps = list(revoked)
-        await self.flush(due_only=False, only=tps)
         async with self._lock:
+            await self._flush_locked(False, tps)
             for tp in tps:
                 self.buffers.pop(tp, None)
 
     def _update_lag(self) -> None:
+        # While a pattern subscription changes, ``buffers`` still lists partitions the
+        # consumer no longer has (until the revoke), and asking about those raises.
+        assigned = self.consumer.assignment()
         for tp, buffer in self.buffers.items():
+            if tp not in assigned:
+                continue
             high = self.consumer.highwater(tp)
             if high is None:
                 continue
