@@ -1,4 +1,5 @@
-"""Two faust-streaming 0.15.3 defects that silently drop fetched records, fixed here.
+"""Three faust-streaming 0.15.3 defects, fixed here: two silently drop fetched records, one
+lets a commit run ahead of the table changes it covers.
 
 Both were caught by ``tests/faults/test_worker_faults.py -k mid_indexing``: a worker restarted
 onto a 600-event backlog processed part of it (135 events in the recorded runs) and then
@@ -27,20 +28,36 @@ stream partitions are still paused, then clears the queues, and only then resume
 A stream partition without a committed offset (a new group, or one that has processed nothing
 yet) is then put back at the reset policy's position: ``perform_seek`` does not move it, and
 the records the rebalance cleared from the queues lie behind the fetcher's position.
+
+**A commit can run ahead of the table changes it covers.** Table writes go to the changelog
+through the producer's ``ProducerBuffer`` (``send_soon``), and the consumer flushes the
+producer before it commits offsets. But ``ProducerBuffer.flush`` returns as soon as one
+message takes longer than 0.1 s to hand to aiokafka (the first send to a topic waits for its
+metadata; a full batch waits for room) with the rest still queued, and at once when the
+queue is empty while the message taken from it is still being handed over. The commit then
+covers events whose changelog records may never be sent: a crash in that window loses the
+table change on any Kafka, and the embedded stack's archive checkpoint (``agents.archiver``)
+would cover a change the archive does not hold. :func:`apply` makes ``flush`` wait until the
+queue is empty and no message is being handed over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Set
 from typing import Any
 
 from faust.tables import TableManager as FaustTableManager
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
 _ORIGINAL_FETCH_RECORDS = AIOKafkaConsumerThread._fetch_records
+_ORIGINAL_SEND_PENDING = ProducerBuffer._send_pending
+_ORIGINAL_BUFFER_FLUSH = ProducerBuffer.flush
+_SENDING = "_tritontube_sending"
 
 
 class LivePartitions:
@@ -71,14 +88,39 @@ async def _fetch_records(
     )
 
 
+async def _send_pending(self: ProducerBuffer, fut: Any) -> None:
+    # Counted from the moment the message leaves the queue: ``_handle_pending`` takes it and
+    # calls this without yielding in between.
+    setattr(self, _SENDING, getattr(self, _SENDING, 0) + 1)
+    try:
+        await _ORIGINAL_SEND_PENDING(self, fut)
+    finally:
+        setattr(self, _SENDING, getattr(self, _SENDING) - 1)
+
+
+async def _flush_buffer(self: ProducerBuffer) -> None:
+    """Wait until every buffered message is handed to the transport's producer."""
+    while self.size or getattr(self, _SENDING, 0):
+        if self.state != "running" and self.size:
+            raise RuntimeError("Cannot flush: Producer not Running")  # as upstream
+        self.message_sent.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
+
+
 def apply() -> None:
-    """Install the fetch fix (idempotent). The recovery fix is the app's ``TableManager``."""
+    """Install the fetch and flush fixes (idempotent). The recovery fix is the app's
+    ``TableManager``."""
     AIOKafkaConsumerThread._fetch_records = _fetch_records  # type: ignore[method-assign]
+    ProducerBuffer._send_pending = _send_pending  # type: ignore[method-assign]
+    ProducerBuffer.flush = _flush_buffer  # type: ignore[method-assign]
 
 
 def remove() -> None:
-    """Undo :func:`apply` (tests use this to show the defect)."""
+    """Undo :func:`apply` (tests use this to show the defects)."""
     AIOKafkaConsumerThread._fetch_records = _ORIGINAL_FETCH_RECORDS  # type: ignore[method-assign]
+    ProducerBuffer._send_pending = _ORIGINAL_SEND_PENDING  # type: ignore[method-assign]
+    ProducerBuffer.flush = _ORIGINAL_BUFFER_FLUSH  # type: ignore[method-assign]
 
 
 class StreamSafeRecovery(Recovery):
