@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import io
+import time
 from datetime import UTC, datetime
 
 import fastavro
 import pytest
+from aiokafka import TopicPartition
 
-from tritontube.agents.archiver import FlushPolicy, PartitionBuffer, topic_pattern
+from tritontube.agents.archiver import (
+    Archiver,
+    FlushPolicy,
+    PartitionBuffer,
+    PendingCheckpoint,
+    topic_pattern,
+)
+from tritontube.settings import Settings
+from tritontube.storage.memory import InMemoryObjectStore
 from tritontube.streams import archive
 from tritontube.streams.archive import ArchivedRecord, ArchiveFormatError
 
@@ -167,6 +177,32 @@ def test_a_partition_is_archived_below_an_end_once_seen_up_to_it_and_flushed() -
     assert fresh.archived_below(0) and not fresh.archived_below(1)
     assert fresh.add(rec(3), now=0.0) and fresh.seen_end == 3
     assert not fresh.archived_below(4)
+
+
+def test_records_that_retention_removed_count_as_archived() -> None:
+    # Offsets 0-199 expired before the archiver saw them; the partition now starts at 200.
+    assert PartitionBuffer().archived_below(200, start=200)
+    assert PartitionBuffer(archived_end=50).archived_below(200, start=200)
+    resumed = PartitionBuffer(archived_end=50)
+    assert not resumed.archived_below(203, start=200)  # 200-202 still to come
+    resumed.add(rec(200), now=0.0)
+    resumed.add(rec(202), now=0.0)
+    resumed.take()
+    assert resumed.archived_below(203, start=200)
+
+
+async def test_a_checkpoint_never_covered_is_dropped_so_a_new_one_can_start() -> None:
+    archiver = Archiver(Settings(), InMemoryObjectStore())
+    tp = TopicPartition("uploads", 0)
+    archiver.buffers[tp] = PartitionBuffer()  # never consumed: offset 0 never arrives
+    started = time.monotonic()
+    archiver.pending = PendingCheckpoint({}, ends={tp: 1}, starts={tp: 0}, begun=started)
+    assert not await archiver.checkpoint()
+    assert archiver.pending is not None, "a young pending checkpoint waits"
+    archiver.pending = PendingCheckpoint({}, ends={tp: 1}, starts={tp: 0}, begun=started - 3600)
+    archiver.buffers.clear()  # and nothing to start a new one from (no broker here)
+    assert not await archiver.checkpoint()
+    assert archiver.pending is None
 
 
 def test_the_archiver_subscribes_to_catalogue_topics_dlqs_and_changelogs_only() -> None:

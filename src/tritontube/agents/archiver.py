@@ -59,6 +59,7 @@ SERVICE_NAME = "archiver"
 _POLL_MS = 500
 _DRAIN_SECONDS = 2.0
 _CHECKPOINT_TIMEOUT_SECONDS = 5.0
+_PENDING_INTERVALS = 12  # a checkpoint not covered within this many flush intervals restarts
 
 
 def group_id(settings: Settings) -> str:
@@ -118,11 +119,13 @@ class PartitionBuffer:
             or now - self.first_added >= policy.interval_seconds
         )
 
-    def archived_below(self, end: int) -> bool:
-        """Whether every record of the partition below offset ``end`` is archived."""
-        if end <= 0:
+    def archived_below(self, end: int, start: int = 0) -> bool:
+        """Whether every record of the partition below offset ``end`` is archived, given that
+        the partition's records start at ``start`` (retention removes older ones)."""
+        if end <= start:
             return True
-        if self.seen_end is None or self.seen_end < end - 1:
+        seen = max(-1 if self.seen_end is None else self.seen_end, start - 1)
+        if seen < end - 1:
             return False
         return not self.records or self.records[0].offset >= end
 
@@ -141,6 +144,8 @@ class PendingCheckpoint:
 
     committed: dict[TopicPartition, int]
     ends: dict[TopicPartition, int]
+    starts: dict[TopicPartition, int]
+    begun: float  # time.monotonic()
 
 
 class Archiver:
@@ -208,13 +213,21 @@ class Archiver:
     async def checkpoint(self) -> bool:
         """Start a checkpoint when one is due, write the pending one once the archive covers
         it; True when one was written. A broker or store error only skips a checkpoint."""
+        stale = time.monotonic() - _PENDING_INTERVALS * self.policy.interval_seconds
+        if self.pending is not None and self.pending.begun < stale:
+            log.warning(
+                "checkpoint of %s not archived within %d flush intervals, starting over",
+                self.settings.worker.app_id,
+                _PENDING_INTERVALS,
+            )
+            self.pending = None
         if self.pending is None:
             if time.monotonic() < self._next_checkpoint:
                 return False
             self._next_checkpoint = time.monotonic() + self.policy.interval_seconds
             self.pending = await self.begin_checkpoint()
         pending = self.pending
-        if pending is None or not self._archived_up_to(pending.ends):
+        if pending is None or not self._archived_up_to(pending):
             return False
         self.pending = None
         group = self.settings.worker.app_id
@@ -241,8 +254,11 @@ class Archiver:
         if not inputs or self._admin is None:
             return None
         admin = self._admin
+        began = time.monotonic()
         try:
             async with asyncio.timeout(_CHECKPOINT_TIMEOUT_SECONDS):
+                committed = await admin.list_consumer_group_offsets(app_id, partitions=inputs)
+                # Then every topic the commits' effects may be in must be ours already.
                 wanted = re.compile(topic_pattern(app_id))
                 missing = {t for t in await admin.list_topics() if wanted.match(t)} - {
                     tp.topic for tp in tps
@@ -250,25 +266,27 @@ class Archiver:
                 if missing:
                     log.debug("checkpoint of %s waits for %s", app_id, sorted(missing))
                     return None
-                committed = await admin.list_consumer_group_offsets(app_id, partitions=inputs)
                 ends = await self.consumer.end_offsets(tps)
+                starts = await self.consumer.beginning_offsets(tps)
         except (KafkaError, IllegalStateError, TimeoutError) as exc:
             log.info("checkpoint of %s skipped: %r", app_id, exc)
             return None
         return PendingCheckpoint(
             committed={tp: m.offset for tp, m in committed.items() if m.offset >= 0},
             ends=dict(ends),
+            starts=dict(starts),
+            begun=began,
         )
 
-    def _archived_up_to(self, ends: dict[TopicPartition, int]) -> bool:
-        """Whether every record below ``ends`` is in the archive; a revoked partition drops
-        the pending checkpoint (its new owner has its own)."""
-        for tp, end in ends.items():
+    def _archived_up_to(self, pending: PendingCheckpoint) -> bool:
+        """Whether every record below the pending ends is in the archive; a revoked
+        partition drops the pending checkpoint (its new owner has its own)."""
+        for tp, end in pending.ends.items():
             buffer = self.buffers.get(tp)
             if buffer is None:
                 self.pending = None
                 return False
-            if not buffer.archived_below(end):
+            if not buffer.archived_below(end, pending.starts.get(tp, 0)):
                 return False
         return True
 

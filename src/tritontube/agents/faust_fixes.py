@@ -100,6 +100,10 @@ async def _send_pending(self: ProducerBuffer, fut: Any) -> None:
 
 async def _flush_buffer(self: ProducerBuffer) -> None:
     """Wait until every buffered message is handed to the transport's producer."""
+    if self.app is not None and self.app.conf.producer_threaded:
+        # Messages go to the producer thread's queue, not through ``_send_pending``.
+        await _ORIGINAL_BUFFER_FLUSH(self)
+        return
     while self.size or getattr(self, _SENDING, 0):
         if self.state != "running" and self.size:
             raise RuntimeError("Cannot flush: Producer not Running")  # as upstream
