@@ -279,15 +279,28 @@ def container_clip(folder: Path, content_type: str) -> Path:
     return path
 
 
-def restarted_clock_ts(folder: Path) -> Path:
-    """Two 1 s 320x240 MPEG-TS recordings joined byte for byte (a camcorder's split files):
-    the clock starts again halfway, and the container claims only the first second."""
-    parts = [folder / "first.ts", folder / "second.ts"]
-    for part in parts:
-        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1",
+def clip(path: Path, size: str, seconds: float, audio: bool = True) -> Path:
+    """A testsrc2 H.264 clip at 25 fps, with a 440 Hz AAC tone unless ``audio`` is False."""
+    video = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}"]
+    sound = ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"] if audio else []
+    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+    codecs += ["-c:a", "aac", "-shortest"] if audio else []
+    ffmpeg(*video, *sound, *codecs, str(path))
+    return path
+
+
+def restarted_clock_ts(
+    folder: Path, parts: int = 2, seconds: int = 1, size: str = "320x240", rate: int = 25
+) -> Path:
+    """``parts`` MPEG-TS recordings of ``seconds`` each joined byte for byte (a camcorder's
+    split files): the clock starts again at each join, and the container claims only one
+    part's length."""
+    names = [folder / f"part{i}.ts" for i in range(parts)]
+    for part in names:
+        ffmpeg("-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}",
                "-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts", str(part))  # fmt: skip
     joined = folder / "restarted_clock.ts"
-    joined.write_bytes(b"".join(part.read_bytes() for part in parts))
+    joined.write_bytes(b"".join(part.read_bytes() for part in names))
     return joined
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from helpers import ffmpeg, publish_upload, source_key, terminal, wait_for_state
+from helpers import clip, publish_upload, source_key, terminal, wait_for_state
 from tritontube.deps import build_deps
 from tritontube.devstack.osmem import osmem_url, running_osmem
 from tritontube.devstack.stack import EmbeddedStack
@@ -98,17 +98,24 @@ async def _wait_archived(
     raise AssertionError(f"archive never held {records} records of {topic}")
 
 
-async def _wait_checkpoint(settings: Settings, timeout: float = 30) -> None:
-    """Until the archiver has written a checkpoint of the worker group."""
+async def _wait_checkpoint(
+    settings: Settings, after: datetime | None = None, timeout: float = 30
+) -> None:
+    """Until the archiver has written a checkpoint of the worker group (later than
+    ``after`` when given)."""
     key = archive.checkpoint_key(settings.archive.prefix, settings.worker.app_id)
     store = S3ObjectStore.from_settings(settings.s3)
     try:
         deadline = time.monotonic() + timeout
-        while await store.head(key) is None:
-            assert time.monotonic() < deadline, "the archiver never wrote a checkpoint"
+        while time.monotonic() < deadline:
+            if await store.head(key) is not None:
+                written = json.loads(await store.get_bytes(key))["writtenAt"]
+                if after is None or datetime.fromisoformat(written) > after:
+                    return
             await asyncio.sleep(0.25)
     finally:
         store.close()
+    raise AssertionError(f"no checkpoint written (after {after})")
 
 
 async def test_broker_restart_503_then_nothing_acknowledged_is_lost(
@@ -201,23 +208,6 @@ async def test_broker_restart_503_then_nothing_acknowledged_is_lost(
     assert S3_SECRET not in logs
 
 
-async def _checkpoint_after(settings: Settings, moment: datetime, timeout: float = 30) -> None:
-    """Until the archiver has written a checkpoint later than ``moment``."""
-    key = archive.checkpoint_key(settings.archive.prefix, settings.worker.app_id)
-    store = S3ObjectStore.from_settings(settings.s3)
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if await store.head(key) is not None:
-                written = json.loads(await store.get_bytes(key))["writtenAt"]
-                if datetime.fromisoformat(written) > moment:
-                    return
-            await asyncio.sleep(0.25)
-    finally:
-        store.close()
-    raise AssertionError(f"no checkpoint written after {moment}")
-
-
 async def test_the_whole_stack_killed_mid_encode_still_ends_ready_after_the_restore(
     make_settings: Callable[..., Settings],
     stack_factory: Callable[..., EmbeddedStack],
@@ -235,15 +225,13 @@ async def test_the_whole_stack_killed_mid_encode_still_ends_ready_after_the_rest
     )
     stack = stack_factory(settings)
     store = store_for(settings)
-    longer = tmp_path / "longer.mp4"
-    x264 = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25:duration=10", *x264, str(longer))
+    longer = clip(tmp_path / "longer.mp4", "1280x720", 10, audio=False)
     await store.upload_file(longer, source_key("cut"), "video/mp4")
     await _wait_checkpoint(settings)  # the archiver is running
     await publish_upload(settings, codec, "cut")
     await wait_for_state(settings, "cut", lambda s: s.get("step") == "ENCODING", timeout=60)
     await _wait_archived(settings, catalogue.TRANSCODE_JOBS.name, 1)
-    await _checkpoint_after(settings, datetime.now(UTC))
+    await _wait_checkpoint(settings, after=datetime.now(UTC))
     encoding = await wait_for_state(settings, "cut", lambda s: True)
     assert (encoding["status"], encoding["step"]) == ("TRANSCODING", "ENCODING"), encoding
 

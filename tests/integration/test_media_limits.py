@@ -33,6 +33,7 @@ from helpers import (
     processes_mentioning,
     publish_upload,
     read_all,
+    restarted_clock_ts,
     scratch_leftovers,
     source_key,
     terminal,
@@ -71,12 +72,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
            "-g", "600", "-f", "matroska", "-live", "1", str(unknown))  # fmt: skip
     # Three 40 s MPEG-TS recordings joined byte for byte: the clock restarts twice, and the
     # container claims 40 s (within the limit) of its 120 s.
-    parts = [root / f"part{i}.ts" for i in range(3)]
-    for part in parts:
-        ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x64:rate=1:duration=40", *x264,
-               "-g", "600", "-f", "mpegts", str(part))  # fmt: skip
-    restarted = root / "restarted.ts"
-    restarted.write_bytes(b"".join(part.read_bytes() for part in parts))
+    restarted = restarted_clock_ts(root, parts=3, seconds=40, size="64x64", rate=1)
     fine = root / "fine.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:duration=1", *x264, str(fine))
     return {

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from helpers import (
+    clip,
     ffmpeg,
     of,
     publish_upload,
@@ -49,15 +50,6 @@ if FFMPEG is None:  # pragma: no cover - the dev image installs it
 
 
 # --------------------------------------------------------------------------- media
-
-
-def clip(path: Path, size: str, seconds: float, audio: bool = True) -> Path:
-    video = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration={seconds}"]
-    sound = ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"] if audio else []
-    codecs = ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
-    codecs += ["-c:a", "aac", "-shortest"] if audio else []
-    ffmpeg(*video, *sound, *codecs, str(path))
-    return path
 
 
 @dataclass(frozen=True)

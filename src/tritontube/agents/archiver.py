@@ -159,6 +159,7 @@ class Archiver:
         self.buffers: dict[TopicPartition, PartitionBuffer] = {}
         self.pending: PendingCheckpoint | None = None
         self._next_checkpoint = 0.0
+        self._pattern = re.compile(topic_pattern(settings.worker.app_id))
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
@@ -181,9 +182,7 @@ class Archiver:
             metadata_max_age_ms=5000,
         )
         await self._consumer.start()
-        self._consumer.subscribe(
-            pattern=topic_pattern(self.settings.worker.app_id), listener=_Listener(self)
-        )
+        self._consumer.subscribe(pattern=self._pattern.pattern, listener=_Listener(self))
         self._admin = AIOKafkaAdminClient(bootstrap_servers=k.bootstrap_servers)
         await self._admin.start()
 
@@ -259,8 +258,7 @@ class Archiver:
             async with asyncio.timeout(_CHECKPOINT_TIMEOUT_SECONDS):
                 committed = await admin.list_consumer_group_offsets(app_id, partitions=inputs)
                 # Then every topic the commits' effects may be in must be ours already.
-                wanted = re.compile(topic_pattern(app_id))
-                missing = {t for t in await admin.list_topics() if wanted.match(t)} - {
+                missing = {t for t in await admin.list_topics() if self._pattern.match(t)} - {
                     tp.topic for tp in tps
                 }
                 if missing:
