@@ -58,6 +58,7 @@ def build_deps(settings: Settings) -> Deps:
             ffprobe_path=t.ffprobe,
             timeout_seconds=t.timeout_seconds,
             timeout_per_source_second=t.timeout_per_source_second,
+            max_source_seconds=t.max_duration_seconds,
             memory_limit_bytes=t.memory_limit_bytes,
             niceness=t.niceness,
         ),

@@ -215,9 +215,11 @@ class TranscodeSettings(_Group):
     timeout_per_source_second: float = Field(
         6.0,
         ge=0,
-        description="Wall-clock seconds added to an encode's timeout per second of source: "
-        "a long upload gets the time it needs (2 cores encode 1080p camera footage at about "
-        "real time, 10-bit HDR at about half of it), a hung ffmpeg still ends.",
+        description="Wall-clock seconds added to an encode's timeout per second of source "
+        "(the probed duration, or what ffmpeg has encoded once past it, at most "
+        "max_duration_seconds): a long upload gets the time it needs (2 cores encode 1080p "
+        "camera footage at about real time, 10-bit HDR at about half of it), a hung ffmpeg "
+        "still ends.",
     )
     max_duration_seconds: float = Field(4 * 3600.0, gt=0, description="Longest accepted source.")
     max_pixels: int = Field(4096 * 2304, gt=0, description="Largest accepted source frame size.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -572,6 +573,50 @@ async def test_the_timeout_grows_with_the_source_duration(
         await transcoder.transcode(_stalling_source(tmp_path), tmp_path / "o", plan, probe)
     assert info.value.reason is FailureReason.TRANSCODE_TIMEOUT
     assert 3.2 <= time.monotonic() - started < 30
+
+
+def _feed(fifo: Path, parts: list[Path], at_once: int, pause: float) -> None:
+    """Write ``parts`` into ``fifo``: ``at_once`` of them straight away, then one every
+    ``pause`` seconds (a source that takes a while to encode)."""
+    with contextlib.suppress(BrokenPipeError), fifo.open("wb") as sink:
+        for n, part in enumerate(parts):
+            if n >= at_once:
+                time.sleep(pause)
+            sink.write(part.read_bytes())
+            sink.flush()
+
+
+@pytest.mark.parametrize(
+    ("max_source_seconds", "finishes"), [(None, True), (1.0, False)], ids=["uncapped", "capped"]
+)
+async def test_the_timeout_follows_what_is_encoded_past_the_claimed_duration(
+    tmp_path: Path, max_source_seconds: float | None, finishes: bool
+) -> None:
+    """Fourteen 1 s TS parts joined (the container claims 1 s): eight at once, then one
+    every 0.5 s, so the encode lasts at least 3 s. The budget, 1 s plus 1 s per source
+    second, is 2 s on the claimed second alone: the encode finishes only because the
+    budget follows what ffmpeg has encoded. Capped at 1 s of source, it is stopped."""
+    joined = restarted_clock_ts(tmp_path, parts=14)
+    transcoder = FfmpegTranscoder(
+        str(FFMPEG), str(FFPROBE), "ultrafast", 1.0, threads=1,
+        timeout_per_source_second=1.0, max_source_seconds=max_source_seconds,
+    )  # fmt: skip
+    probe = await transcoder.probe(joined)
+    assert probe.duration_seconds is not None and probe.duration_seconds < 1.5
+    fifo = _stalling_source(tmp_path)
+    parts = [tmp_path / f"part{i}.ts" for i in range(14)]
+    feeder = asyncio.create_task(asyncio.to_thread(_feed, fifo, parts, 8, 0.5))
+    plan = plan_renditions(probe, TINY_LADDER)
+    try:
+        if finishes:
+            output = await transcoder.transcode(fifo, tmp_path / "o", plan, probe)
+            assert output.duration_seconds is not None and output.duration_seconds > 13.5
+        else:
+            with pytest.raises(MediaError) as info:
+                await transcoder.transcode(fifo, tmp_path / "o", plan, probe)
+            assert info.value.reason is FailureReason.TRANSCODE_TIMEOUT
+    finally:
+        await feeder
 
 
 async def test_cancellation_kills_ffmpeg(

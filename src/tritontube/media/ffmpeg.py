@@ -200,16 +200,20 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
 async def _run(
     argv: Sequence[str],
     *,
-    timeout: float,
+    timeout: float | Callable[[], float],
     memory_limit_bytes: int | None,
     on_stdout_line: LineHandler | None = None,
     niceness: int = 0,
 ) -> _Completed:
     """Run argv to completion; kill its process group on timeout, error or cancellation.
 
-    Raises MediaError(TRANSCODE_TIMEOUT) when ``timeout`` seconds of wall clock pass.
+    Raises MediaError(TRANSCODE_TIMEOUT) when ``timeout`` seconds of wall clock pass. A
+    callable ``timeout`` is read again after every stdout line: the budget of an encode
+    grows with what ffmpeg reports it has encoded.
     """
+    budget = timeout if callable(timeout) else (lambda: timeout)
     started = time.monotonic()
+    started_on_loop = asyncio.get_running_loop().time()
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
@@ -224,14 +228,24 @@ async def _run(
     tail = _Tail(_STDERR_TAIL_BYTES)
     stderr_task = asyncio.create_task(_pump_tail(proc.stderr, tail))
     try:
-        async with asyncio.timeout(timeout):
-            await _pump_lines(proc.stdout, on_stdout_line)
+        async with asyncio.timeout_at(started_on_loop + budget()) as deadline:
+
+            async def on_line(line: str) -> None:
+                if on_stdout_line is not None:
+                    await on_stdout_line(line)
+                if not deadline.expired():
+                    deadline.reschedule(started_on_loop + budget())
+
+            await _pump_lines(proc.stdout, on_line)
             await proc.wait()
             # Shielded: a timeout here must not cancel the reader the finally awaits.
             await asyncio.shield(stderr_task)
     except TimeoutError:
         log.warning(
-            "%s timed out after %.1f s; killing process group %s", argv[0], timeout, proc.pid
+            "%s timed out after %.1f s; killing process group %s",
+            argv[0],
+            time.monotonic() - started,
+            proc.pid,
         )
         await _kill_group(proc)
         raise MediaError(
@@ -481,11 +495,12 @@ def _probe_from_json(data: Mapping[str, Any], size_bytes: int) -> Probe:
 
 class _ProgressForwarder:
     """Collects ``-progress`` key=value lines into blocks and forwards EncodeProgress at
-    most once per interval, plus always the final block."""
+    most once per interval, plus always the final block. ``encoded_seconds`` is the
+    furthest point ffmpeg has reported, whether or not anyone is listening."""
 
     def __init__(
         self,
-        callback: ProgressCallback,
+        callback: ProgressCallback | None,
         duration: float | None,
         names: Sequence[str],
         interval: float = _PROGRESS_INTERVAL_SECONDS,
@@ -497,6 +512,7 @@ class _ProgressForwarder:
         self._block: dict[str, str] = {}
         self._last_sent = -math.inf
         self._last_percent = 0.0
+        self.encoded_seconds = 0.0
 
     async def feed(self, line: str) -> None:
         key, sep, value = line.partition("=")
@@ -507,6 +523,9 @@ class _ProgressForwarder:
             return
         progress = parse_progress_block(self._block, self._duration, self._names)
         self._block = {}
+        self.encoded_seconds = max(self.encoded_seconds, progress.out_time_seconds)
+        if self._callback is None:
+            return
         now = time.monotonic()
         if progress.finished or now - self._last_sent >= self._interval:
             await self._send(progress, now)
@@ -525,7 +544,8 @@ class _ProgressForwarder:
             )
         self._last_percent = progress.percent
         self._last_sent = now
-        await self._callback(progress)
+        if self._callback is not None:
+            await self._callback(progress)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -732,8 +752,10 @@ def _audio_output_args(probe: Probe, plan: Sequence[RenditionSpec]) -> list[str]
 class FfmpegTranscoder:
     """The Transcoder port implemented with ffmpeg/ffprobe subprocesses.
 
-    ``timeout_seconds`` plus ``timeout_per_source_second`` for each second the probe found
-    bounds each transcode (wall clock); ``probe_timeout_seconds`` bounds ffprobe and
+    ``timeout_seconds`` plus ``timeout_per_source_second`` for each second of source bounds
+    each transcode (wall clock): the seconds the probe found, or the seconds ffmpeg has
+    encoded once it is past them, at most ``max_source_seconds`` (None: no cap; it is
+    the longest source the caller accepts). ``probe_timeout_seconds`` bounds ffprobe and
     thumbnail runs. ``memory_limit_bytes`` is the RLIMIT_AS of every
     child (None: no limit). ``threads`` is passed as ``-threads`` to each encoder and as
     ``-filter_complex_threads`` (None: ffmpeg's own choice). ``niceness`` lowers the CPU
@@ -755,6 +777,7 @@ class FfmpegTranscoder:
         input_formats: Sequence[str] = DEFAULT_INPUT_FORMATS,
         niceness: int = 10,
         timeout_per_source_second: float = 0.0,
+        max_source_seconds: float | None = None,
     ) -> None:
         if timeout_seconds <= 0 or probe_timeout_seconds <= 0 or timeout_per_source_second < 0:
             raise ValueError("timeouts must be positive")
@@ -765,6 +788,7 @@ class FfmpegTranscoder:
         self._preset = preset
         self._timeout = timeout_seconds
         self._timeout_per_source_second = timeout_per_source_second
+        self._max_source_seconds = max_source_seconds
         self._probe_timeout = probe_timeout_seconds
         self._memory_limit = memory_limit_bytes
         self._threads = threads
@@ -830,18 +854,24 @@ class FfmpegTranscoder:
         _require_source(source)
         _prepare_out_dir(out_dir)
         argv = self._dash_argv(source, out_dir, plan, probe)
-        forwarder = (
-            _ProgressForwarder(on_progress, probe.duration_seconds, [s.name for s in plan])
-            if on_progress is not None
-            else None
-        )
+        forwarder = _ProgressForwarder(on_progress, probe.duration_seconds, [s.name for s in plan])
+
+        def budget() -> float:
+            # A source can play longer than its container claims (an MPEG-TS whose clock
+            # restarts): the allowance follows what ffmpeg has encoded, up to the longest
+            # source accepted.
+            seconds = max(probe.duration_seconds or 0.0, forwarder.encoded_seconds)
+            if self._max_source_seconds is not None:
+                seconds = min(seconds, self._max_source_seconds)
+            return self._timeout + self._timeout_per_source_second * seconds
+
         log.info("transcoding %s into %d renditions", source, len(plan))
         done = await _run(
             argv,
-            timeout=self._timeout + self._timeout_per_source_second * (probe.duration_seconds or 0),
+            timeout=budget,
             memory_limit_bytes=self._memory_limit,
             niceness=self._niceness,
-            on_stdout_line=forwarder.feed if forwarder is not None else None,
+            on_stdout_line=forwarder.feed,
         )
         if done.returncode != 0:
             raise _failure(done, FailureReason.TRANSCODE_FAILED)
