@@ -334,6 +334,21 @@ def processes_mentioning(marker: str, *programs: str) -> list[str]:
     return found
 
 
+def pids_of(program: str, marker: str) -> list[int]:
+    """Live processes named ``program`` (their comm) whose command line mentions ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            named = (entry / "comm").read_text().strip() == program
+            if named and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def scratch_leftovers(settings: Settings) -> list[Path]:
     """What the transcode agent left in its scratch directory."""
     root = settings.transcode.scratch_dir

@@ -7,7 +7,9 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from helpers import (
     CONTAINERS,
     container_clip,
     ffmpeg,
+    pids_of,
     processes_mentioning,
     restarted_clock_ts,
 )
@@ -638,6 +641,49 @@ async def test_cancellation_kills_ffmpeg(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert processes_mentioning(str(out_dir)) == []
+
+
+_ORPHAN_PARENT = """
+import asyncio, sys
+from pathlib import Path
+from tritontube.domain.media import LADDER, plan_renditions
+from tritontube.media.ffmpeg import FfmpegTranscoder
+
+async def main(clip, stalled, out_dir):
+    transcoder = FfmpegTranscoder(preset="ultrafast", timeout_seconds=600)
+    probe = await transcoder.probe(Path(clip))
+    await transcoder.transcode(Path(stalled), Path(out_dir), plan_renditions(probe, LADDER), probe)
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def test_ffmpeg_dies_with_the_process_that_started_it(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    """A worker killed with SIGKILL cannot kill its ffmpeg; the kernel must (pdeathsig).
+    ffmpeg ignores SIGPIPE, so an orphan would otherwise encode on beside the job's
+    redelivery (here it would wait on the FIFO for ever)."""
+    out_dir = tmp_path / "orphan-out"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHAN_PARENT, str(media["av"]), str(_stalling_source(tmp_path)),
+         str(out_dir)],
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not pids_of("ffmpeg", str(out_dir)):
+            assert parent.poll() is None and time.monotonic() < deadline, "ffmpeg never started"
+            time.sleep(0.05)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while pids_of("ffmpeg", str(out_dir)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pids_of("ffmpeg", str(out_dir)) == [], "ffmpeg outlived its parent"
+    finally:
+        parent.kill()
+        for pid in pids_of("ffmpeg", str(out_dir)):
+            os.kill(pid, signal.SIGKILL)
 
 
 async def test_memory_ceiling_fails_the_encode(media: dict[str, Path], tmp_path: Path) -> None:

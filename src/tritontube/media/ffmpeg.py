@@ -16,6 +16,12 @@ Decisions worth knowing:
   given, so the child is already ffmpeg when the limit lands and every later allocation
   counts against it. ``preexec_fn`` is avoided on purpose: it is unsafe in a process
   with threads (Faust, aiokafka and boto3 all start some).
+* A child dies with its worker: it is started through util-linux's ``setpriv --pdeathsig
+  KILL`` (Linux; on Debian util-linux is an essential package), so the kernel kills it
+  when the worker dies, even by ``kill -9`` or the OOM killer. ffmpeg ignores SIGPIPE
+  and the write errors of ``-progress``, so without it an orphaned encode ran to its end,
+  competing for the CPU with the job's redelivery. Without ``setpriv`` (another OS) the
+  child is started directly.
 * CPU time: ffmpeg's own ``-benchmark`` report (``getrusage(RUSAGE_SELF)`` in the child:
   user + system time of all of its threads). ``RUSAGE_CHILDREN`` deltas in the parent
   would mix in every other child reaped meanwhile (concurrent encodes, other tools), and
@@ -40,6 +46,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import signal
 import time
 import xml.etree.ElementTree as ET
@@ -110,6 +117,7 @@ DEFAULT_INPUT_FORMATS: tuple[str, ...] = (
 )
 
 _GIB = 1024**3
+_SETPRIV = shutil.which("setpriv")
 _STDERR_TAIL_BYTES = 16 * 1024
 _PROBE_STDOUT_LIMIT = 8 * 1024 * 1024
 _PROGRESS_INTERVAL_SECONDS = 1.0
@@ -197,6 +205,12 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
     await proc.wait()
 
 
+def _dying_with_parent(argv: Sequence[str]) -> list[str]:
+    if _SETPRIV is None:
+        return list(argv)
+    return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+
+
 async def _run(
     argv: Sequence[str],
     *,
@@ -215,7 +229,7 @@ async def _run(
     started = time.monotonic()
     started_on_loop = asyncio.get_running_loop().time()
     proc = await asyncio.create_subprocess_exec(
-        *argv,
+        *_dying_with_parent(argv),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
