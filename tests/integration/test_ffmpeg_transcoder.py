@@ -469,6 +469,23 @@ async def test_progress_is_reported_up_to_one_hundred_percent(
     assert [name for name, _ in seen[-1].renditions] == [s.name for s in plan]
 
 
+async def test_a_timeout_in_the_progress_callback_is_not_the_encode_timing_out(
+    transcoder: FfmpegTranscoder, media: dict[str, Path], tmp_path: Path
+) -> None:
+    """A send that times out while reporting progress is the broker's trouble (transient,
+    OSError), not TRANSCODE_TIMEOUT (permanent: the video would end FAILED)."""
+
+    async def stalled_send(progress: EncodeProgress) -> None:
+        raise TimeoutError("progress send timed out")
+
+    probe = await transcoder.probe(media["av"])
+    plan = plan_renditions(probe, TINY_LADDER)
+    out_dir = tmp_path / "o"
+    with pytest.raises(TimeoutError, match="progress send"):
+        await transcoder.transcode(media["av"], out_dir, plan, probe, on_progress=stalled_send)
+    assert pids_of("ffmpeg", str(out_dir)) == []
+
+
 async def test_thumbnail_is_a_small_jpeg(
     transcoder: FfmpegTranscoder, media: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -540,6 +557,27 @@ async def test_truncated_faststart_file_fails_with_a_reason_or_decodes_partially
         assert exc.reason in {FailureReason.CORRUPT_MEDIA, FailureReason.TRANSCODE_FAILED}
     else:
         assert manifest.is_file()
+
+
+@pytest.mark.parametrize("tag_bytes", [100_000, 9 * 1024 * 1024], ids=["100kB", "9MB"])
+async def test_a_long_metadata_tag_is_probed_or_refused_with_a_reason(
+    transcoder: FfmpegTranscoder, tmp_path: Path, tag_bytes: int
+) -> None:
+    """ffprobe prints a tag on one line; a 100 kB comment used to overflow the 64 kB line
+    limit of the pipe reader with a bare ValueError. Beyond the probe's 8 MiB output budget
+    the upload is refused as UNSUPPORTED_MEDIA."""
+    metadata = tmp_path / "meta.txt"
+    metadata.write_text(";FFMETADATA1\ncomment=" + "y" * tag_bytes + "\n")
+    tagged = tmp_path / "tagged.mp4"
+    ffmpeg(*("-f", "lavfi", "-i"), VIDEO.format(d=1), "-i", str(metadata), "-map", "0",
+           "-map_metadata", "1", *X264, str(tagged))  # fmt: skip
+    if tag_bytes < 8 * 1024 * 1024:
+        probe = await transcoder.probe(tagged)
+        assert (probe.width, probe.height) == (320, 240)
+    else:
+        with pytest.raises(MediaError) as info:
+            await transcoder.probe(tagged)
+        assert info.value.reason is FailureReason.UNSUPPORTED_MEDIA
 
 
 def _stalling_source(tmp_path: Path) -> Path:

@@ -14,8 +14,13 @@ from tritontube.domain.events import DeadLetter
 log = logging.getLogger(__name__)
 
 
-async def dead_letter(topology: Topology, deps: Deps, event: EventT, error: Exception) -> None:
-    """Publish the raw message and the error to the source topic's DLQ; the stream goes on."""
+async def dead_letter(
+    topology: Topology, deps: Deps, event: EventT, error: Exception, *, acknowledged: bool = False
+) -> None:
+    """Publish the raw message and the error to the source topic's DLQ; the stream goes on.
+
+    ``acknowledged``: wait for the broker's acknowledgement (otherwise the send is
+    buffered, and flushed before the source offset is committed)."""
     msg = event.message
     record = DeadLetter(
         source_topic=msg.topic,
@@ -28,7 +33,9 @@ async def dead_letter(topology: Topology, deps: Deps, event: EventT, error: Exce
         value=_as_bytes(event.value),
     )
     log.warning("dead-lettering %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, record.error)
-    await topology.dlq(msg.topic).send(key=record.key, value=deps.codec.encode(record))
+    pending = await topology.dlq(msg.topic).send(key=record.key, value=deps.codec.encode(record))
+    if acknowledged:
+        await pending
     metrics.EVENTS_DEAD_LETTERED.labels(msg.topic).inc()
 
 

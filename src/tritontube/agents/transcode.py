@@ -360,8 +360,11 @@ class TranscodeRunner:
         now = self.deps.clock.now()
         if not self.policy.can_retry(job.attempt):
             final_message = f"{message} (gave up after {job.attempt} attempts)"
+            # The dead letter first: FAILED is terminal, so a job redelivered after dying
+            # between the two would be skipped and never reach the DLQ; the other way round
+            # it runs its last attempt again.
+            await dead_letter(self.topology, self.deps, event, error, acknowledged=True)
             await self._fail(job, reason, final_message)
-            await dead_letter(self.topology, self.deps, event, error)
             return
         delay = self.policy.delay(job.attempt, self._rng)
         log.info("retrying job %s as attempt %d in %.2f s", job.job_id, job.attempt + 1, delay)

@@ -120,6 +120,9 @@ _GIB = 1024**3
 _SETPRIV = shutil.which("setpriv")
 _STDERR_TAIL_BYTES = 16 * 1024
 _PROBE_STDOUT_LIMIT = 8 * 1024 * 1024
+# ffprobe prints each tag on one line, and an upload's tags are as long as it likes (a
+# 100 kB comment broke asyncio's 64 kB default): whatever fits the probe's output budget.
+_STDOUT_LINE_LIMIT = _PROBE_STDOUT_LIMIT
 _PROGRESS_INTERVAL_SECONDS = 1.0
 _THUMBNAIL_MAX_WIDTH = 640
 _THUMBNAIL_MAX_OFFSET_SECONDS = 3.0
@@ -177,7 +180,16 @@ async def _pump_tail(stream: asyncio.StreamReader, tail: _Tail) -> None:
 
 
 async def _pump_lines(stream: asyncio.StreamReader, on_line: LineHandler | None) -> None:
-    while raw := await stream.readline():
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:  # a line longer than the stream's limit (_STDOUT_LINE_LIMIT)
+            raise MediaError(
+                FailureReason.UNSUPPORTED_MEDIA,
+                detail=f"a line of tool output is longer than {_STDOUT_LINE_LIMIT} bytes",
+            ) from None
+        if not raw:
+            return
         if on_line is not None:
             await on_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
 
@@ -234,6 +246,7 @@ async def _run(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        limit=_STDOUT_LINE_LIMIT,
     )
     _limit_memory(proc.pid, memory_limit_bytes)
     _lower_priority(proc.pid, niceness)
@@ -241,8 +254,9 @@ async def _run(
         raise RuntimeError("subprocess pipes were not created")
     tail = _Tail(_STDERR_TAIL_BYTES)
     stderr_task = asyncio.create_task(_pump_tail(proc.stderr, tail))
+    deadline = asyncio.timeout_at(started_on_loop + budget())
     try:
-        async with asyncio.timeout_at(started_on_loop + budget()) as deadline:
+        async with deadline:
 
             async def on_line(line: str) -> None:
                 if on_stdout_line is not None:
@@ -255,6 +269,8 @@ async def _run(
             # Shielded: a timeout here must not cancel the reader the finally awaits.
             await asyncio.shield(stderr_task)
     except TimeoutError:
+        if not deadline.expired():  # raised by on_stdout_line (a send), not our budget
+            raise
         log.warning(
             "%s timed out after %.1f s; killing process group %s",
             argv[0],
