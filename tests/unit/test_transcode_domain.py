@@ -275,6 +275,22 @@ def test_an_interim_manifest_without_video_is_refused() -> None:
         tx.interim_manifest(MPD, [])
 
 
+def test_video_representation_ids_leave_audio_out() -> None:
+    assert tx.video_representation_ids(MPD) == {"0", "1"}
+    assert tx.video_representation_ids(tx.interim_manifest(MPD, ["1"])) == {"1"}
+    with pytest.raises(ValueError):
+        tx.video_representation_ids("<MPD")
+
+
+def test_an_interim_manifest_never_shrinks_what_is_stored() -> None:
+    """A rerun of a job that already succeeded must not take renditions away."""
+    assert tx.interim_may_replace(["1"], None)  # nothing stored yet
+    assert not tx.interim_may_replace(["1"], MPD)  # the full package is stored
+    assert not tx.interim_may_replace(["1"], tx.interim_manifest(MPD, ["1"]))
+    assert tx.interim_may_replace(["0", "1"], tx.interim_manifest(MPD, ["1"]))  # gets further
+    assert tx.interim_may_replace(["1"], "not xml")  # a broken manifest is no loss
+
+
 def duration_of(mpd: str) -> str | None:
     return ET.fromstring(mpd).get("mediaPresentationDuration")  # noqa: S314 - test data
 

@@ -280,6 +280,7 @@ class TranscodeRunner:
         uploads = _UploadMeter(output.total_bytes, progress)
         await uploads.start()
         batches = tx.plan_uploads(output)
+        stored = await self._stored_manifest(manifest_key)
         uploaded: set[str] = set()
         for index, batch in enumerate(batches):
             await self._upload_files(job, out_dir, batch.files, uploads)
@@ -288,15 +289,16 @@ class TranscodeRunner:
             if last:
                 await progress.publish(tx.Step.FINALIZING, 0.0, force=True)
                 await self._put_file(poster, job.output_prefix + tx.POSTER_NAME)
-                manifest = full_manifest
+                manifest: str | None = full_manifest
             else:
-                manifest = tx.interim_manifest(
-                    full_manifest, [r.representation_id for r in batch.ready]
+                ready = [r.representation_id for r in batch.ready]
+                replace = tx.interim_may_replace(ready, stored)
+                manifest = tx.interim_manifest(full_manifest, ready) if replace else None
+            if manifest is not None:
+                _check_complete(manifest, uploaded)
+                await self.deps.object_store.put_bytes(
+                    manifest_key, manifest.encode(), tx.content_type(tx.MANIFEST_NAME)
                 )
-            _check_complete(manifest, uploaded)
-            await self.deps.object_store.put_bytes(
-                manifest_key, manifest.encode(), tx.content_type(tx.MANIFEST_NAME)
-            )
             if batch.announce is not None:
                 record = tx.rendition_record(batch.announce, output.files)
                 await self._deliver(
@@ -306,6 +308,13 @@ class TranscodeRunner:
                 )
         await self._remove_stale(job, uploaded | {tx.MANIFEST_NAME, tx.POSTER_NAME})
         await progress.publish(tx.Step.FINALIZING, 100.0, force=True)
+
+    async def _stored_manifest(self, key: str) -> str | None:
+        try:
+            data = await self.deps.object_store.get_bytes(key)
+        except ObjectNotFound:
+            return None
+        return data.decode("utf-8", errors="replace")
 
     async def _upload_files(
         self,

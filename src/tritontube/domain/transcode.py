@@ -248,6 +248,40 @@ def interim_manifest(mpd: str, keep_ids: Iterable[str]) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
 
 
+def video_representation_ids(mpd: str) -> frozenset[str]:
+    """The ids of the video Representations ``mpd`` lists (ValueError if it is not XML)."""
+    try:
+        root = ET.fromstring(mpd)  # noqa: S314 - written by our own ffmpeg, or refused
+    except ET.ParseError as exc:
+        raise ValueError(f"not a manifest: {exc}") from exc
+    return frozenset(
+        rep.get("id", "")
+        for adaptation in root.iter(f"{_NS}AdaptationSet")
+        if _content_type(adaptation) == "video"
+        for rep in adaptation.findall(f"{_NS}Representation")
+    )
+
+
+def interim_may_replace(interim_ids: Iterable[str], stored: str | None) -> bool:
+    """Whether an interim manifest listing ``interim_ids`` may overwrite the ``stored``
+    manifest (None: there is none).
+
+    Not when the stored one already lists every rendition the interim one would: an
+    earlier run of the same job got that far (a job redelivered after its success, before
+    the video's state showed READY), and viewers must not lose renditions to the rerun,
+    nor keep an interim manifest for good if the rerun then dies. The rerun rewrites the
+    same segments under the same names (same source, same settings; each segment starts
+    at the same keyframe), and the full manifest last.
+    """
+    if stored is None:
+        return True
+    try:
+        listed = video_representation_ids(stored)
+    except ValueError:
+        return True
+    return not set(interim_ids) <= listed
+
+
 def exact_duration(mpd: str) -> str:
     """``mpd`` with mediaPresentationDuration set to the end of its last sample, video or
     audio, rounded up to the millisecond.
