@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import re
-import shutil
 import tempfile
 import time
 import uuid
@@ -45,6 +43,7 @@ from aiokafka.errors import KafkaError
 from faust.types import EventT, StreamT, TopicT
 
 from tritontube import metrics
+from tritontube.agents import scratch
 from tritontube.agents.dlq import dead_letter
 from tritontube.agents.topology import Topology
 from tritontube.agents.video_state import read_state
@@ -74,8 +73,8 @@ from tritontube.streams.codec import CodecError
 log = logging.getLogger(__name__)
 
 AGENT_NAME = "transcode"
-SCRATCH_PREFIX = "tritontube-transcode-"
-_SCRATCH_RE = re.compile(rf"^{SCRATCH_PREFIX}(\d+)-")
+#: How often a worker sweeps the scratch directories other (dead) workers left behind.
+_SWEEP_INTERVAL_SECONDS = 600.0
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,5}$")
 _PROGRESS_INTERVAL_SECONDS = 1.0
 _UPLOAD_CONCURRENCY = 4
@@ -97,34 +96,13 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
 
     @app.task
     async def sweep_scratch() -> None:
-        """Remove scratch directories left by workers that were killed mid-job."""
-        removed = await asyncio.to_thread(sweep_stale_scratch, runner.scratch_root)
-        if removed:
-            log.info("removed %d stale transcode scratch dir(s)", removed)
-
-
-def sweep_stale_scratch(root: Path) -> int:
-    """Delete ``root/tritontube-transcode-<pid>-*`` dirs whose process no longer exists."""
-    if not root.is_dir():
-        return 0
-    removed = 0
-    for path in root.iterdir():
-        match = _SCRATCH_RE.match(path.name)
-        if match is None or not path.is_dir() or _alive(int(match.group(1))):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        """Remove scratch directories left by workers killed mid-job: at start, then
+        now and then (another worker on this machine may never come back)."""
+        while True:
+            removed = await asyncio.to_thread(scratch.sweep, runner.scratch_root)
+            if removed:
+                log.info("removed %d abandoned transcode scratch dir(s)", removed)
+            await asyncio.sleep(_SWEEP_INTERVAL_SECONDS)
 
 
 class TranscodeRunner:
@@ -194,10 +172,11 @@ class TranscodeRunner:
     async def _run(self, job: TranscodeJob) -> None:
         started = time.monotonic()
         progress = _Progress(self, job)
-        scratch = await asyncio.to_thread(self._make_scratch)
+        workspace = await asyncio.to_thread(scratch.ScratchDir, self.scratch_root)
+        folder = workspace.path
         try:
             await progress.publish(tx.Step.PROBING, 0.0, force=True)
-            source = await self._source(job, scratch)
+            source = await self._source(job, folder)
             probe = await self.deps.transcoder.probe(source)
             validate_probe(
                 probe,
@@ -208,9 +187,9 @@ class TranscodeRunner:
             plan = _plan(probe, job.ladder or tuple(self.settings.ladder))
             await progress.publish(tx.Step.PROBING, 100.0, force=True)
             output = await self.deps.transcoder.transcode(
-                source, scratch / "dash", plan, probe, on_progress=progress.encoding
+                source, folder / "dash", plan, probe, on_progress=progress.encoding
             )
-            poster = scratch / tx.POSTER_NAME
+            poster = folder / tx.POSTER_NAME
             await self.deps.transcoder.thumbnail(source, poster, probe)
             await self._publish_outputs(job, output, poster, progress)
             wall = time.monotonic() - started
@@ -232,12 +211,7 @@ class TranscodeRunner:
             _observe_success(output, duration, wall)
             log.info("job %s done in %.1f s (%d renditions)", job.job_id, wall, len(plan))
         finally:
-            await asyncio.to_thread(shutil.rmtree, scratch, True)
-
-    def _make_scratch(self) -> Path:
-        self.scratch_root.mkdir(parents=True, exist_ok=True)
-        prefix = f"{SCRATCH_PREFIX}{os.getpid()}-"
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_root))
+            await asyncio.to_thread(workspace.remove)
 
     async def _source(self, job: TranscodeJob, scratch: Path) -> Source:
         store = self.deps.object_store
