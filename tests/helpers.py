@@ -19,7 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -315,38 +315,37 @@ def s3rver_store(server: S3rverServer, **options: Any) -> S3ObjectStore:
     )
 
 
-def processes_mentioning(marker: str, *programs: str) -> list[str]:
-    """Command lines of live processes (not this one) that mention ``marker`` and, when
-    ``programs`` are given, one of them."""
-    found = []
+def _processes() -> Iterator[tuple[int, str, bytes]]:
+    """(pid, name, command line) of every live process but this one."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
+            yield (
+                int(entry.name),
+                (entry / "comm").read_text().strip(),
+                (entry / "cmdline").read_bytes(),
+            )
         except OSError:
             continue
-        if marker.encode() not in cmdline:
-            continue
-        if programs and not any(p.encode() in cmdline for p in programs):
-            continue
-        found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
-    return found
+
+
+def processes_mentioning(marker: str, *programs: str) -> list[str]:
+    """Command lines of live processes (not this one) that mention ``marker`` and, when
+    ``programs`` are given, one of them."""
+    return [
+        cmdline.replace(b"\0", b" ").decode(errors="replace")
+        for _, _, cmdline in _processes()
+        if marker.encode() in cmdline
+        and (not programs or any(p.encode() in cmdline for p in programs))
+    ]
 
 
 def pids_of(program: str, marker: str) -> list[int]:
     """Live processes named ``program`` (their comm) whose command line mentions ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            named = (entry / "comm").read_text().strip() == program
-            if named and marker.encode() in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    return [
+        pid for pid, name, cmdline in _processes() if name == program and marker.encode() in cmdline
+    ]
 
 
 def scratch_leftovers(settings: Settings) -> list[Path]:

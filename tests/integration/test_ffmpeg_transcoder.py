@@ -580,6 +580,16 @@ async def test_a_long_metadata_tag_is_probed_or_refused_with_a_reason(
         assert info.value.reason is FailureReason.UNSUPPORTED_MEDIA
 
 
+async def test_a_missing_ffprobe_is_an_environment_error_not_a_bad_upload(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
+    """FileNotFoundError (an OSError: the agent retries it), not an exit status that would
+    read as CORRUPT_MEDIA and fail the video for good."""
+    broken = FfmpegTranscoder(str(FFMPEG), str(tmp_path / "no-ffprobe"), "ultrafast", 60.0)
+    with pytest.raises(FileNotFoundError):
+        await broken.probe(media["av"])
+
+
 def _stalling_source(tmp_path: Path) -> Path:
     """A FIFO nobody writes to: ffmpeg blocks opening it, forever."""
     fifo = tmp_path / "stall.mp4"
@@ -633,30 +643,33 @@ def _feed(fifo: Path, parts: list[Path], at_once: int, pause: float) -> None:
 async def test_the_timeout_follows_what_is_encoded_past_the_claimed_duration(
     tmp_path: Path, max_source_seconds: float | None, finishes: bool
 ) -> None:
-    """Fourteen 1 s TS parts joined (the container claims 1 s): eight at once, then one
-    every 0.5 s, so the encode lasts at least 3 s. The budget, 1 s plus 1 s per source
-    second, is 2 s on the claimed second alone: the encode finishes only because the
+    """Twenty 1 s TS parts joined (the container claims 1 s): eight at once, then one
+    every 0.5 s, so the encode lasts at least 6 s. The budget, 3 s plus 1 s per source
+    second, is 4 s on the claimed second alone: the encode finishes only because the
     budget follows what ffmpeg has encoded. Capped at 1 s of source, it is stopped."""
-    joined = restarted_clock_ts(tmp_path, parts=14)
+    joined = restarted_clock_ts(tmp_path, parts=20)
     transcoder = FfmpegTranscoder(
-        str(FFMPEG), str(FFPROBE), "ultrafast", 1.0, threads=1,
+        str(FFMPEG), str(FFPROBE), "ultrafast", 3.0, threads=1,
         timeout_per_source_second=1.0, max_source_seconds=max_source_seconds,
     )  # fmt: skip
     probe = await transcoder.probe(joined)
     assert probe.duration_seconds is not None and probe.duration_seconds < 1.5
     fifo = _stalling_source(tmp_path)
-    parts = [tmp_path / f"part{i}.ts" for i in range(14)]
+    parts = [tmp_path / f"part{i}.ts" for i in range(20)]
     feeder = asyncio.create_task(asyncio.to_thread(_feed, fifo, parts, 8, 0.5))
     plan = plan_renditions(probe, TINY_LADDER)
     try:
         if finishes:
             output = await transcoder.transcode(fifo, tmp_path / "o", plan, probe)
-            assert output.duration_seconds is not None and output.duration_seconds > 13.5
+            assert output.duration_seconds is not None and output.duration_seconds > 19.5
         else:
             with pytest.raises(MediaError) as info:
                 await transcoder.transcode(fifo, tmp_path / "o", plan, probe)
             assert info.value.reason is FailureReason.TRANSCODE_TIMEOUT
     finally:
+        if not feeder.done():  # a writer still waiting for a reader to open the FIFO
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
         await feeder
 
 
@@ -696,6 +709,7 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux's setpriv")
 def test_ffmpeg_dies_with_the_process_that_started_it(
     media: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -5,71 +5,98 @@ the directory lives. The kernel drops the lock when the process dies, however it
 the sweep removes exactly the directories nobody holds. A PID in the name (still there,
 for people reading ``ls``) cannot tell that: a container's worker is PID 1 again after
 ``docker restart``, which keeps ``/tmp``, so its killed job's directory looked alive for
-ever.
+ever. A directory is locked before it gets its name (it is created under a dotted name
+and renamed), so the sweep never sees one that is not locked yet. Directories without a
+lock file (a worker of an earlier version, on the same machine during an upgrade) still
+go by their PID.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
+from typing import BinaryIO
+
+log = logging.getLogger(__name__)
 
 PREFIX = "tritontube-transcode-"
 LOCK_NAME = ".lock"
-#: A directory without a lock file is at most this old while its job is starting
-#: (``mkdtemp`` then the lock file, microseconds apart); older, it is a leftover.
-_UNLOCKED_GRACE_SECONDS = 60.0
 
 
 class ScratchDir:
-    """A new directory under ``root``, locked until ``remove``."""
+    """A new directory under ``root``, locked until ``remove`` (or until this object is
+    garbage collected: the lock file closes with it, so a dropped one is swept later)."""
 
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root))
-        self._lock = os.open(self.path / LOCK_NAME, os.O_CREAT | os.O_RDWR, 0o600)
-        fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{PREFIX}{os.getpid()}-", dir=root))
+        try:
+            self._lock: BinaryIO = (self.path / LOCK_NAME).open("wb")
+        except OSError:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        try:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            named = self.path.with_name(self.path.name.removeprefix("."))
+            self.path.rename(named)
+            self.path = named
+        except OSError:
+            self.remove()
+            raise
 
     def remove(self) -> None:
         """Delete the directory, then let go of it."""
         shutil.rmtree(self.path, ignore_errors=True)
-        os.close(self._lock)
+        self._lock.close()
 
 
 def sweep(root: Path) -> int:
-    """Delete the scratch directories under ``root`` that no live job holds; how many."""
+    """Delete the scratch directories under ``root`` that no live job holds; how many.
+
+    A directory that cannot be examined (another user's, a file-descriptor shortage) is
+    logged and left; the sweep never raises for one of them."""
     if not root.is_dir():
         return 0
     removed = 0
     for path in root.iterdir():
-        if not path.name.startswith(PREFIX) or not path.is_dir():
+        if not path.name.startswith(PREFIX):
             continue
-        if _remove_if_abandoned(path):
-            removed += 1
+        try:
+            if _abandoned(path):
+                shutil.rmtree(path, ignore_errors=True)
+                removed += 1
+        except OSError as exc:
+            log.warning("cannot sweep %s: %s", path, exc)
     return removed
 
 
-def _remove_if_abandoned(path: Path) -> bool:
+def _abandoned(path: Path) -> bool:
     try:
+        if not path.is_dir():
+            return False
         lock = os.open(path / LOCK_NAME, os.O_RDWR)
     except FileNotFoundError:
-        try:
-            age = time.time() - path.stat().st_mtime
-        except FileNotFoundError:
-            return False  # another sweep got there first
-        if age < _UNLOCKED_GRACE_SECONDS:
-            return False  # a job is creating it right now
-        shutil.rmtree(path, ignore_errors=True)
-        return True
+        return path.is_dir() and not _pid_alive(path.name[len(PREFIX) :].split("-")[0])
     try:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # held by a live job
-        shutil.rmtree(path, ignore_errors=True)
-        return True
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False  # held by a live job
     finally:
-        os.close(lock)
+        os.close(lock)  # also lets go of the lock: rmtree needs none
+    return True
+
+
+def _pid_alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True

@@ -99,9 +99,13 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
         """Remove scratch directories left by workers killed mid-job: at start, then
         now and then (another worker on this machine may never come back)."""
         while True:
-            removed = await asyncio.to_thread(scratch.sweep, runner.scratch_root)
-            if removed:
-                log.info("removed %d abandoned transcode scratch dir(s)", removed)
+            try:
+                removed = await asyncio.to_thread(scratch.sweep, runner.scratch_root)
+            except OSError as exc:  # the root itself unreadable: try again next time
+                log.warning("cannot sweep %s: %s", runner.scratch_root, exc)
+            else:
+                if removed:
+                    log.info("removed %d abandoned transcode scratch dir(s)", removed)
             await asyncio.sleep(_SWEEP_INTERVAL_SECONDS)
 
 
@@ -254,7 +258,7 @@ class TranscodeRunner:
         uploads = _UploadMeter(output.total_bytes, progress)
         await uploads.start()
         batches = tx.plan_uploads(output)
-        stored = await self._stored_manifest(manifest_key)
+        stored = await self._stored_manifest(manifest_key, full_manifest)
         uploaded: set[str] = set()
         for index, batch in enumerate(batches):
             await self._upload_files(job, out_dir, batch.files, uploads)
@@ -283,11 +287,16 @@ class TranscodeRunner:
         await self._remove_stale(job, uploaded | {tx.MANIFEST_NAME, tx.POSTER_NAME})
         await progress.publish(tx.Step.FINALIZING, 100.0, force=True)
 
-    async def _stored_manifest(self, key: str) -> str | None:
+    async def _stored_manifest(self, key: str, full: str) -> str | None:
+        """The manifest stored under ``key``; ``full`` (so no interim one replaces it)
+        when the store cannot say: not worth losing the encode over."""
         try:
             data = await self.deps.object_store.get_bytes(key)
         except ObjectNotFound:
             return None
+        except ObjectStoreError as exc:
+            log.warning("cannot read %s (%s): no interim manifests this time", key, exc)
+            return full
         return data.decode("utf-8", errors="replace")
 
     async def _upload_files(

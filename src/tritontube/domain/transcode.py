@@ -230,9 +230,7 @@ def interim_manifest(mpd: str, keep_ids: Iterable[str]) -> str:
     keep = set(keep_ids)
     root = ET.fromstring(mpd)  # noqa: S314 - our own ffmpeg wrote this document
     kept_video = 0
-    for adaptation in root.iter(f"{_NS}AdaptationSet"):
-        if _content_type(adaptation) != "video":
-            continue
+    for adaptation in _video_sets(root):
         reps = adaptation.findall(f"{_NS}Representation")
         for rep in reps:
             if rep.get("id") not in keep:
@@ -256,8 +254,7 @@ def video_representation_ids(mpd: str) -> frozenset[str]:
         raise ValueError(f"not a manifest: {exc}") from exc
     return frozenset(
         rep.get("id", "")
-        for adaptation in root.iter(f"{_NS}AdaptationSet")
-        if _content_type(adaptation) == "video"
+        for adaptation in _video_sets(root)
         for rep in adaptation.findall(f"{_NS}Representation")
     )
 
@@ -336,6 +333,10 @@ def _timeline_end(template: ET.Element) -> Fraction | None:
         clock += int(segment.get("d", "0")) * (1 + max(0, int(segment.get("r", "0"))))
     offset = int(template.get("presentationTimeOffset", "0"))
     return Fraction(clock - offset, int(template.get("timescale", "1")))
+
+
+def _video_sets(root: ET.Element) -> list[ET.Element]:
+    return [a for a in root.iter(f"{_NS}AdaptationSet") if _content_type(a) == "video"]
 
 
 def _content_type(adaptation: ET.Element) -> str:

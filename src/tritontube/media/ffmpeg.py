@@ -13,9 +13,10 @@ Decisions worth knowing:
 
 * Memory ceiling: RLIMIT_AS is applied with ``resource.prlimit(pid, ...)`` on the child
   right after it is spawned. CPython spawns with vfork/exec when no ``preexec_fn`` is
-  given, so the child is already ffmpeg when the limit lands and every later allocation
-  counts against it. ``preexec_fn`` is avoided on purpose: it is unsafe in a process
-  with threads (Faust, aiokafka and boto3 all start some).
+  given, so the child is already ffmpeg (or ``setpriv``, below, which keeps its limits
+  when it runs ffmpeg) when the limit lands and every later allocation counts against it.
+  ``preexec_fn`` is avoided on purpose: it is unsafe in a process with threads (Faust,
+  aiokafka and boto3 all start some).
 * A child dies with its worker: it is started through util-linux's ``setpriv --pdeathsig
   KILL`` (Linux; on Debian util-linux is an essential package), so the kernel kills it
   when the worker dies, even by ``kill -9`` or the OOM killer. ffmpeg ignores SIGPIPE
@@ -220,6 +221,10 @@ async def _kill_group(proc: asyncio.subprocess.Process) -> None:
 def _dying_with_parent(argv: Sequence[str]) -> list[str]:
     if _SETPRIV is None:
         return list(argv)
+    # A missing tool must stay a FileNotFoundError (the agent retries it: a broken
+    # deployment, not a bad upload), not setpriv's exit status 127.
+    if shutil.which(argv[0]) is None:
+        raise FileNotFoundError(f"{argv[0]} is not an executable on PATH")
     return [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
 
 
