@@ -217,7 +217,7 @@ class TranscodeRunner:
         finally:
             await asyncio.to_thread(workspace.remove)
 
-    async def _source(self, job: TranscodeJob, scratch: Path) -> Source:
+    async def _source(self, job: TranscodeJob, folder: Path) -> Source:
         store = self.deps.object_store
         info = await store.head(job.source_key)
         if info is None:
@@ -227,7 +227,7 @@ class TranscodeRunner:
         if info.size > self.max_file_bytes:
             raise MediaError(FailureReason.TOO_LARGE_FILE)
         if not self.settings.stream_source:
-            return await self._download(job, scratch)
+            return await self._download(job, folder)
         # Valid for the whole job: probe, the encode (bounded by the timeout), the poster.
         expires_in = min(
             int(self.settings.longest_run_seconds) + _SOURCE_URL_MARGIN_SECONDS,
@@ -236,11 +236,11 @@ class TranscodeRunner:
         url = await store.presign_get(job.source_key, expires_in, internal=True)
         return RemoteSource(url, info.size)
 
-    async def _download(self, job: TranscodeJob, scratch: Path) -> Path:
+    async def _download(self, job: TranscodeJob, folder: Path) -> Path:
         store = self.deps.object_store
         # Keep a sane extension: ffprobe uses it as a demuxer hint.
         suffix = PurePosixPath(job.source_key).suffix
-        source = scratch / f"source{suffix if _SAFE_SUFFIX.match(suffix) else ''}"
+        source = folder / f"source{suffix if _SAFE_SUFFIX.match(suffix) else ''}"
         try:
             await store.download(job.source_key, source)
         except ObjectNotFound as exc:
