@@ -317,7 +317,14 @@ async def test_my_videos_lists_only_mine_with_status_and_pages(
 
 @pytest.mark.parametrize(
     "query",
-    ["", "?owner=bob", "?owner=me&pageSize=0", "?owner=me&pageSize=x", "?owner=me&pageToken=%%%"],
+    [
+        "",
+        "?owner=bob",
+        "?owner=me&pageSize=0",
+        "?owner=me&pageSize=x",
+        "?owner=me&pageSize=%C2%B3",  # '³': str.isdigit() says yes, int() says no
+        "?owner=me&pageToken=%%%",
+    ],
 )
 async def test_my_videos_validates_its_query(
     client: TestClient,

@@ -58,6 +58,7 @@ def test_key_layout_is_topic_partition_day_and_padded_offsets() -> None:
         "other/uploads/1/2025/03/07/00000000000000000005-00000000000000000009.avro",
         "archive/uploads/1/00000000000000000005-00000000000000000009.avro",
         "archive/uploads/x/2025/03/07/00000000000000000005-00000000000000000009.avro",
+        "archive/uploads/³/2025/03/07/00000000000000000005-00000000000000000009.avro",
         "archive/uploads/1/2025/03/07/5-9.avro",
     ],
 )

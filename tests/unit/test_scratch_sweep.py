@@ -59,11 +59,13 @@ def test_a_directory_without_a_lock_file_goes_by_its_pid(tmp_path: Path) -> None
                           check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     running = tmp_path / f"{scratch.PREFIX}{os.getpid()}-old"
     gone = tmp_path / f"{scratch.PREFIX}{dead}-old"
+    unnumbered = tmp_path / f"{scratch.PREFIX}³-old"  # '³'.isdigit(), yet no PID
     other = tmp_path / "someone-else"
-    for folder in (running, gone, other):
+    for folder in (running, gone, unnumbered, other):
         folder.mkdir()
-    assert scratch.sweep(tmp_path) == 1
-    assert running.is_dir() and not gone.exists() and other.is_dir()
+    assert scratch.sweep(tmp_path) == 2
+    assert running.is_dir() and other.is_dir()
+    assert not gone.exists() and not unnumbered.exists()
 
 
 def test_a_directory_that_cannot_be_examined_is_left_and_the_sweep_goes_on(

@@ -91,7 +91,7 @@ def _abandoned(path: Path) -> bool:
 
 
 def _pid_alive(pid: str) -> bool:
-    if not pid.isdigit():
+    if not (pid.isascii() and pid.isdigit()):  # '³'.isdigit(), and int('³') raises
         return False
     try:
         os.kill(int(pid), 0)

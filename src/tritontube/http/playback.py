@@ -202,7 +202,8 @@ async def video_metadata(request: web.Request) -> web.Response:
 
 def _page_size(request: web.Request) -> int:
     raw = request.query.get("pageSize", str(DEFAULT_PAGE_SIZE))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE_SIZE:
+    # isascii: '³'.isdigit() is True, and int('³') raises.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
         raise _invalid("pageSize", f"an integer from 1 to {MAX_PAGE_SIZE}")
     return int(raw)
 

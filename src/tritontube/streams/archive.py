@@ -154,7 +154,7 @@ def parse_key(prefix: str, key: str) -> ArchiveFile:
         raise ArchiveFormatError(f"{key!r} does not match <topic>/<p>/<yyyy>/<mm>/<dd>/<name>")
     topic, partition, yyyy, mm, dd, name = parts
     match = _NAME_RE.match(name)
-    if not match or not partition.isdigit():
+    if not match or not (partition.isascii() and partition.isdigit()):
         raise ArchiveFormatError(f"{key!r} has no <start>-<end>.avro name")
     return ArchiveFile(
         key=key,
