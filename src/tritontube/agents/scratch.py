@@ -75,12 +75,12 @@ def sweep(root: Path) -> int:
 
 
 def _abandoned(path: Path) -> bool:
+    if not path.is_dir():
+        return False
     try:
-        if not path.is_dir():
-            return False
         lock = os.open(path / LOCK_NAME, os.O_RDWR)
     except FileNotFoundError:
-        return path.is_dir() and not _pid_alive(path.name[len(PREFIX) :].split("-")[0])
+        return not _pid_alive(path.name[len(PREFIX) :].split("-")[0])
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
