@@ -112,7 +112,7 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
                 partitions=2,
             ),
             "s3": S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
-            "http": HttpSettings(port=http_port, worker_url=f"http://127.0.0.1:{worker_port}"),
+            "http": HttpSettings(port=http_port),
             "worker": WorkerSettings(
                 web_port=worker_port,
                 data_dir=tmp_path / "worker",

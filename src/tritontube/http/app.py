@@ -81,7 +81,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     app[keys.PUBLISHER] = publisher
     app[keys.OBJECT_STORE] = store
     app[keys.SEARCH] = search
-    app[keys.WORKER] = WorkerClient(session, settings.http.worker_url)
+    app[keys.WORKER] = WorkerClient(session, settings, deps.codec)
     try:
         await search.ensure()
     except (SearchUnavailable, OSError, ValueError) as exc:
