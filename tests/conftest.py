@@ -136,14 +136,16 @@ def stack_factory(
     stacks: list[EmbeddedStack] = []
 
     def factory(
-        settings: Settings, *, with_api: bool = False, worker: bool = True
+        settings: Settings, *, with_api: bool = False, worker: bool = True, workers: int = 1
     ) -> EmbeddedStack:
-        stack = EmbeddedStack(settings=settings, log_dir=tmp_path / "logs", with_api=with_api)
+        stack = EmbeddedStack(
+            settings=settings, log_dir=tmp_path / "logs", with_api=with_api, workers=workers
+        )
         stacks.append(stack)
         try:
             stack.start_infrastructure()
             if worker:
-                stack.start_worker()
+                stack.start_workers()
             if with_api:
                 stack.start_api()
         except BaseException:

@@ -57,7 +57,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 
     # The embedded broker always needs its compatibility fixes.
     kafka = settings.kafka.model_copy(update={"embedded_broker_compat": True})
-    return run_dev(settings.model_copy(update={"kafka": kafka}))
+    return run_dev(settings.model_copy(update={"kafka": kafka}), workers=args.workers)
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
@@ -122,9 +122,14 @@ def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tritontube", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="start the whole embedded stack on loopback").set_defaults(
-        func=cmd_dev
+    dev = sub.add_parser("dev", help="start the whole embedded stack on loopback")
+    dev.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Faust workers in the group (worker i listens on worker.web_port + i)",
     )
+    dev.set_defaults(func=cmd_dev)
     sub.add_parser("worker", help="run a Faust worker").set_defaults(func=cmd_worker)
     sub.add_parser("api", help="run the HTTP API and SPA").set_defaults(func=cmd_api)
     sub.add_parser("settings", help="list every setting and its value").set_defaults(
