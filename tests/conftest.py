@@ -136,14 +136,22 @@ def stack_factory(
     stacks: list[EmbeddedStack] = []
 
     def factory(
-        settings: Settings, *, with_api: bool = False, worker: bool = True, workers: int = 1
+        settings: Settings,
+        *,
+        with_api: bool = False,
+        worker: bool = True,
+        workers: int = 1,
+        archiver: bool = True,
     ) -> EmbeddedStack:
+        """``archiver=False``: no archiver process (a test that drives an Archiver itself)."""
         stack = EmbeddedStack(
             settings=settings, log_dir=tmp_path / "logs", with_api=with_api, workers=workers
         )
         stacks.append(stack)
         try:
             stack.start_infrastructure()
+            if archiver:
+                stack.start_archiver()
             if worker:
                 stack.start_workers()
             if with_api:

@@ -41,6 +41,31 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archiver(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+
+    from tritontube.agents.archiver import serve
+    from tritontube.deps import build_deps
+    from tritontube.streams import broker_compat
+
+    if settings.kafka.embedded_broker_compat:
+        broker_compat.apply()
+    deps = build_deps(settings)
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await serve(settings, deps.object_store, stopping)
+
+    try:
+        asyncio.run(run())
+    finally:
+        deps.close()
+    return 0
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -132,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=cmd_dev)
     sub.add_parser("worker", help="run a Faust worker").set_defaults(func=cmd_worker)
     sub.add_parser("api", help="run the HTTP API and SPA").set_defaults(func=cmd_api)
+    sub.add_parser(
+        "archiver", help="archive every topic to the object store (one of a consumer group)"
+    ).set_defaults(func=cmd_archiver)
     sub.add_parser("settings", help="list every setting and its value").set_defaults(
         func=cmd_settings
     )

@@ -305,7 +305,11 @@ class PlaybackSettings(_Group):
 class ArchiveSettings(_Group):
     """The event archive: every topic's records as Avro container files in the object store."""
 
-    enabled: bool = Field(True, description="Run the archiver inside the worker.")
+    enabled: bool = Field(
+        True, description="Run the archiver (`tritontube archiver`) in the embedded stack."
+    )
+    web_host: str = Field("127.0.0.1", description="Listen address of the archiver's /metrics.")
+    web_port: int = Field(6070, ge=1, le=65535, description="Port of the archiver's /metrics.")
     prefix: str = Field("archive/", description="Object-store key prefix of the archive.")
     flush_records: int = Field(
         5000, ge=1, description="Flush a partition's buffer once it holds this many records."

@@ -19,7 +19,7 @@ from typing import Any
 import fastavro
 import pytest
 
-from helpers import completion, produce, read_topic, session, wait_for, worker_get
+from helpers import completion, owned_videos, produce, read_topic, session, wait_for
 from tritontube.deps import build_deps
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import Rendition, TranscodeSucceeded, WatchEvent
@@ -112,11 +112,11 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     ready = ids[: VIDEOS // 2]
 
     def pending() -> bool:
-        status, body = worker_get(settings, "/videos")
+        videos = owned_videos(settings)
         return (
-            status == 200
-            and body["count"] == VIDEOS
-            and all(v["status"] == "PENDING_TRANSCODE" for v in body["videos"])
+            videos is not None
+            and len(videos) == VIDEOS
+            and all(v.status == "PENDING_TRANSCODE" for v in videos)
         )
 
     await wait_for(pending, timeout=60)  # a job exists before its result arrives
@@ -132,14 +132,14 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     )
 
     def settled() -> Any:
-        status, body = worker_get(settings, "/videos")
-        if status != 200 or body["count"] != VIDEOS:
+        videos = owned_videos(settings)
+        if videos is None or len(videos) != VIDEOS:
             return None
-        statuses = Counter(v["status"] for v in body["videos"])
-        return body if statuses["READY"] == len(ready) else None
+        statuses = Counter(v.status for v in videos)
+        return videos if statuses["READY"] == len(ready) else None
 
     listing = await wait_for(settled, timeout=60)
-    worker_states = {v["video_id"]: v for v in listing["videos"]}
+    worker_states = rebuild.state_snapshot({v.video_id: v for v in listing})
     jobs_before = await read_topic(bootstrap, catalogue.TRANSCODE_JOBS.name, expect=VIDEOS)
     assert len(jobs_before) == VIDEOS
 
@@ -215,7 +215,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     stack.stop()
     stack_factory(settings)
     restored = await wait_for(settled, timeout=60)
-    assert {v["video_id"]: v for v in restored["videos"]} == worker_states
+    assert rebuild.state_snapshot({v.video_id: v for v in restored}) == worker_states
     after = await read_topic(bootstrap, catalogue.UPLOADS.name, expect=2 * VIDEOS)
     assert sorted((r.partition, r.offset, r.value) for r in after) == sorted(
         (r.partition, r.offset, r.value) for r in originals

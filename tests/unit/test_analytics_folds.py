@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tritontube.indexer.join import SearchSource, join_state, join_stats, to_document
 from tritontube.domain import analytics as an
 from tritontube.domain.events import VideoState, VideoStats, WatchEvent
+from tritontube.indexer.join import SearchSource, join_state, join_stats, to_document
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 P = an.AnalyticsPolicy(min_view_seconds=10, view_window_seconds=3600, max_gap_seconds=30)

@@ -13,7 +13,6 @@ from mode import Service
 
 from tritontube.agents import (
     analytics,
-    archiver,
     faust_fixes,
     indexer,
     lag,
@@ -104,7 +103,6 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
         transcode.register(app, topology, deps, settings)
     owners.register(app, topology, deps)
     queries.register(app, topology, deps, settings)
-    archiver.register(app, deps, settings)
     analytics.register(app, topology, deps, settings)
     indexer.register(app, topology, deps, settings, search)
     lag.register(app, settings)

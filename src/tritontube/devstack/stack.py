@@ -111,6 +111,10 @@ class EmbeddedStack:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("a stack needs at least one worker")
+        a = self.settings.archive
+        if port_open(a.web_host, a.web_port):
+            archive = a.model_copy(update={"web_port": free_port(a.web_host)})
+            self.settings = self.settings.model_copy(update={"archive": archive})
         host, base = self.settings.worker.web_host, self.settings.worker.web_port
         for index in range(self.workers):
             port = base + index
@@ -194,6 +198,22 @@ class EmbeddedStack:
     def worker_processes(self) -> list[ManagedProcess]:
         return [p for p in self.processes if p.name.startswith("worker")]
 
+    def start_archiver(self) -> ManagedProcess | None:
+        """The archiver process (``tritontube archiver``), when the archive is enabled."""
+        a = self.settings.archive
+        if not a.enabled:
+            return None
+        archiver = ManagedProcess(
+            name="archiver",
+            argv=self._python("archiver"),
+            host=a.web_host,
+            port=a.web_port,
+            log_path=self.log_dir / "archiver.log",
+            env=settings_env(self.settings),
+        )
+        self._start(archiver, timeout=30)
+        return archiver
+
     def _wait_http_ok(self, proc: ManagedProcess, url: str, timeout: float = 90.0) -> None:
         """Wait until ``url`` answers 200 (the worker has its partitions and tables)."""
         deadline = time.monotonic() + timeout
@@ -225,6 +245,7 @@ class EmbeddedStack:
     def start(self) -> None:
         try:
             self.start_infrastructure()
+            self.start_archiver()
             self.start_workers()
             if self.with_api:
                 self.start_api()
@@ -237,14 +258,14 @@ class EmbeddedStack:
         if proc.name != "broker":
             proc.start(timeout=60 if proc.name.startswith("worker") else 30)
             return
-        workers = self.worker_processes()
-        for worker in workers:
-            worker.stop()
+        consumers = [p for p in self.processes if p.name.startswith(("worker", "archiver"))]
+        for consumer in consumers:
+            consumer.stop()
         proc.start()
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, self._prepare()).result()
-        for worker in workers:
-            worker.start(timeout=60)
+        for consumer in consumers:
+            consumer.start(timeout=60)
 
     def _start(self, proc: ManagedProcess, timeout: float = 30.0) -> None:
         self.processes.append(proc)
