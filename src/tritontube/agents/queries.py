@@ -32,7 +32,6 @@ from typing import Any, cast
 
 import aiohttp
 import faust
-from faust.exceptions import SameNode
 from faust.tables.manager import TableManager
 from faust.web import Request, Response, View
 from multidict import MultiMapping
@@ -53,6 +52,7 @@ from tritontube.domain import owners
 from tritontube.domain.events import VideoState
 from tritontube.domain.queries import (
     OwnerVideosPage,
+    TopicAssignment,
     TrendingAnswer,
     VideoStateBatch,
     WorkerCluster,
@@ -72,10 +72,11 @@ RETRY_AFTER = "2"
 
 
 def is_ready(app: faust.App) -> bool:
-    """Partitions assigned and every table recovered: reads now see the full state."""
+    """Not rebalancing and every table recovered: reads now see the full state. A worker may
+    own no partition at all (more workers than a sticky assignment hands out); it is ready
+    all the same and forwards every read to the owners."""
     return (
         not app.rebalancing
-        and bool(app.consumer.assignment())
         and cast(TableManager, app.tables).recovery.completed.is_set()
         and not app.in_recovery
     )
@@ -134,10 +135,18 @@ class Queries:
         return url
 
     def cluster(self) -> WorkerCluster:
-        metadata: Mapping[str, Mapping[str, list[int]]] = self.app.router.tables_metadata()
+        tables: Mapping[str, Mapping[str, list[int]]] = self.app.router.tables_metadata()
+        topics: Mapping[str, Mapping[str, list[int]]] = self.app.router.external_topics_metadata()
         members = tuple(
-            WorkerMember(url=url, partitions=tuple(sorted({p for ps in tps.values() for p in ps})))
-            for url, tps in sorted(metadata.items())
+            WorkerMember(
+                url=url,
+                partitions=tuple(sorted({p for ps in tables.get(url, {}).values() for p in ps})),
+                topics=tuple(
+                    TopicAssignment(topic, tuple(sorted(ps)))
+                    for topic, ps in sorted({**tables.get(url, {}), **topics.get(url, {})}.items())
+                ),
+            )
+            for url in sorted({*tables, *topics})
         )
         return WorkerCluster(
             app_id=self.settings.worker.app_id,
@@ -426,4 +435,4 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
     return queries
 
 
-__all__ = ["AVRO_CONTENT_TYPE", "Queries", "SameNode", "is_ready", "register"]
+__all__ = ["AVRO_CONTENT_TYPE", "Queries", "is_ready", "register"]

@@ -13,6 +13,7 @@ from tritontube.domain.events import VideoState
 
 __all__ = [
     "OwnerVideosPage",
+    "TopicAssignment",
     "TrendingAnswer",
     "TrendingEntry",
     "VideoState",
@@ -44,9 +45,19 @@ class TrendingAnswer:
 
 
 @dataclass(frozen=True)
+class TopicAssignment:
+    topic: str
+    partitions: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class WorkerMember:
     url: str
-    partitions: tuple[int, ...] = ()
+    partitions: tuple[int, ...] = ()  # of the tables (co-partitioned with their inputs)
+    topics: tuple[TopicAssignment, ...] = ()
+
+    def owns(self, topic: str, partition: int) -> bool:
+        return any(t.topic == topic and partition in t.partitions for t in self.topics)
 
 
 @dataclass(frozen=True)

@@ -345,7 +345,7 @@ async def _candidates(
     for d in docs.values():
         if is_searchable(d):
             out.append(_from_doc(d, signals.trending, cowatch.get(d.video_id, 0)))
-            shown[d.video_id] = _doc_json(d)
+            shown[d.video_id] = doc_json(d)
     return out, shown
 
 
@@ -355,7 +355,7 @@ def _hit_display(hit: SearchHit) -> dict[str, Any]:
     return shown
 
 
-def _doc_json(doc: VideoDocument) -> dict[str, Any]:
+def doc_json(doc: VideoDocument) -> dict[str, Any]:
     return {
         "videoId": doc.video_id,
         "title": doc.title,

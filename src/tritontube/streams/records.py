@@ -53,6 +53,7 @@ RECORD_TYPES: dict[str, type[Any]] = {
         queries.VideoStateBatch,
         queries.OwnerVideosPage,
         queries.TrendingAnswer,
+        queries.TopicAssignment,
         queries.WorkerMember,
         queries.WorkerCluster,
     )
