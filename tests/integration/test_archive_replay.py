@@ -191,7 +191,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
             assert original == hits
 
         # Byte-exact copy of a time range into a new topic.
-        copy = engine.TopicTarget(settings.kafka, "uploads.copy")
+        copy = engine.TopicTarget(settings.kafka, "uploads.copy", execute=True)
         since = Selection((catalogue.UPLOADS.name,), since=NOW - timedelta(hours=1))
         summary = await engine.run_replay(
             TopicSource(settings.kafka, since), copy, engine.Summary("topics", "copy")
