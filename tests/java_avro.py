@@ -29,6 +29,8 @@ CLASSPATH = [
         "slf4j-nop.jar",
     )
 ]
+#: A short-lived JVM starts about a third faster with only the first JIT tier and serial GC.
+FAST_START = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
 INSTALL_HINT = "run tools/install-system-deps.sh (Debian libavro-java and a JDK)"
 
 
@@ -49,7 +51,7 @@ def java_decode(
     """
     lines = "".join(f"{label}\t{data.hex()}\n" for label, data in messages)
     result = subprocess.run(
-        ["java", "-cp", classpath(), str(DECODER), str(schema_dir)],
+        ["java", *FAST_START, "-cp", classpath(), str(DECODER), str(schema_dir)],
         input=lines,
         capture_output=True,
         text=True,

@@ -209,25 +209,19 @@ def test_avro_java_decodes_every_message_our_codec_writes(
 ) -> None:
     ours = [(f"new/{n}", codec.encode(n, expected_value(registry, n))) for n in java_goldens()]
     legacy = [(f"old/{p.stem}", p.read_bytes()) for p in sorted(GOLDEN.glob("*.v1.bin"))]
-    results, summary = java_decode(schema_dir(), [*ours, *legacy])
-    assert [r["label"] for r in results] == [label for label, _ in [*ours, *legacy]]
-    errors = [r for r in results if "error" in r]
-    assert not errors, errors
+    bad = [("bad/garbage", b"not avro"), ("bad/unknown", MAGIC + b"\x00" * 8 + b"\x02")]
+    messages = [*ours, *legacy, *bad]  # one JVM run: it is the slow part
+    results, summary = java_decode(schema_dir(), messages)
+    assert [r["label"] for r in results] == [label for label, _ in messages]
+    assert [r["label"] for r in results if "error" in r] == [label for label, _ in bad]
     assert (
-        f"decoded {len(ours)} (spec byte order), {len(legacy)} (legacy byte order), failed 0"
-        in (summary)
+        f"decoded {len(ours)} (spec byte order), {len(legacy)} (legacy byte order), failed 2"
+        in summary
     )
-    for result, (label, data) in zip(results, [*ours, *legacy], strict=True):
+    for result, (label, data) in zip(results, [*ours, *legacy], strict=False):
         assert result["legacy"] == label.startswith("old/")
         mine = codec.decode(data)
         assert result["record"] == f"tritontube.events.{mine.name}"
         text = json.dumps(result["value"])
         (theirs,) = list(fastavro.json_reader(io.StringIO(text), registry.schema(mine.name)))
         assert theirs == mine.value, label
-
-
-def test_avro_java_reports_what_it_cannot_decode() -> None:
-    bad = [("garbage", b"not avro"), ("unknown", MAGIC + b"\x00" * 8 + b"\x02")]
-    results, summary = java_decode(schema_dir(), bad)
-    assert [("error" in r) for r in results] == [True, True]
-    assert "failed 2" in summary
