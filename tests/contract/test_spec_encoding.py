@@ -36,6 +36,12 @@ from tritontube.streams.codec import (
 GOLDEN = Path(__file__).parent / "golden"
 SPEC = GOLDEN / "spec"
 SPEC_INT_FINGERPRINT = "8f5c393f1ad57572"  # the specification's example, "int"
+#: Goldens written before issue 21 (fingerprint reversed), listed once: new ones are spec order.
+PRE_ISSUE_21 = [
+    GOLDEN / line
+    for line in (GOLDEN / "pre-issue-21.txt").read_text().splitlines()
+    if line and not line.startswith("#")
+]
 REGEN = "write golden/spec/<Name>.avro.json and run golden/spec/EncodeGolden.java (see its header)"
 
 
@@ -141,7 +147,7 @@ def test_apache_python_agrees_where_its_canonical_form_does(
 # -- legacy byte order ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("golden", sorted(GOLDEN.glob("*.v1.bin")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("golden", PRE_ISSUE_21, ids=lambda p: p.stem)
 def test_pre_issue_21_messages_decode_as_legacy_and_convert_to_spec_order(
     codec: AvroCodec, registry: SchemaRegistry, golden: Path
 ) -> None:
@@ -208,7 +214,7 @@ def test_avro_java_decodes_every_message_our_codec_writes(
     codec: AvroCodec, registry: SchemaRegistry
 ) -> None:
     ours = [(f"new/{n}", codec.encode(n, expected_value(registry, n))) for n in java_goldens()]
-    legacy = [(f"old/{p.stem}", p.read_bytes()) for p in sorted(GOLDEN.glob("*.v1.bin"))]
+    legacy = [(f"old/{p.stem}", p.read_bytes()) for p in PRE_ISSUE_21]
     bad = [("bad/garbage", b"not avro"), ("bad/unknown", MAGIC + b"\x00" * 8 + b"\x02")]
     messages = [*ours, *legacy, *bad]  # one JVM run: it is the slow part
     results, summary = java_decode(schema_dir(), messages)
