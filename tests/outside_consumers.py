@@ -2,9 +2,10 @@
 
 ``read_with_librdkafka`` uses librdkafka through ``confluent-kafka`` (PyPI; librdkafka 2.x is
 bundled in its wheel — Debian's librdkafka 2.0.2 / ``kcat`` cannot talk to the embedded broker);
-``read_with_aiokafka`` uses aiokafka *without* ``streams.broker_compat``. Both assign every
-partition from the beginning and read until the broker has been idle for ``idle`` seconds —
-never up to the broker's "end offset", which the embedded broker answers wrongly (docs/topics.md).
+``read_with_aiokafka`` uses aiokafka. Both assign every partition from the beginning and read
+until the broker has been idle for ``idle`` seconds — never up to the broker's "end offset",
+which the embedded broker answers wrongly (docs/topics.md) — so neither depends on whether
+``streams.broker_compat`` is applied in this process.
 Import as ``from outside_consumers import ...`` (this folder is on ``sys.path``, see helpers.py).
 """
 
@@ -65,7 +66,7 @@ def read_with_librdkafka(
 
 
 async def read_with_aiokafka(bootstrap: str, *, idle: float = 3.0) -> list[Message]:
-    """Every message of every topic, with plain aiokafka (no broker_compat)."""
+    """Every message of every topic, with aiokafka."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest",
