@@ -204,7 +204,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
         assert sorted(values) == sorted(v for _, v in uploads)
 
         # Outside consumers. librdkafka (read second: the worker may still be writing) sees
-        # everything plain aiokafka saw, on every topic; Avro Java decodes every value on
+        # everything aiokafka saw, on every topic; Avro Java decodes every value on
         # every topic and in the archive (JSON table changelogs aside, see JSON_TABLES).
         seen = await read_with_aiokafka(bootstrap, idle=2.0)
         rdkafka = await asyncio.to_thread(read_with_librdkafka, bootstrap, idle=2.0)
