@@ -140,7 +140,10 @@ def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem)
     versions = ", ".join(compat_check.history_versions()) or "none"
-    print(f"{len(problems)} incompatibilities (history versions checked: {versions})")
+    files = len(compat_check.schema_files())
+    print(
+        f"{len(problems)} problems in {files} schema files (history versions checked: {versions})"
+    )
     return 1 if problems else 0
 
 

@@ -1,9 +1,11 @@
 """Archive, replay, rebuild and restore against the real broker, object store and worker.
 
 One pipeline run serves several checks (services are slow to start on a shared box): the
-archive decodes with plain fastavro; a rebuild from the archive and from the topics reproduces
-the worker's states and the search results; a byte-exact copy into a new topic; and a stop and
-start of the embedded stack restores history without re-running side effects.
+archive decodes with plain fastavro; outside consumers read it all (librdkafka reads every
+topic, Apache Avro Java decodes every message on every topic and in the archive); a rebuild
+from the archive and from the topics reproduces the worker's states and the search results; a
+byte-exact copy into a new topic; and a stop and start of the embedded stack restores history
+without re-running side effects.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import fastavro
 import pytest
 
 from helpers import completion, owned_videos, produce, read_topic, session, wait_for
+from java_avro import java_decode
+from outside_consumers import Message, read_with_aiokafka, read_with_librdkafka
 from tritontube.deps import build_deps
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import Rendition, TranscodeSucceeded, WatchEvent
@@ -30,6 +34,7 @@ from tritontube.replay.sources import ArchiveSource, Selection, TopicSource
 from tritontube.settings import ArchiveSettings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import archive, catalogue
+from tritontube.streams.codec import schema_dir
 from tritontube.streams.records import EventCodec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -73,6 +78,25 @@ async def archived_counts(store: S3ObjectStore, prefix: str) -> Counter[str]:
     for f in files:
         counts[f.topic] += f.end_offset - f.start_offset + 1
     return counts
+
+
+GARBAGE = b"not avro"  # produced on watch-events: dead-lettered, and no decoder reads it
+
+
+def check_with_avro_java(app_id: str, messages: list[Message]) -> dict[str, int]:
+    """Decode every value with Avro Java (table changelogs included: their values are Avro
+    too); returns the values decoded per topic."""
+    labelled = [(f"{m.topic}/{m.partition}/{m.offset}", m.value) for m in messages if m.value]
+    results, _ = java_decode(schema_dir(), labelled)
+    decoded: Counter[str] = Counter()
+    for (label, value), result in zip(labelled, results, strict=True):
+        topic = label.rsplit("/", 2)[0]
+        if "error" not in result and not result["legacy"]:
+            decoded[topic] += 1
+        else:
+            assert value == GARBAGE, (label, result)
+            assert topic == catalogue.WATCH_EVENTS.name and "error" in result, label
+    return dict(decoded)
 
 
 async def rebuild_from(source: Any) -> rebuild.Rebuild:
@@ -128,7 +152,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     await produce(
         bootstrap,
         catalogue.WATCH_EVENTS.name,
-        [(watch(i).video_id, codec.encode(watch(i))) for i in range(WATCHES)],
+        [(watch(i).video_id, codec.encode(watch(i))) for i in range(WATCHES)] + [("v0", GARBAGE)],
     )
 
     def settled() -> Any:
@@ -149,8 +173,9 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
         want = {
             catalogue.UPLOADS.name: 2 * VIDEOS,
             catalogue.TRANSCODE_PROGRESS.name: len(ready),
-            catalogue.WATCH_EVENTS.name: WATCHES,
+            catalogue.WATCH_EVENTS.name: WATCHES + 1,
             catalogue.TRANSCODE_JOBS.name: VIDEOS,
+            catalogue.WATCH_EVENTS.dlq: 1,
         }
 
         async def archived() -> bool:
@@ -170,6 +195,32 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
             rows = list(fastavro.reader(io.BytesIO(await store.get_bytes(obj.key))))
             values += [row["value"] for row in rows]
         assert sorted(values) == sorted(v for _, v in uploads)
+
+        # Outside consumers. librdkafka (read second: the worker may still be writing) sees
+        # everything aiokafka saw, on every topic; Avro Java decodes every value on
+        # every topic and in the archive, table changelogs included.
+        seen = await read_with_aiokafka(bootstrap, idle=2.0)
+        rdkafka = await asyncio.to_thread(read_with_librdkafka, bootstrap, idle=2.0)
+        assert set(seen) <= set(rdkafka)
+        on_topics = Counter(m.topic for m in rdkafka)
+        assert {t: on_topics[t] for t in want} == want
+        app_id = settings.worker.app_id
+        decoded = check_with_avro_java(app_id, rdkafka)
+        garbage = Counter({catalogue.WATCH_EVENTS.name: 1})
+        for topic in {t for spec in catalogue.TOPICS for t in (spec.name, spec.dlq)}:
+            assert decoded.get(topic, 0) == on_topics[topic] - garbage[topic], topic
+        assert decoded[catalogue.VIDEO_STATE.name] >= VIDEOS
+        assert decoded[catalogue.VIDEO_STATS.name] >= 1
+        assert decoded[f"{app_id}-video_state-changelog"] >= VIDEOS
+        in_archive = []
+        for obj in await store.list(prefix):
+            if obj.key.endswith(".avro"):
+                rows = archive.decode_file(await store.get_bytes(obj.key))
+                in_archive += [
+                    Message(r.topic, r.partition, r.offset, r.key, r.value) for r in rows
+                ]
+        archived_decoded = check_with_avro_java(app_id, in_archive)
+        assert {t: archived_decoded.get(t, 0) + garbage[t] for t in want} == want
 
         # Rebuild from the archive and from the live topics: the worker's states exactly.
         topics = rebuild.input_topics()
@@ -191,7 +242,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
             assert original == hits
 
         # Byte-exact copy of a time range into a new topic.
-        copy = engine.TopicTarget(settings.kafka, "uploads.copy")
+        copy = engine.TopicTarget(settings.kafka, "uploads.copy", execute=True)
         since = Selection((catalogue.UPLOADS.name,), since=NOW - timedelta(hours=1))
         summary = await engine.run_replay(
             TopicSource(settings.kafka, since), copy, engine.Summary("topics", "copy")

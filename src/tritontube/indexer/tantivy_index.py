@@ -138,7 +138,7 @@ class TantivyIndex:
                 raise
             raise IndexSchemaError(
                 f"the tantivy index at {self._path} was built with another schema: remove the "
-                "directory and rebuild it (`tritontube replay --rebuild`, or replay the "
+                "directory and rebuild it (`tritontube replay --rebuild --execute`, or replay the "
                 "indexer's input topics)"
             ) from exc
         index.register_tokenizer(TEXT_TOKENIZER, text_analyzer())
