@@ -236,6 +236,25 @@ async def test_playback_info_has_the_contract_shape_and_signed_urls(
     assert T0 + timedelta(seconds=TTL) <= expires < T0 + timedelta(seconds=TTL + 60)
 
 
+@pytest.mark.parametrize("public_url", [None, "https://tube.example/"])
+async def test_signed_urls_are_built_on_the_settings_never_on_the_host_header(
+    aiohttp_client: ClientFactory, settings: Settings, deps: Deps, public_url: str | None
+) -> None:
+    http = settings.http.model_copy(update={"public_url": public_url})
+    configured = settings.model_copy(update={"http": http})
+    client = await aiohttp_client(create_http_app(configured, deps))
+    resp = await client.get(
+        "/v1/videos/pub/playbackInfo",
+        headers={**auth(settings, "bob"), "Host": "evil.example", "X-Forwarded-Host": "evil"},
+    )
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    base = "https://tube.example" if public_url else f"http://127.0.0.1:{settings.http.port}"
+    for url in (body["manifestUrl"], body["thumbnailUrl"]):
+        assert url.startswith(f"{base}/media/"), url
+        assert "evil" not in url
+
+
 async def test_playable_as_soon_as_the_first_rendition_is_ready(
     client: TestClient,
     settings: Settings,  # type: ignore[type-arg]

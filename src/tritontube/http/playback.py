@@ -77,8 +77,9 @@ async def load_viewable(request: web.Request, video_id: str) -> dict[str, Any]:
 
 
 def base_url(request: web.Request) -> str:
-    public = request.app[keys.SETTINGS].http.public_url
-    return public.rstrip("/") if public else f"{request.scheme}://{request.host}"
+    """Where users reach the API, from the settings: never the request's ``Host`` header,
+    which the client chooses (``Host: evil.example`` would sign URLs to another site)."""
+    return request.app[keys.SETTINGS].http.base_url
 
 
 async def thumbnail_url(
