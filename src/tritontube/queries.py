@@ -78,12 +78,20 @@ class SearchParams(QueryModel):
 
     repeatable: ClassVar[frozenset[str]] = frozenset({"tags"})
 
-    q: str = Field("", max_length=MAX_QUERY_CHARS)
-    tags: tuple[str, ...] = ()
-    owner: str | None = Field(None, max_length=128)
-    sort: SortOrder = "relevance"
-    page_size: QueryInt = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, alias="pageSize")
-    page_token: SearchToken | None = Field(None, alias="pageToken")
+    q: str = Field(
+        "", max_length=MAX_QUERY_CHARS, description=f"Query text, at most {MAX_QUERY_TERMS} words."
+    )
+    tags: tuple[str, ...] = Field(
+        (), description="Tags that must all match (repeat the parameter and/or comma-separate)."
+    )
+    owner: str | None = Field(None, max_length=128, description="`me` or a user name.")
+    sort: SortOrder = Field("relevance", description="Ordering.")
+    page_size: QueryInt = Field(
+        DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, alias="pageSize", description="Page size."
+    )
+    page_token: SearchToken | None = Field(
+        None, alias="pageToken", description="`nextPageToken` of the previous page."
+    )
 
     _blank_token = field_validator("page_token", mode="before")(_blank_is_none)
 
@@ -145,7 +153,9 @@ SEARCH_WIRE_NAMES = {name: field.alias or name for name, field in SearchParams.m
 class RecommendationsParams(QueryModel):
     """``GET /v1/videos:recommendations``."""
 
-    video_id: VideoId | None = Field(None, alias="videoId")
-    page_size: QueryInt = Field(DEFAULT_PAGE_SIZE, ge=1, le=MAX_RECOMMENDATIONS, alias="pageSize")
+    video_id: VideoId | None = Field(None, alias="videoId", description="The video being watched.")
+    page_size: QueryInt = Field(
+        DEFAULT_PAGE_SIZE, ge=1, le=MAX_RECOMMENDATIONS, alias="pageSize", description="Results."
+    )
 
     _blank_video = field_validator("video_id", mode="before")(_blank_is_none)

@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 document of the whole HTTP API, served at ``GET /openapi.json``.
 
-Request bodies come from the handlers' own pydantic models (one source of truth); responses
+Request bodies and query parameters come from the pydantic models that validate them (one
+source of truth: ``http/uploads.py``, ``http/watch.py``, ``tritontube/queries.py``); responses
 are written out here. ``tests/fuzz/test_openapi_schemathesis.py`` drives the API from this
 document and checks every answer against it, and ``tests/component/test_openapi.py`` checks
 that every route registered in ``create_http_app`` is described.
@@ -22,10 +23,16 @@ from tritontube.http.uploads import (
     UploadUrlRequest,
 )
 from tritontube.http.watch import MAX_BATCH, WatchEventBatch, WatchEventIn
+from tritontube.queries import (
+    VIDEO_ID_PATTERN,
+    QueryModel,
+    RecommendationsParams,
+    SearchParams,
+)
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
-VIDEO_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+VIDEO_ID = {"type": "string", "pattern": VIDEO_ID_PATTERN}
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_NUM = {"type": ["number", "null"]}
 TIMESTAMP = {"type": "string"}
@@ -278,6 +285,34 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 _PAGE_TOKEN = _query("pageToken", {"type": "string"}, "Token from a previous page.")
+
+
+def query_parameters(model: type[QueryModel]) -> list[dict[str, Any]]:
+    """The query parameters of an endpoint, from its query model (the rules it enforces)."""
+    schema = model.model_json_schema(by_alias=True)
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k not in ("title", "description")}
+        # A query string has no null: "absent" is how a client leaves it out.
+        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+        if variants:
+            prop.update(variants[0])
+        if prop.get("default") is None:
+            prop.pop("default", None)
+        param: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+            "description": schema["properties"][name].get("description", ""),
+        }
+        if prop.get("type") == "array":
+            param["explode"] = True
+        out.append(param)
+    return out
+
+
 _AUTHED = (401, 429, 503)
 
 
@@ -408,27 +443,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "searchVideos",
                 "summary": "Full-text search over READY public videos (cursor pagination)",
-                "parameters": [
-                    _query("q", {"type": "string", "maxLength": 200}, "Query text."),
-                    {
-                        "name": "tags",
-                        "in": "query",
-                        "required": False,
-                        "explode": True,
-                        "schema": {"type": "array", "items": {"type": "string"}},
-                        "description": "Tags that must all match (repeat or comma-separate).",
-                    },
-                    _query("owner", {"type": "string"}, "`me` or a user name."),
-                    _query(
-                        "sort",
-                        {"type": "string", "enum": ["relevance", "views", "recent"]},
-                        "Ordering.",
-                    ),
-                    _query(
-                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 100}, "Page size."
-                    ),
-                    _PAGE_TOKEN,
-                ],
+                "parameters": query_parameters(SearchParams),
                 "responses": {**_ok("SearchPage"), **_problems(*_AUTHED, 422)},
             }
         },
@@ -436,12 +451,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "recommendations",
                 "summary": "Videos to watch next (for the caller, optionally after a video)",
-                "parameters": [
-                    _query("videoId", VIDEO_ID, "The video being watched."),
-                    _query(
-                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 50}, "Results."
-                    ),
-                ],
+                "parameters": query_parameters(RecommendationsParams),
                 "responses": {**_ok("Recommendations"), **_problems(*_AUTHED, 404, 422)},
             }
         },
