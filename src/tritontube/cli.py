@@ -10,22 +10,23 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tritontube.settings import Settings
 
 log = logging.getLogger("tritontube")
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _configure_logging(settings: Settings) -> dict[str, Any]:
+    from tritontube import logs
+
+    return logs.configure(settings.log_level, settings.log_format)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
+    from tritontube import logs
     from tritontube.agents.app import create_worker_app
     from tritontube.deps import build_deps
 
@@ -33,7 +34,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         worker_app = create_worker_app(settings, deps)
         worker = Worker(
-            worker_app.app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
+            worker_app.app,
+            loglevel=settings.log_level.lower(),
+            quiet=True,
+            redirect_stdouts=False,
+            # mode sets logging up again at start: with our document, not its coloured text.
+            logging_config=logs.logging_config(settings.log_level, settings.log_format),
         )
         worker.execute_from_commandline()
     finally:

@@ -401,6 +401,13 @@ class Settings(BaseSettings):
         description="Root of the embedded stack's on-disk state (object store, search index).",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["json", "console"] = Field(
+        "json",
+        description=(
+            "`json`: one JSON object per line with bound fields (video_id, job_id, topic, "
+            "partition, offset, request_id); `console`: the same for a terminal."
+        ),
+    )
     dev_mode: bool = Field(
         False,
         description=(

@@ -226,7 +226,7 @@ _RESPONSES: dict[str, dict[str, Any]] = {
 }
 
 _DESCRIPTIONS = {
-    400: "Malformed request (unparsable JSON, nesting too deep).",
+    400: "Malformed request (unparsable JSON, nesting too deep, a malformed HTTP message).",
     401: "Missing, invalid or expired bearer token.",
     403: "Forbidden (an invalid or expired signed media URL).",
     404: "No such video, or not visible to the caller.",
@@ -234,11 +234,13 @@ _DESCRIPTIONS = {
     410: "The upload session has expired.",
     412: "If-Match does not match the session's etag.",
     413: "Body or declared upload size too large.",
+    414: "Request line (path and query) longer than the server reads.",
     415: "Unsupported media type.",
     416: "Range not satisfiable.",
     422: "Invalid field or parameter; `errors` names each one.",
     428: "If-Match is required.",
     429: "Rate limit exceeded; retry after `Retry-After` seconds.",
+    431: "A request header longer than the server reads.",
     503: "A backing service is unavailable; retry after `Retry-After` seconds.",
 }
 _RETRY_AFTER = {
@@ -547,6 +549,20 @@ def _request_schemas() -> dict[str, Any]:
     return schemas
 
 
+# What the HTTP server itself answers to any request it cannot parse (``http/server.py``).
+_PROTOCOL_ERRORS = (400, 414, 431)
+
+
+def _with_protocol_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation may meet a request the HTTP parser refuses: a malformed header, a
+    request line or header over the parser's limits. Those answers are problems too."""
+    for operations in paths.values():
+        for operation in operations.values():
+            for code, response in _problems(*_PROTOCOL_ERRORS).items():
+                operation["responses"].setdefault(code, response)
+    return paths
+
+
 @cache
 def build_document() -> dict[str, Any]:
     return {
@@ -562,7 +578,7 @@ def build_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": _with_protocol_errors(_paths()),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

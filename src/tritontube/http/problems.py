@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -12,21 +11,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
+from tritontube.logs import printable
+
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-MAX_LOGGED_CHARS = 200
-# C0 and C1 controls, DEL, and the Unicode line/paragraph separators: anything that could
-# start a new line (or rewrite one) in a log viewer.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def printable(text: str, limit: int = MAX_LOGGED_CHARS) -> str:
-    """``text`` safe for a log line: controls as ``\\xNN``/``\\uNNNN``, cut at ``limit``."""
-    cut = text[:limit]
-    safe = _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), cut)
-    return safe + ("..." if len(text) > limit else "")
 
 
 def loggable_path(request: web.BaseRequest) -> str:

@@ -34,7 +34,8 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
-from tritontube.http.problems import printable, problem_response
+from tritontube.http.problems import problem_response
+from tritontube.logs import printable
 
 log = logging.getLogger(__name__)
 
