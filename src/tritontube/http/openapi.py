@@ -333,8 +333,6 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
-
-
 def query_parameters(model: type[QueryModel]) -> list[dict[str, Any]]:
     """The query parameters of an endpoint, from its query model (the rules it enforces)."""
     schema = model.model_json_schema(by_alias=True)
