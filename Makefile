@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: dev test lint typecheck bench load setup vendor clean
+.PHONY: dev test lint typecheck bench load setup vendor proto clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ WORKER_URL ?= http://127.0.0.1:6066
 LOAD_ARGS ?=
 load: $(STAMP)
 	$(PY) -m loadtest --api $(API_URL) --worker $(WORKER_URL) $(LOAD_ARGS)
+
+## Generate the Python code of proto/web.proto (grpcio-tools) into src/tritontube/v1/; commit
+## it. `make test` fails while it is stale (tests/contract/test_proto_generated.py).
+proto: $(STAMP)
+	$(PY) tools/gen_proto.py
 
 ## Copy the pinned dash.js from node_modules into the package (the copy is committed).
 DASHJS := node_modules/dashjs/dist/modern/umd/dash.all.min.js
