@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import faust
 from faust.streams import _current_event
@@ -127,6 +128,7 @@ class BatchState:
         self._dirty_sessions: dict[str, EventT] = {}
         self._dirty_videos: dict[str, EventT] = {}
         self._dirty_tops: dict[int, EventT] = {}
+        self._dropped_videos: dict[str, EventT] = {}
 
     def session(self, video_id: str, user_id: str) -> an.WatchSession | None:
         key = an.session_key(video_id, user_id)
@@ -152,6 +154,13 @@ class BatchState:
     def put_video(self, event: EventT, stats: an.VideoAnalytics) -> None:
         self._videos[stats.video_id] = stats
         self._dirty_videos[stats.video_id] = event
+        self._dropped_videos.pop(stats.video_id, None)
+
+    def drop_video(self, event: EventT, video_id: str) -> None:
+        """The video was deleted: its totals go (a tombstone in the table's changelog)."""
+        self._videos[video_id] = None
+        self._dirty_videos.pop(video_id, None)
+        self._dropped_videos[video_id] = event
 
     def put_top(self, event: EventT, partition: int, top: tuple[an.TrendingEntry, ...]) -> None:
         self._tops[partition] = top
@@ -169,6 +178,9 @@ class BatchState:
             if stats is not None:
                 with attributed_to(event):
                     t.videos.put(video_id, stats)
+        for video_id, event in self._dropped_videos.items():
+            with attributed_to(event):
+                t.videos.delete(video_id)
         for partition, event in self._dirty_tops.items():
             top = self._tops[partition]
             with attributed_to(event):
@@ -176,6 +188,7 @@ class BatchState:
         self._dirty_sessions.clear()
         self._dirty_videos.clear()
         self._dirty_tops.clear()
+        self._dropped_videos.clear()
 
 
 def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
@@ -195,9 +208,12 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
 
     async def on_stats_batch(events: Sequence[EventT]) -> None:
         batch = BatchState(tables)
-        out: list[tuple[TopicT, bytes, bytes]] = []
+        out: list[tuple[TopicT, bytes, Any]] = []
         for event in events:
             metrics.observe_consumed(STATS_AGENT, event.message.topic, event.message.timestamp)
+            if event.value is None and event.message.topic == catalogue.VIDEO_STATE.name:
+                on_deleted(batch, event, bytes(event.key or b"").decode(), out)
+                continue
             try:
                 record = deps.codec.decode(event.value, expect=STATS_INPUT)
                 if isinstance(record, WatchEvent) and record.kind not in an.KINDS:
@@ -217,7 +233,7 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
         batch: BatchState,
         event: EventT,
         watch: WatchEvent,
-        out: list[tuple[TopicT, bytes, bytes]],
+        out: list[tuple[TopicT, bytes, Any]],
     ) -> None:
         stats = batch.video(watch.video_id) or an.VideoAnalytics(video_id=watch.video_id)
         folded = an.fold_session(
@@ -237,6 +253,14 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
         metrics.VIEWS_COUNTED.inc(delta.views)
         out.append((stats_topic, watch.video_id.encode(), deps.codec.encode(public)))
         out.append((by_user_topic, watch.user_id.encode(), event.value))
+
+    def on_deleted(
+        batch: BatchState, event: EventT, video_id: str, out: list[tuple[TopicT, bytes, Any]]
+    ) -> None:
+        partition = event.message.partition
+        batch.drop_video(event, video_id)
+        batch.put_top(event, partition, an.update_top(batch.top(partition), video_id, 0.0, top_k))
+        out.append((stats_topic, video_id.encode(), None))
 
     def on_state(batch: BatchState, event: EventT, state: VideoState) -> None:
         stats = batch.video(state.video_id) or an.VideoAnalytics(video_id=state.video_id)

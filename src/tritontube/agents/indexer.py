@@ -21,7 +21,11 @@ is a materialised view: delete it and reset ``search-writer``'s offsets to rebui
 
 Videos that are not READY or not public are upserted too, as non-searchable versions, so
 they disappear from results without a hard delete and a late, older version cannot
-resurrect them.
+resurrect them. A deleted video is a hard delete: its tombstone on ``video-state`` (the state
+was purged) removes its join source and puts a tombstone on ``search-documents``, on which the
+writer deletes the document; a tombstone on ``video-stats`` (its analytics were dropped)
+removes a source that has no state. Before the tombstone the video was DELETING, which is not
+searchable, so it left search results at once.
 """
 
 from __future__ import annotations
@@ -80,18 +84,29 @@ def register(
         value_serializer="raw",
     )
 
-    async def fold(events: Sequence[EventT]) -> tuple[dict[str, SearchSource], dict[str, float]]:
-        """The batch's changed sources and, by video, the newest input's timestamp."""
-        changed: dict[str, SearchSource] = {}
+    async def fold(
+        events: Sequence[EventT],
+    ) -> tuple[dict[str, SearchSource | None], dict[str, float]]:
+        """The batch's changed sources (None: removed) and, by video, the newest input's
+        timestamp."""
+        changed: dict[str, SearchSource | None] = {}
         stamps: dict[str, float] = {}
         for event in events:
             metrics.observe_consumed(JOIN_AGENT, event.message.topic, event.message.timestamp)
+            if event.value is None:  # a tombstone: the video was deleted
+                video_id = bytes(event.key or b"").decode()
+                current = changed[video_id] if video_id in changed else sources.get(video_id)
+                gone = event.message.topic == catalogue.VIDEO_STATE.name
+                if current is not None and (gone or not current.has_state):
+                    changed[video_id] = None
+                continue
             try:
                 record = deps.codec.decode(event.value, expect=JOIN_INPUT)
             except CodecError as exc:
                 await dead_letter(topology, deps, event, exc)
                 continue
-            before = changed.get(record.video_id) or sources.get(record.video_id)
+            known = record.video_id in changed
+            before = changed[record.video_id] if known else sources.get(record.video_id)
             if isinstance(record, VideoState):
                 after = join_state(before, record)
             else:
@@ -109,19 +124,22 @@ def register(
             changed, stamps = await fold(batch)
             pending = []
             for video_id, src in changed.items():
-                doc = to_document(src)
-                if doc is not None:
+                doc = None if src is None else to_document(src)
+                if doc is not None or src is None:
                     pending.append(
                         await documents.send(
                             key=video_id.encode(),
-                            value=deps.codec.encode(doc),
+                            value=None if doc is None else deps.codec.encode(doc),
                             # The writer measures freshness from the change that caused it.
                             timestamp=stamps.get(video_id),
                         )
                     )
             await asyncio.gather(*pending)
             for video_id, src in changed.items():
-                sources.put(video_id, src)
+                if src is None:
+                    sources.delete(video_id)
+                else:
+                    sources.put(video_id, src)
 
     writer = _Writer(settings, search, deps)
 
@@ -130,19 +148,25 @@ def register(
         await _ensure_until_done(search)
         async for batch in stream.take_events(a.index_batch_size, within=a.index_batch_seconds):  # type: ignore[attr-defined]
             started = time.perf_counter()
-            docs: list[VideoDocument] = []
+            latest: dict[str, VideoDocument | None] = {}  # None: deleted
             for event in batch:
                 metrics.observe_consumed(WRITER_AGENT, event.message.topic, event.message.timestamp)
+                if event.value is None:
+                    latest[bytes(event.key or b"").decode()] = None
+                    continue
                 try:
-                    docs.append(deps.codec.decode_as(event.value, VideoDocument))
+                    doc = deps.codec.decode_as(event.value, VideoDocument)
                 except CodecError as exc:
                     await dead_letter(topology, deps, event, exc)
-            if not docs:
+                    continue
+                latest.pop(doc.video_id, None)  # keep the batch's order of the last change
+                latest[doc.video_id] = doc
+            if not latest:
                 continue
             try:
-                applied = await writer.upsert(docs, before=batch[0].message.offset)
+                applied = await writer.write(latest, before=batch[0].message.offset)
             except SearchWriteError as exc:
-                log.error("search backend rejected a batch of %d document(s): %s", len(docs), exc)
+                log.error("search backend rejected a batch of %d document(s): %s", len(latest), exc)
                 for event in batch:
                     await dead_letter(topology, deps, event, exc)
                 continue
@@ -171,8 +195,9 @@ class _Writer:
         self.search = search
         self.deps = deps
 
-    async def upsert(self, docs: list[VideoDocument], *, before: int) -> int:
-        """At-least-once: returns once the index has taken ``docs``."""
+    async def write(self, latest: dict[str, VideoDocument | None], *, before: int) -> int:
+        """At-least-once: returns once the index has taken every document of ``latest`` and
+        deleted every id it maps to None."""
         delay = 0.1
         outage = False
         while True:
@@ -181,7 +206,7 @@ class _Writer:
                     await self.search.ensure()
                     restored = await self.rebuild(before)
                     log.info("search backend back: re-indexed %d document(s)", restored)
-                return await self.search.upsert(docs)
+                return await apply_latest(self.search, latest)
             except SearchWriterBusy as exc:
                 log.info("index writer busy, retrying in %.1fs: %s", delay, exc)
             except SearchUnavailable as exc:
@@ -205,18 +230,33 @@ class _Writer:
             while await consumer.position(tp) < before:
                 fetched = await consumer.getmany(tp, timeout_ms=_REBUILD_POLL_MS, max_records=2000)
                 records = [r for r in fetched.get(tp, []) if r.offset < before]
-                docs = []
+                latest: dict[str, VideoDocument | None] = {}
                 for record in records:
+                    if record.value is None:  # a deleted video's tombstone
+                        latest[bytes(record.key or b"").decode()] = None
+                        continue
                     try:
-                        docs.append(self.deps.codec.decode_as(record.value, VideoDocument))
+                        doc = self.deps.codec.decode_as(record.value, VideoDocument)
                     except CodecError:
                         continue  # dead-lettered when it was first consumed
-                applied += await self.search.upsert(docs)
+                    latest[doc.video_id] = doc
+                applied += await apply_latest(self.search, latest)
                 if not fetched:
                     break  # nothing more to read (retention removed the rest)
         finally:
             await consumer.stop()
         return applied
+
+
+async def apply_latest(search: SearchIndex, latest: dict[str, VideoDocument | None]) -> int:
+    """Upsert the documents of ``latest`` and delete the ids it maps to None; how many
+    documents were applied."""
+    gone = [video_id for video_id, doc in latest.items() if doc is None]
+    docs = [doc for doc in latest.values() if doc is not None]
+    applied = await search.upsert(docs) if docs else 0
+    if gone:
+        await search.delete(gone)
+    return applied
 
 
 async def _ensure_until_done(search: SearchIndex) -> None:

@@ -1,10 +1,11 @@
 """The owner-index agent: ``video-state-by-owner`` -> the ``owner_videos`` table.
 
-The video-state agent forwards each video's first state keyed by its owner, so all of one
-owner's videos arrive in one partition of this topic, whichever partitions their states live
-in. This agent folds them into one :class:`~tritontube.domain.owners.OwnerVideos` per owner
-(``domain.owners``: newest first, idempotent under redelivery), which the owner listing reads
-with one routed key read (``agents.queries``).
+The video-state agent forwards each video's first state keyed by its owner (and its
+``VideoDeleted`` when the owner deletes it), so all of one owner's videos arrive in one
+partition of this topic, whichever partitions their states live in. This agent folds them
+into one :class:`~tritontube.domain.owners.OwnerVideos` per owner (``domain.owners``: newest
+first, idempotent under redelivery), which the owner listing reads with one routed key read
+(``agents.queries``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import OWNER_VIDEOS_TABLE, Topology
 from tritontube.deps import Deps
 from tritontube.domain import owners
-from tritontube.domain.events import VideoState
+from tritontube.domain.events import VideoDeleted, VideoState
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
 
 AGENT_NAME = "owner-index"
+INPUT_RECORDS = catalogue.VIDEO_STATE_BY_OWNER.records
 
 
 def register(app: faust.App, topology: Topology, deps: Deps) -> None:
@@ -33,11 +35,16 @@ def register(app: faust.App, topology: Topology, deps: Deps) -> None:
         async for event in stream.events():
             metrics.observe_consumed(AGENT_NAME, event.message.topic, event.message.timestamp)
             try:
-                state = deps.codec.decode_as(event.value, VideoState)
+                record: VideoState | VideoDeleted = deps.codec.decode(
+                    event.value, expect=INPUT_RECORDS
+                )
             except CodecError as exc:
                 await dead_letter(topology, deps, event, exc)
                 continue
-            before = table.get(state.owner)
-            after = owners.add_video(before, state.owner, state.video_id, state.created_at)
-            if after is not before:
-                table.put(state.owner, after)
+            before = table.get(record.owner)
+            if isinstance(record, VideoDeleted):
+                after = owners.remove_video(before, record.video_id)
+            else:
+                after = owners.add_video(before, record.owner, record.video_id, record.created_at)
+            if after is not None and after is not before:
+                table.put(record.owner, after)

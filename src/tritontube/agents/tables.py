@@ -45,6 +45,12 @@ class TypedTable(Generic[T]):
     def put(self, key: str, value: T) -> None:
         self.table[key.encode()] = self.codec.encode(value)
 
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (a tombstone in the changelog); a missing key is not an error."""
+        raw = key.encode()
+        if raw in self.table:
+            del self.table[raw]
+
     def active_partitions(self, app: faust.App) -> set[int]:
         """The partitions of this table's changelog this worker owns as an active."""
         topic = self.changelog_topic

@@ -7,6 +7,13 @@ events, so duplicates of UploadCompleted never start a second job. A video's fir
 also forwarded, keyed by its owner, to ``video-state-by-owner`` (the owner listing's input,
 ``agents.owners``).
 
+Deleting a video takes two events, both on ``uploads``: ``VideoDeleted`` (from the API) makes
+it DELETING, which every reader treats as gone, and is forwarded by owner so the listing drops
+it; the agent then removes the video's objects (media, poster, source) and publishes
+``VideoPurged``, whose fold removes the state: a tombstone in the table's changelog and on
+``video-state``. A purge the store refused is tried again by the periodic scan, so a DELETING
+video never stays behind.
+
 The expiry scan runs on every worker over the partitions that worker owns as an active, so
 each session is looked at once per scan whatever the number of workers (standby copies of
 other partitions are never acted on).
@@ -26,7 +33,7 @@ from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import Topology
 from tritontube.deps import Deps
 from tritontube.domain import video
-from tritontube.domain.events import VideoState
+from tritontube.domain.events import VideoDeleted, VideoPurged, VideoState
 from tritontube.settings import Settings
 from tritontube.storage.port import ObjectStoreError
 from tritontube.streams import catalogue
@@ -61,7 +68,14 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
                 continue
             before = read_state(topology, deps, change.video_id)
             after = video.apply(before, change)
-            if after is None or after is before:
+            if after is None:
+                if before is not None:  # purged: tombstones in the table and on the topic
+                    key = before.video_id.encode()
+                    del topology.video_state[key]
+                    await topology.topic(catalogue.VIDEO_STATE).send(key=key, value=None)
+                    log.info("video %s: %s -> removed", before.video_id, before.status)
+                continue
+            if after is before:
                 continue
             if before is None or before.status != after.status:
                 log.info(
@@ -92,17 +106,68 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
                 )
             if after.status == video.Status.EXPIRED:
                 await _remove_partial_upload(deps, after)
+            if isinstance(change, VideoDeleted):
+                await topology.topic(catalogue.VIDEO_STATE_BY_OWNER).send(
+                    key=after.owner.encode(), value=event.value
+                )
+                await purge(topology, deps, after)
 
     @app.timer(interval=settings.upload.expiry_scan_seconds, name="upload-session-expiry")
     async def expire_sessions() -> None:
-        """Abandoned sessions become EXPIRED (an event, folded like any other)."""
+        """Abandoned sessions become EXPIRED (an event, folded like any other); deleted
+        videos whose purge failed are purged again."""
         now = deps.clock.now()
         for _, state in states.active_items(app, settings.kafka.partitions):
+            if state.status == video.Status.DELETING:
+                if (now - state.updated_at).total_seconds() >= PURGE_RETRY_SECONDS:
+                    await purge(topology, deps, state)
+                continue
             expired = video.expire_if_due(state, now, uuid.uuid4().hex)
             if expired is not None:
                 await topology.topic(catalogue.UPLOADS).send(
                     key=state.video_id.encode(), value=deps.codec.encode(expired)
                 )
+
+
+PURGE_RETRY_SECONDS = 10.0
+
+
+def object_keys(state: VideoState) -> tuple[list[str], list[str]]:
+    """A video's objects: the prefixes it owns (media with its poster, upload source) and the
+    keys its state names outside them."""
+    prefixes = [video.media_prefix(state.video_id), video.upload_prefix(state.video_id)]
+    keys = [
+        k
+        for k in (state.source_key, state.thumbnail_key, state.manifest_key)
+        if k and not any(k.startswith(p) for p in prefixes)
+    ]
+    return prefixes, keys
+
+
+async def purge(topology: Topology, deps: Deps, state: VideoState) -> None:
+    """Remove a DELETING video's objects, then publish ``VideoPurged`` (its fold removes the
+    state). When the store refuses, the state stays DELETING and the scan tries again."""
+    prefixes, keys = object_keys(state)
+    try:
+        removed = 0
+        for prefix in prefixes:
+            removed += await deps.object_store.delete_prefix(prefix)
+        if keys:
+            await deps.object_store.delete(keys)
+            removed += len(keys)
+    except ObjectStoreError as exc:
+        log.warning("could not purge %s yet (retried by the scan): %s", state.video_id, exc)
+        return
+    purged = VideoPurged(
+        event_id=uuid.uuid4().hex,
+        video_id=state.video_id,
+        purged_at=deps.clock.now(),
+        objects_removed=removed,
+    )
+    await topology.topic(catalogue.UPLOADS).send(
+        key=state.video_id.encode(), value=deps.codec.encode(purged)
+    )
+    log.info("purged %s: %d object(s) removed", state.video_id, removed)
 
 
 async def _remove_partial_upload(deps: Deps, state: VideoState) -> None:

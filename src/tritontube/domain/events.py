@@ -65,6 +65,53 @@ class UploadSessionExpired:
 
 
 @dataclass(frozen=True)
+class VideoMetadataUpdated:
+    """The owner edited the video's metadata; ``None`` fields are left as they are. Applied
+    only while the video's metadata etag is still ``expected_etag`` (the If-Match it was sent
+    with): two concurrent edits of one version cannot both win."""
+
+    event_id: str
+    video_id: str
+    owner: str
+    expected_etag: str
+    updated_at: datetime
+    title: str | None = None
+    description: str | None = None
+    tags: tuple[str, ...] | None = None
+    visibility: str | None = None
+
+
+@dataclass(frozen=True)
+class VideoDeleted:
+    """The owner deleted the video: it becomes DELETING until its objects are removed."""
+
+    event_id: str
+    video_id: str
+    owner: str
+    deleted_at: datetime
+
+
+@dataclass(frozen=True)
+class VideoPurged:
+    """A DELETING video's objects are gone from the store: its state is removed."""
+
+    event_id: str
+    video_id: str
+    purged_at: datetime
+    objects_removed: int = 0
+
+
+@dataclass(frozen=True)
+class TranscodeRetryRequested:
+    """The owner asked to transcode a FAILED video again (a new job)."""
+
+    event_id: str
+    video_id: str
+    owner: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True)
 class TranscodeJob:
     job_id: str
     video_id: str
@@ -207,6 +254,10 @@ VideoEvent = (
     UploadSessionCreated
     | UploadCompleted
     | UploadSessionExpired
+    | VideoMetadataUpdated
+    | VideoDeleted
+    | VideoPurged
+    | TranscodeRetryRequested
     | TranscodeProgress
     | RenditionReady
     | TranscodeSucceeded

@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiohttp
 from aiohttp import web
 
 from tritontube import metrics
@@ -16,6 +15,7 @@ from tritontube.http import (
     analytics,
     health,
     keys,
+    manage,
     openapi,
     playback,
     requestlog,
@@ -27,17 +27,16 @@ from tritontube.http import (
     watch,
 )
 from tritontube.http.auth import USER_KEY, bearer_user
-from tritontube.http.media_tokens import MEDIA_ROUTE, MediaSigner
+from tritontube.http.media_tokens import MEDIA_ROUTE
 from tritontube.http.problems import problem_middleware
-from tritontube.http.publisher import EventPublisher
-from tritontube.http.ratelimit import RATE_LIMITER, RateLimiter, rate_limit_middleware
-from tritontube.http.worker_client import WorkerClient
-from tritontube.indexer.factory import build_search_index
-from tritontube.indexer.port import SearchUnavailable
+from tritontube.http.ratelimit import RATE_LIMITER, rate_limit_middleware
+from tritontube.services import open_services
 from tritontube.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
+# A custom method on one video: the id's pattern keeps ":retryTranscode" out of the id.
+RETRY_ROUTE = r"/v1/videos/{video_id:[A-Za-z0-9_-]+}:retryTranscode"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -67,34 +66,17 @@ async def metrics_middleware(request: web.Request, handler: Handler) -> web.Stre
         )
 
 
-async def _clients(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
-    deps = app[keys.DEPS]
-    session = aiohttp.ClientSession()
-    publisher = EventPublisher(
-        settings.kafka.bootstrap_servers,
-        deps.codec,
-        timeout=settings.kafka.publish_timeout_seconds,
-        cooldown=settings.kafka.publish_cooldown_seconds,
-    )
-    store = deps.object_store
-    search = build_search_index(settings, read_only=True)
-    app[keys.CLIENT_SESSION] = session
-    app[keys.PUBLISHER] = publisher
-    app[keys.OBJECT_STORE] = store
-    app[keys.SEARCH] = search
-    app[keys.WORKER] = WorkerClient(session, settings, deps.codec)
-    try:
-        await search.ensure()
-    except (SearchUnavailable, OSError, ValueError) as exc:
-        # The API still starts; /readyz names search as failing until it is back.
-        log.warning("search backend not available at start: %s", exc)
-    try:
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    """The use cases' collaborators (``tritontube.services``), shared with the gRPC server's
+    code; the older per-collaborator keys point at the same objects."""
+    async with open_services(app[keys.SETTINGS], app[keys.DEPS]) as services:
+        app[keys.SERVICES] = services
+        app[keys.PUBLISHER] = services.publisher
+        app[keys.OBJECT_STORE] = services.store
+        app[keys.SEARCH] = services.search
+        app[keys.WORKER] = services.workers
+        app[RATE_LIMITER] = services.limiter
         yield
-    finally:
-        await publisher.close()
-        await search.close()
-        await session.close()
 
 
 async def _frozen_heap(app: web.Application) -> AsyncIterator[None]:
@@ -122,10 +104,9 @@ def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.DEPS] = deps
-    app[RATE_LIMITER] = RateLimiter(settings.rate_limit)
     security.install(app, settings.http.cors_origins)
     app.on_response_prepare.append(requestlog.add_request_id)
-    app.cleanup_ctx.append(_clients)
+    app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_frozen_heap)  # last: the clients opened above are frozen too
     app.router.add_get("/openapi.json", openapi.openapi_json)
     app.router.add_get("/healthz", health.healthz)
@@ -140,9 +121,11 @@ def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app.router.add_get("/v1/videos/{video_id}/stats", analytics.video_stats)
     app.router.add_get("/v1/users/me/history", analytics.my_history)
     app.router.add_post("/v1/videos/{video_id}/watchEvents", watch.post_watch_events)
-    app[playback.MEDIA_SIGNER] = MediaSigner.from_settings(settings)
-    app.router.add_get("/v1/videos", playback.list_videos)
-    app.router.add_get("/v1/videos/{video_id}", playback.video_metadata)
+    app.router.add_get("/v1/videos", videos.list_videos)
+    app.router.add_get("/v1/videos/{video_id}", videos.video_metadata)
+    app.router.add_patch("/v1/videos/{video_id}", manage.update_video)
+    app.router.add_delete("/v1/videos/{video_id}", manage.delete_video)
+    app.router.add_post(RETRY_ROUTE, manage.retry_transcode)
     app.router.add_get("/v1/videos/{video_id}/playbackInfo", playback.playback_info)
     app.router.add_get(MEDIA_ROUTE + "/{token}/{video_id}/{path:.+}", playback.media)
     spa.register(app, settings)

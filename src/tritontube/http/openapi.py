@@ -16,13 +16,6 @@ from typing import Any
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
-from tritontube.http.uploads import (
-    MAX_TAG_LENGTH,
-    MAX_TAGS,
-    CompleteUploadRequest,
-    UploadUrlRequest,
-)
-from tritontube.http.watch import MAX_BATCH, WatchEventBatch, WatchEventIn
 from tritontube.queries import (
     VIDEO_ID_PATTERN,
     HistoryParams,
@@ -32,6 +25,13 @@ from tritontube.queries import (
     SearchParams,
     TrendingParams,
 )
+from tritontube.uploads import (
+    MAX_TAG_LENGTH,
+    MAX_TAGS,
+    CompleteUploadRequest,
+    UploadUrlRequest,
+)
+from tritontube.watch import MAX_BATCH, WatchEventBatch, WatchEventIn
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"

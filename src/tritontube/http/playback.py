@@ -1,47 +1,37 @@
-"""Playback: ``playbackInfo``, video metadata, "my uploads", and the signed media route.
+"""Playback over REST: ``GET /v1/videos/{video_id}/playbackInfo`` and the signed media route.
 
-Who may watch is decided here, once, when a signed media URL is handed out (``load_viewable``):
-the owner always; others only public or unlisted videos that are already playable. A video is
-playable as soon as its first rendition is READY and the manifest exists (the rule of
-``domain.video.is_playable``); before that ``playbackInfo`` answers ``409 NOT_PLAYABLE`` with the
-video's status in ``videoStatus``, so a client polls ``transcodeStatus`` (or retries after
-``Retry-After``) instead of parsing a half-filled 200.
+``playbackInfo`` is an adapter of ``tritontube.videos.playback_info``, which decides who may
+watch (the owner always; others only public or unlisted videos that are already playable) and
+hands out the signed URLs. Before the first rendition is ready it answers ``409 NOT_PLAYABLE``
+with the video's status in ``videoStatus``, so a client polls ``transcodeStatus`` (or retries
+after ``Retry-After``) instead of parsing a half-filled 200.
 
 ``/media/{token}/{video_id}/{path}`` streams objects of the video's media folder from the object
 store in chunks (the store port is async; nothing blocks the loop), honouring single byte
-ranges. It needs no bearer token: the URL itself is the credential (see ``media_tokens``).
+ranges. It needs no bearer token: the URL itself is the credential (see ``media_tokens``). A
+deleted video's objects are gone from the store, so its URLs answer 404 from then on.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
-from tritontube import metrics
-from tritontube.domain import owners
-from tritontube.domain.events import VideoState
-from tritontube.domain.video import Status, is_playable
-from tritontube.http import keys
+from tritontube import metrics, videos
 from tritontube.http.auth import current_user
-from tritontube.http.media_tokens import MediaSigner, MediaTokenError, Refusal, object_key
-from tritontube.http.params import parse_query
-from tritontube.http.problems import PROBLEM_TYPE, ProblemError
-from tritontube.http.videos import failure_body, load_state, state_unavailable, video_id_param
-from tritontube.http.worker_client import WorkerUnavailableError
-from tritontube.queries import ListVideosParams
+from tritontube.http.keys import services
+from tritontube.http.media_tokens import MediaTokenError, Refusal, object_key
+from tritontube.http.problems import ProblemError
+from tritontube.http.videos import renditions_json
 from tritontube.storage.port import ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError
 
 log = logging.getLogger(__name__)
 
-MEDIA_SIGNER = web.AppKey("media_signer", MediaSigner)
 CHUNK_BYTES = 512 * 1024
-_TRANSIENT = frozenset({Status.UPLOADED, Status.PENDING_TRANSCODE, Status.TRANSCODING})
 _CONTENT_TYPES = {
     ".mpd": "application/dash+xml",
     ".m4s": "video/iso.segment",
@@ -56,173 +46,34 @@ _CONTENT_TYPES = {
 _RANGE = re.compile(r"^bytes=(?P<start>\d*)-(?P<end>\d*)$")
 
 
-# -- who may see what -------------------------------------------------------------------------
-
-
-async def load_viewable(request: web.Request, video_id: str) -> VideoState:
-    """The state when the user may see the video: the owner always, others once playable."""
-    state = await load_state(request, video_id, owner_only=False)
-    if state.owner != current_user(request) and not is_playable(state):
-        raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
-    return state
-
-
-# -- URLs -------------------------------------------------------------------------------------
-
-
-def base_url(request: web.Request) -> str:
-    """Where users reach the API, from the settings: never the request's ``Host`` header,
-    which the client chooses (``Host: evil.example`` would sign URLs to another site)."""
-    return request.app[keys.SETTINGS].http.base_url
-
-
-async def thumbnail_url(
-    request: web.Request, signer: MediaSigner, token: str, state: VideoState
-) -> str | None:
-    key = state.thumbnail_key
-    if not key:
-        return None
-    url = signer.url(base_url(request), token, state.video_id, key)
-    if url is not None:
-        return url
-    # A thumbnail stored outside the media folder: a short-lived pre-signed GET instead.
-    try:
-        return await request.app[keys.OBJECT_STORE].presign_get(key, signer.ttl_seconds)
-    except ObjectStoreError as exc:
-        log.warning("no thumbnail URL for %s: %s", state.video_id, exc)
-        return None
-
-
-def ready_renditions(state: VideoState) -> list[dict[str, Any]]:
-    ready = [r for r in state.renditions if r.status == "READY"]
-    ready.sort(key=lambda r: (r.bandwidth_bps, r.height), reverse=True)
-    return [
-        {"name": r.name, "width": r.width, "height": r.height, "bandwidth": r.bandwidth_bps}
-        for r in ready
-    ]
+# -- /v1 handlers -----------------------------------------------------------------------------
 
 
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def not_playable(state: VideoState, path: str) -> web.Response:
-    """409 problem naming the video's status (RFC 9457 extension member ``videoStatus``)."""
-    status = state.status
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": "Not playable yet",
-        "status": 409,
-        "detail": f"the video is {status}; it becomes playable once its first rendition is ready",
-        "code": "NOT_PLAYABLE",
-        "videoStatus": status,
-        "instance": path,
-    }
-    error = failure_body(state)
-    if error is not None:
-        body["error"] = error
-    headers = {"Retry-After": "2"} if status in _TRANSIENT else None
-    return web.Response(
-        status=409, text=json.dumps(body), content_type=PROBLEM_TYPE, headers=headers
-    )
-
-
-# -- /v1 handlers -----------------------------------------------------------------------------
-
-
 async def playback_info(request: web.Request) -> web.Response:
     """GET /v1/videos/{video_id}/playbackInfo"""
-    state = await load_viewable(request, video_id_param(request))
-    if not is_playable(state):
-        return not_playable(state, request.path)
-    signer = request.app[MEDIA_SIGNER]
-    token, expires_at = signer.issue(state.video_id, request.app[keys.DEPS].clock.now())
-    manifest = signer.url(base_url(request), token, state.video_id, state.manifest_key or "")
-    if manifest is None:
-        log.error("manifest of %s is outside its media folder", state.video_id)
-        raise ProblemError(500, "Internal Server Error", "the manifest is not servable")
+    grant = await videos.playback_info(
+        services(request), current_user(request), request.match_info["video_id"]
+    )
     metrics.PLAYBACK_INFO_ISSUED.inc()
+    state = grant.state
     return web.json_response(
         {
             "videoId": state.video_id,
             "title": state.title,
             "status": state.status,
-            "manifestUrl": manifest,
-            "thumbnailUrl": await thumbnail_url(request, signer, token, state),
+            "manifestUrl": grant.manifest_url,
+            "thumbnailUrl": grant.thumbnail_url,
             "durationSeconds": state.duration_seconds,
-            "renditions": ready_renditions(state),
+            "renditions": renditions_json(state),
             "subtitles": [],
             "drm": None,
-            "expiresAt": _iso(expires_at),
+            "expiresAt": _iso(grant.expires_at),
         },
         headers={"Cache-Control": "private, no-store"},
-    )
-
-
-def metadata_body(state: VideoState, *, is_owner: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "videoId": state.video_id,
-        "title": state.title,
-        "description": state.description,
-        "tags": list(state.tags),
-        "owner": state.owner,
-        "visibility": state.visibility,
-        "status": state.status,
-        "playable": is_playable(state),
-        "durationSeconds": state.duration_seconds,
-        "renditions": ready_renditions(state),
-        "createdAt": state.created_at.isoformat(),
-        "updatedAt": state.updated_at.isoformat(),
-    }
-    if is_owner:
-        body["progress"] = round(state.percent, 2)
-        error = failure_body(state)
-        if error is not None:
-            body["error"] = error
-    return body
-
-
-async def video_metadata(request: web.Request) -> web.Response:
-    """GET /v1/videos/{video_id}"""
-    state = await load_viewable(request, video_id_param(request))
-    body = metadata_body(state, is_owner=state.owner == current_user(request))
-    return web.json_response(body, headers={"Cache-Control": "private, no-cache"})
-
-
-def _invalid(field: str, expected: str) -> ProblemError:
-    return ProblemError(
-        422,
-        "Invalid request",
-        f"{field} must be {expected}",
-        code="VALIDATION",
-        errors=[{"field": field, "message": f"must be {expected}"}],
-    )
-
-
-async def list_videos(request: web.Request) -> web.Response:
-    """GET /v1/videos?owner=me: the caller's uploads with their status, newest first.
-
-    Complete with any number of workers: the owner's videos are one key of a table
-    repartitioned by owner (``domain.owners``); pages follow a cursor, not an offset."""
-    user = current_user(request)
-    params = parse_query(request, ListVideosParams)
-    if params.owner not in ("me", user):
-        raise _invalid("owner", "'me' (public listings are search's job)")
-    if params.page_token is not None:
-        try:
-            owners.decode_cursor(params.page_token)
-        except owners.InvalidPageTokenError:
-            raise _invalid("pageToken", "a token from a previous page") from None
-    try:
-        page = await request.app[keys.WORKER].owned(user, params.page_size, params.page_token)
-    except WorkerUnavailableError as exc:
-        raise state_unavailable(exc) from exc
-    return web.json_response(
-        {
-            "videos": [metadata_body(s, is_owner=True) for s in page.videos],
-            "nextPageToken": page.next_page_token,
-        },
-        headers={"Cache-Control": "private, no-cache"},
     )
 
 
@@ -283,13 +134,14 @@ def _cache_control(key: str, expires_at: datetime, now: datetime) -> str:
 async def media(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /media/{token}/{video_id}/{path}: a signed, streamed media object."""
     video_id = request.match_info["video_id"]
-    now = request.app[keys.DEPS].clock.now()
+    svc = services(request)
+    now = svc.clock.now()
     try:
-        expires_at = request.app[MEDIA_SIGNER].verify(request.match_info["token"], video_id, now)
+        expires_at = svc.signer.verify(request.match_info["token"], video_id, now)
         key = object_key(video_id, request.match_info["path"])
     except MediaTokenError as exc:
         raise _refuse(exc.reason) from None
-    store = request.app[keys.OBJECT_STORE]
+    store = svc.store
     info = await _head(store, key)
     headers = {
         "Accept-Ranges": "bytes",

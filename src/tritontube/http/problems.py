@@ -12,6 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from tritontube.logs import printable
+from tritontube.problems import Problem, validation_problem
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +29,8 @@ def loggable_path(request: web.BaseRequest) -> str:
     return printable(request.rel_url.raw_path)
 
 
-class ProblemError(Exception):
-    """Raise to answer with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        title: str,
-        detail: str | None = None,
-        *,
-        code: str | None = None,
-        errors: list[dict[str, Any]] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail or title)
-        self.status = status
-        self.title = title
-        self.detail = detail
-        self.code = code
-        self.errors = errors
-        self.headers = dict(headers or {})
+# The use cases' problem type, by the name the HTTP layer has always used for it.
+ProblemError = Problem
 
 
 def problem_response(
@@ -59,6 +42,7 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
     instance: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> web.Response:
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail:
@@ -69,22 +53,13 @@ def problem_response(
         body["errors"] = errors
     if instance:
         body["instance"] = instance
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
     return web.Response(
         status=status,
         text=json.dumps(body),
         content_type=PROBLEM_TYPE,
         headers=headers,
-    )
-
-
-def validation_problem(exc: ValidationError) -> ProblemError:
-    errors = []
-    for err in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(p) for p in err["loc"]) or "body"
-        errors.append({"field": field, "message": err["msg"]})
-    names = ", ".join(e["field"] for e in errors)
-    return ProblemError(
-        422, "Invalid request", f"invalid field(s): {names}", code="VALIDATION", errors=errors
     )
 
 
@@ -101,6 +76,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             errors=exc.errors,
             headers=exc.headers,
             instance=request.path,
+            extensions=exc.extensions,
         )
     except ValidationError as exc:
         p = validation_problem(exc)

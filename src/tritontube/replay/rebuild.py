@@ -95,11 +95,18 @@ class Rebuild:
             return
         before = self.states.get(event.video_id)
         after = video.apply(before, event)
-        if after is not None and after is not before:
+        if after is None:
+            if before is not None:  # a deleted video's purge: the state is removed
+                del self.states[event.video_id]
+                self.applied += 1
+        elif after is not before:
             self.states[after.video_id] = after
             self.applied += 1
 
     def _stats(self, record: ArchivedRecord) -> None:
+        if record.value is None:  # a deleted video's analytics were dropped
+            self.stats.pop((record.key or b"").decode(), None)
+            return
         self._count_legacy(record)
         try:
             stats = self.codec.decode(record.value)

@@ -41,9 +41,20 @@ class TopicSpec:
 UPLOADS = TopicSpec(
     name="uploads",
     key="video_id",
-    records=("UploadSessionCreated", "UploadCompleted", "UploadSessionExpired"),
+    records=(
+        "UploadSessionCreated",
+        "UploadCompleted",
+        "UploadSessionExpired",
+        "VideoMetadataUpdated",
+        "VideoDeleted",
+        "VideoPurged",
+        "TranscodeRetryRequested",
+    ),
     retention_ms=-1,
-    producers="http (uploadURL, completeUpload), video-state agent (expiry)",
+    producers=(
+        "API (uploadURL, completeUpload, PATCH/DELETE a video, retryTranscode), "
+        "video-state agent (expiry, purge)"
+    ),
     consumers="video-state agent, archiver",
 )
 TRANSCODE_JOBS = TopicSpec(
@@ -75,8 +86,8 @@ VIDEO_STATE = TopicSpec(
     key="video_id",
     records=("VideoState",),
     compacted=True,
-    producers="video-state agent (every change)",
-    consumers="indexer agent, analytics consumers",
+    producers="video-state agent (every change; a tombstone once a deleted video is purged)",
+    consumers="search-join agent, video-stats agent, analytics consumers",
 )
 WATCH_EVENTS_BY_USER = TopicSpec(
     name="watch-events-by-user",
@@ -97,9 +108,9 @@ VIDEO_STATS = TopicSpec(
 VIDEO_STATE_BY_OWNER = TopicSpec(
     name="video-state-by-owner",
     key="owner",
-    records=("VideoState",),
+    records=("VideoState", "VideoDeleted"),
     retention_ms=7 * DAY_MS,
-    producers="video-state agent (a video's first state, and its removal), re-keyed by owner",
+    producers="video-state agent (a video's first state, and its deletion), re-keyed by owner",
     consumers="owner-index agent",
 )
 SEARCH_DOCUMENTS = TopicSpec(
