@@ -83,10 +83,14 @@ class WatchTime:
         self.skipped: Counter[str] = Counter()
         self.legacy = 0
         self.duplicates = 0
+        self.deleted = 0
         self._last: dict[tuple[str, str], float] = {}
         self._seen: set[str] = set()
+        self._gone: set[str] = set()  # deleted videos (their watch events may arrive later)
 
     def add(self, name: str, value: dict) -> None:
+        if value.get("video_id") in self._gone:
+            return
         if name == "VideoState":
             self.titles[value["video_id"]] = value["title"]
         elif name == "WatchEvent" and value["event_id"] not in self._seen:
@@ -101,7 +105,20 @@ class WatchTime:
         elif name == "WatchEvent":
             self.duplicates += 1
 
-    def consume(self, data: bytes | None, schemas: dict[bytes, dict]) -> None:
+    def delete(self, video_id: str) -> None:
+        """A tombstone on video-state: the owner deleted the video; forget it."""
+        self.deleted += 1
+        self._gone.add(video_id)
+        self.titles.pop(video_id, None)
+        self.seconds.pop(video_id, None)
+        self._last = {k: v for k, v in self._last.items() if k[1] != video_id}
+
+    def consume(
+        self, data: bytes | None, schemas: dict[bytes, dict], key: bytes | None = None
+    ) -> None:
+        if data is None and key is not None:
+            self.delete(key.decode())
+            return
         try:
             name, value, legacy = decode(data, schemas)
         except Skipped as reason:
@@ -123,7 +140,8 @@ class WatchTime:
         return (
             f"read: {read} ({self.legacy} in the legacy byte order, "
             f"{self.duplicates} duplicate watch events counted once)\n"
-            f"skipped: {sum(self.skipped.values())} ({skipped})"
+            f"skipped: {sum(self.skipped.values())} ({skipped})\n"
+            f"deleted: {self.deleted} (tombstones on video-state)"
         )
 
 
@@ -148,7 +166,7 @@ async def run(args: argparse.Namespace) -> int:
             idle = 0.0
             for records in batch.values():
                 for record in records:
-                    stats.consume(record.value, schemas)
+                    stats.consume(record.value, schemas, record.key)
             print(stats.table(), flush=True)
             print(flush=True)
     finally:

@@ -4,6 +4,7 @@ in both fingerprint byte orders, and counts what it skips."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -57,6 +58,13 @@ async def test_example_consumer_prints_watch_time_per_video(broker: str) -> None
         await producer.send_and_wait(catalogue.WATCH_EVENTS.name, b"garbage", key=b"v1")
         unknown = b"\xc3\x01" + b"\x00" * 8 + late[10:]
         await producer.send_and_wait(catalogue.WATCH_EVENTS.name, unknown, key=b"v1")
+        # A deleted video: its state, a watch, then its tombstone on video-state.
+        gone = dataclasses.replace(state, video_id="v3", title="Deleted")
+        await producer.send_and_wait(catalogue.VIDEO_STATE.name, codec.encode(gone), key=b"v3")
+        await producer.send_and_wait(
+            catalogue.WATCH_EVENTS.name, codec.encode(watch("e7", "dan", "v3", 5.0)), key=b"v3"
+        )
+        await producer.send_and_wait(catalogue.VIDEO_STATE.name, None, key=b"v3")
     finally:
         await producer.stop()
     result = await asyncio.to_thread(
@@ -70,8 +78,10 @@ async def test_example_consumer_prints_watch_time_per_video(broker: str) -> None
     assert "Zebra crossing" in rows["v1"]
     assert rows["v1"].split()[-1] == "40.0"  # 10 + 15 + 15 (the legacy-order event)
     assert rows["v2"].split()[-1] == "0.0"
-    assert result.stderr.splitlines()[-2:] == [
-        "read: 1 VideoState, 7 WatchEvent (1 in the legacy byte order, "
+    assert "v3" not in rows  # deleted: its tombstone dropped it
+    assert result.stderr.splitlines()[-3:] == [
+        "read: 2 VideoState, 8 WatchEvent (1 in the legacy byte order, "
         "1 duplicate watch events counted once)",
         "skipped: 2 (1 not Avro single-object encoding, 1 unknown schema fingerprint)",
+        "deleted: 1 (tombstones on video-state)",
     ]

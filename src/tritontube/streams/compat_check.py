@@ -300,6 +300,15 @@ with the topics) have UTF-8 text keys too: the video id, `<video_id>/<user_id>` 
 sessions, the user id for watch history, the owner for `owner_videos`, `p<partition>` for the
 trending top list.
 
+### Tombstones
+
+A deleted video leaves the compacted topics as Kafka tombstones (its key with a **null
+value**): `video-state` once its objects are purged (before that its last state says
+`DELETING`), `video-stats` once its analytics are dropped, `search-documents` once the index
+let it go, and its table changelogs likewise. A consumer must treat a null value as "this key
+is gone" (drop what it keeps for it), never hand it to an Avro decoder;
+`examples/analytics_consumer.py` counts them as `deleted`.
+
 ### Values: Avro single-object encoding
 
 Every value on every topic above and its dead-letter topic is one Avro message in the
