@@ -35,8 +35,8 @@ from tritontube.settings import Settings
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 256 * 1024
-# A custom method on one video: the id's pattern keeps ":retryTranscode" out of the id.
-RETRY_ROUTE = r"/v1/videos/{video_id:[A-Za-z0-9_-]+}:retryTranscode"
+# A custom method on one video (AIP-136 style): ``{video_id}`` stops before the colon.
+RETRY_ROUTE = "/v1/videos/{video_id}:retryTranscode"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -1,10 +1,11 @@
 """The OpenAPI 3.1 document of the whole HTTP API, served at ``GET /openapi.json``.
 
 Request bodies and query parameters come from the pydantic models that validate them (one
-source of truth: ``http/uploads.py``, ``http/watch.py``, ``tritontube/queries.py``); responses
-are written out here. ``tests/fuzz/test_openapi_schemathesis.py`` drives the API from this
-document and checks every answer against it, and ``tests/component/test_openapi.py`` checks
-that every route registered in ``create_http_app`` is described.
+source of truth: ``tritontube/uploads.py``, ``watch.py``, ``manage.py``, ``queries.py``, the
+same models the gRPC servicer validates with); responses are written out here.
+``tests/fuzz/test_openapi_schemathesis.py`` drives the API from this document and checks every
+answer against it, and ``tests/contract/test_api_contract.py`` checks that every RPC of
+``proto/web.proto`` is a route of ``create_http_app`` described here.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from tritontube.manage import VideoPatchRequest
 from tritontube.queries import (
     VIDEO_ID_PATTERN,
     HistoryParams,
@@ -178,7 +180,15 @@ _RESPONSES: dict[str, dict[str, Any]] = {
             "createdAt": NULLABLE_STR,
             "updatedAt": NULLABLE_STR,
             "progress": {"type": "number"},
+            "etag": {
+                "type": "string",
+                "description": "The owner only: the video's etag, PATCH's If-Match.",
+            },
         },
+    ),
+    "DeletionAccepted": _obj(
+        ["videoId", "status"],
+        {"videoId": VIDEO_ID, "status": {"type": "string", "const": "DELETING"}},
     ),
     "VideoList": _obj(
         ["videos", "nextPageToken"],
@@ -275,11 +285,11 @@ _RESPONSES: dict[str, dict[str, Any]] = {
 _DESCRIPTIONS = {
     400: "Malformed request (unparsable JSON, nesting too deep, a malformed HTTP message).",
     401: "Missing, invalid or expired bearer token.",
-    403: "Forbidden (an invalid or expired signed media URL).",
+    403: "Forbidden: an invalid or expired signed media URL, or another user's video.",
     404: "No such video, or not visible to the caller.",
-    409: "Conflict with the video's current state.",
+    409: "Conflict with the video's current state (not playable, not FAILED, no upload).",
     410: "The upload session has expired.",
-    412: "If-Match does not match the session's etag.",
+    412: "If-Match does not match the current etag (of the session, or of the video).",
     413: "Body or declared upload size too large.",
     414: "Request line (path and query) longer than the server reads.",
     415: "Unsupported media type.",
@@ -321,6 +331,16 @@ def _json_body(name: str) -> dict[str, Any]:
 
 def _path_video_id() -> dict[str, Any]:
     return {"name": "video_id", "in": "path", "required": True, "schema": VIDEO_ID}
+
+
+def _if_match(description: str, *, required: bool) -> dict[str, Any]:
+    return {
+        "name": "If-Match",
+        "in": "header",
+        "required": required,
+        "schema": {"type": "string"},
+        "description": description,
+    }
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -461,9 +481,53 @@ def _paths() -> dict[str, Any]:
         "/v1/videos/{video_id}": {
             "get": {
                 "operationId": "videoMetadata",
-                "summary": "A video's public metadata (and progress for its owner)",
+                "summary": "A video's public metadata (and progress and etag for its owner)",
                 "parameters": [_path_video_id()],
                 "responses": {**_ok("VideoMetadata"), **_problems(*_AUTHED, 404)},
+            },
+            "patch": {
+                "operationId": "updateVideo",
+                "summary": "Edit title, description, tags or visibility (the owner only)",
+                "parameters": [_path_video_id(), _if_match("The video's etag.", required=True)],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        media: {"schema": _ref("VideoPatchRequest")}
+                        for media in (JSON, "application/merge-patch+json")
+                    },
+                },
+                "responses": {
+                    **_ok("VideoMetadata"),
+                    **_problems(*write, 403, 404, 412, 428),
+                },
+            },
+            "delete": {
+                "operationId": "deleteVideo",
+                "summary": "Delete a video, its media and its source (the owner only)",
+                "parameters": [
+                    _path_video_id(),
+                    _if_match("The video's etag; checked when given.", required=False),
+                ],
+                "responses": {
+                    "204": {"description": "Deleted: gone everywhere, its objects removed"},
+                    **_ok(
+                        "DeletionAccepted",
+                        202,
+                        "Gone for every reader; its objects are still being removed",
+                    ),
+                    **_problems(*_AUTHED, 403, 404, 412),
+                },
+            },
+        },
+        "/v1/videos/{video_id}:retryTranscode": {
+            "post": {
+                "operationId": "retryTranscode",
+                "summary": "Transcode a FAILED video again, as a new job (the owner only)",
+                "parameters": [_path_video_id()],
+                "responses": {
+                    **_ok("TranscodeStatus", 202, "Queued: the new job's status"),
+                    **_problems(*_AUTHED, 403, 404, 409),
+                },
             }
         },
         "/v1/videos": {
@@ -597,12 +661,22 @@ def _request_schemas() -> dict[str, Any]:
         (CompleteUploadRequest, "validation"),
         (WatchEventIn, "validation"),
         (WatchEventBatch, "validation"),
+        (VideoPatchRequest, "validation"),
     ]
     _, defs = models_json_schema(models, ref_template="#/components/schemas/{model}", by_alias=True)  # type: ignore[arg-type]
     schemas: dict[str, Any] = defs.get("$defs", {})
     upload = schemas["UploadUrlRequest"]
     upload["properties"]["tags"]["items"] = {"type": "string", "maxLength": MAX_TAG_LENGTH}
     upload["properties"]["tags"]["maxItems"] = MAX_TAGS
+    patch = schemas["VideoPatchRequest"]
+    for prop in patch["properties"].values():
+        # Optional, never null: a field is either changed or left out.
+        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+        if variants:
+            prop.update(variants[0])
+        prop.pop("default", None)
+    patch["properties"]["tags"]["items"] = {"type": "string", "maxLength": MAX_TAG_LENGTH}
+    patch["minProperties"] = 1
     return schemas
 
 
