@@ -18,6 +18,7 @@ from tritontube.devstack.s3rver import S3rverServer
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.settings import (
     AuthSettings,
+    GrpcSettings,
     HttpSettings,
     KafkaSettings,
     S3Settings,
@@ -115,6 +116,7 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             ),
             "s3": S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
             "http": HttpSettings(port=http_port),
+            "grpc": GrpcSettings(port=free_port()),
             "worker": WorkerSettings(
                 web_port=worker_port,
                 data_dir=tmp_path / "worker",

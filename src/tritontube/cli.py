@@ -93,6 +93,23 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grpc(settings: Settings, args: argparse.Namespace) -> int:
+    from tritontube.deps import build_deps
+    from tritontube.grpc import server
+
+    if settings.http.base_url_is_guessed:
+        raise StartupRefusedError(
+            "signed media URLs (GetPlaybackInfo) are built on the REST API's public URL: set "
+            "TRITONTUBE_HTTP__PUBLIC_URL"
+        )
+    deps = build_deps(settings)
+    try:
+        server.run(settings, deps)
+    finally:
+        deps.close()
+    return 0
+
+
 def dev_settings(settings: Settings) -> Settings:
     """What ``tritontube dev`` runs with: the embedded broker's fixes on, its public URL known
     (``http://host:port`` unless set), and the data directory's own random auth secret in
@@ -158,7 +175,7 @@ class StartupRefusedError(RuntimeError):
 
 
 # Commands that verify tokens and must never trust the public placeholder secret.
-_SECRET_CHECKED = frozenset({"api", "worker"})
+_SECRET_CHECKED = frozenset({"api", "grpc", "worker"})
 
 
 def check_secret(settings: Settings, command: str) -> None:
@@ -232,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev.set_defaults(func=cmd_dev)
     sub.add_parser("worker", help="run a Faust worker").set_defaults(func=cmd_worker)
     sub.add_parser("api", help="run the HTTP API and SPA").set_defaults(func=cmd_api)
+    sub.add_parser("grpc", help="run the gRPC API (proto/web.proto)").set_defaults(func=cmd_grpc)
     sub.add_parser(
         "archiver", help="archive every topic to the object store (one of a consumer group)"
     ).set_defaults(func=cmd_archiver)

@@ -152,6 +152,26 @@ class HttpSettings(_Group):
         return not self.public_url and (self.host in WILDCARD_HOSTS or self.port == 0)
 
 
+class GrpcSettings(_Group):
+    """The gRPC API (``tritontube grpc``, ``proto/web.proto``): the REST API's calls over
+    HTTP/2, the same tokens, rules and answers."""
+
+    enabled: bool = Field(True, description="Run the gRPC server in the embedded stack.")
+    host: str = Field("127.0.0.1", description="Listen address.")
+    port: int = Field(50051, ge=1, le=65535, description="Listen port.")
+    health_interval_seconds: float = Field(
+        2.0,
+        gt=0,
+        description=(
+            "How often the standard health service re-checks broker, object store, search "
+            "and workers (SERVING only while all answer, as the REST API's /readyz)."
+        ),
+    )
+    grace_seconds: float = Field(
+        5.0, ge=0, description="On SIGTERM, how long calls in flight may finish."
+    )
+
+
 class RateLimitSettings(_Group):
     """Per-user token buckets on the write endpoints (enforced by each API process on its own)."""
 
@@ -416,6 +436,7 @@ class Settings(BaseSettings):
     s3: S3Settings = Field(default_factory=S3Settings, description="Object store.")
     search: SearchSettings = Field(default_factory=SearchSettings, description="Search backend.")
     http: HttpSettings = Field(default_factory=HttpSettings, description="REST API and SPA.")
+    grpc: GrpcSettings = Field(default_factory=GrpcSettings, description="gRPC API.")
     worker: WorkerSettings = Field(default_factory=WorkerSettings, description="Faust worker.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Bearer tokens.")
     upload: UploadSettings = Field(default_factory=UploadSettings, description="Uploads.")

@@ -14,17 +14,20 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tritontube.devstack.process import free_port, port_open
 from tritontube.http.auth import mint_token
 from tritontube.settings import SHIPPED_AUTH_SECRET, AuthSettings
+from tritontube.v1 import web_pb2, web_pb2_grpc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def _env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
-    ports = {name: free_port() for name in ("http", "broker", "s3", "worker")}
+    ports = {name: free_port() for name in ("http", "broker", "s3", "worker", "grpc")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRITONTUBE_")}
     env.update(
         {
@@ -32,6 +35,7 @@ def _env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
             "TRITONTUBE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['broker']}",
             "TRITONTUBE_S3__ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
             "TRITONTUBE_WORKER__WEB_PORT": str(ports["worker"]),
+            "TRITONTUBE_GRPC__PORT": str(ports["grpc"]),
             "TRITONTUBE_WORKER__DATA_DIR": str(tmp_path / "worker"),
             "TRITONTUBE_SEARCH__PATH": str(tmp_path / "search"),
             "TRITONTUBE_DATA_DIR": str(tmp_path / "data"),
@@ -73,6 +77,33 @@ def status_with(url: str, token: str) -> int:
             return int(resp.status)
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def grpc_calls(port: int, token: str, forged: str) -> tuple[str, str, str]:
+    """Health, then SearchVideos with ``token`` and with ``forged``: the status names."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        check = health_pb2.HealthCheckRequest(service="tritontube.v1.Web")
+        deadline = time.monotonic() + 20  # its first readiness check may still be running
+        while True:
+            health = health_pb2_grpc.HealthStub(channel).Check(check, timeout=10)
+            if health.status == health_pb2.HealthCheckResponse.SERVING:
+                break
+            assert time.monotonic() < deadline, "gRPC health never SERVING"
+            time.sleep(0.2)
+        stub = web_pb2_grpc.WebStub(channel)
+        codes = []
+        for bearer in (token, forged):
+            try:
+                stub.SearchVideos(
+                    web_pb2.SearchVideosRequest(q="x"),
+                    metadata=(("authorization", f"Bearer {bearer}"),),
+                    timeout=10,
+                )
+                codes.append("OK")
+            except grpc.RpcError as exc:
+                codes.append(exc.code().name)
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)
+    return status, codes[0], codes[1]
 
 
 def read_until(stdout: IO[str], text: str, lines: list[str], timeout: float) -> None:
@@ -130,6 +161,9 @@ def test_dev_starts_ready_survives_a_kill_and_stops_every_child(
         forged = mint_token(AuthSettings(secret=SHIPPED_AUTH_SECRET), "demo")
         assert status_with(search, forged) == 401
         assert (tmp_path / "data" / "auth-secret").stat().st_mode & 0o777 == 0o600
+        # The gRPC API runs beside it: healthy, the same token, the same refusal.
+        assert f"gRPC API: 127.0.0.1:{ports['grpc']}" in output, output
+        assert grpc_calls(ports["grpc"], token, forged) == ("SERVING", "OK", "UNAUTHENTICATED")
 
         # kill -9 from outside, as a user injecting a fault would: the stack brings it back.
         killed = child_pid(proc.pid, marker)

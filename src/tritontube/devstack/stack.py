@@ -1,4 +1,5 @@
-"""The embedded stack: broker, object store, search directory, worker and API on loopback.
+"""The embedded stack: broker, object store, search directory, workers, REST and gRPC APIs on
+loopback.
 
 ``tritontube dev`` (``make dev``) runs it in the foreground until SIGINT/SIGTERM; the test suite
 starts the same stack on free ports. Every child runs in its own process group and is stopped
@@ -115,6 +116,10 @@ class EmbeddedStack:
         if port_open(a.web_host, a.web_port):
             archive = a.model_copy(update={"web_port": free_port(a.web_host)})
             self.settings = self.settings.model_copy(update={"archive": archive})
+        g = self.settings.grpc
+        if g.enabled and port_open(g.host, g.port):
+            grpc = g.model_copy(update={"port": free_port(g.host)})
+            self.settings = self.settings.model_copy(update={"grpc": grpc})
         host, base = self.settings.worker.web_host, self.settings.worker.web_port
         for index in range(self.workers):
             port = base + index
@@ -242,6 +247,21 @@ class EmbeddedStack:
         self._start(api, timeout=30)
         return api
 
+    def start_grpc(self) -> ManagedProcess:
+        """The gRPC API (``tritontube grpc``), beside the REST API: same settings, its own
+        port (``grpc.port``)."""
+        s = self.settings
+        server = ManagedProcess(
+            name="grpc",
+            argv=self._python("grpc"),
+            host=s.grpc.host,
+            port=s.grpc.port,
+            log_path=self.log_dir / "grpc.log",
+            env=settings_env(s),
+        )
+        self._start(server, timeout=30)
+        return server
+
     def start(self) -> None:
         try:
             self.start_infrastructure()
@@ -249,6 +269,8 @@ class EmbeddedStack:
             self.start_workers()
             if self.with_api:
                 self.start_api()
+                if self.settings.grpc.enabled:
+                    self.start_grpc()
         except BaseException:
             self.stop()
             raise
@@ -323,8 +345,11 @@ def run_dev(settings: Settings, workers: int = 1) -> int:
             return 1
         token = mint_token(settings.auth, "demo")
         listening = ", ".join(f"{p.name} :{p.port}" for p in stack.processes)
+        g = stack.settings.grpc
+        grpc_line = f"  gRPC API: {g.host}:{g.port} (tritontube.v1.Web)\n" if g.enabled else ""
         print(
             f"\nTritonTube is ready in {time.monotonic() - started:.1f}s at {stack.public_url}\n"
+            f"{grpc_line}"
             f"  processes: {listening}\n"
             f"  demo user token (Authorization: Bearer ...):\n  {token}\n"
             "Press Ctrl-C to stop.",
