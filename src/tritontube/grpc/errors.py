@@ -50,6 +50,7 @@ STATUS_OF_PROBLEM: dict[str, grpc.StatusCode] = {
     "NOT_RETRYABLE": grpc.StatusCode.FAILED_PRECONDITION,
     "MEDIA_URL_INVALID": grpc.StatusCode.PERMISSION_DENIED,
     "MEDIA_URL_EXPIRED": grpc.StatusCode.PERMISSION_DENIED,
+    "CORS_ORIGIN": grpc.StatusCode.PERMISSION_DENIED,
     "RATE_LIMITED": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "INTERNAL": grpc.StatusCode.INTERNAL,
