@@ -1,4 +1,4 @@
-"""The shipped auth secret is public: `tritontube api`/`worker` refuse it outside dev mode;
+"""The shipped auth secret is public: `tritontube api`/`grpc`/`worker` refuse it outside dev mode;
 `tritontube dev` draws a random secret per data directory, stores it 0600 and reuses it; the
 API refuses to guess its own URL."""
 
@@ -33,7 +33,7 @@ def shipped(tmp_path: Path, **extra: object) -> Settings:
     return Settings(data_dir=tmp_path / "data", **extra)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("command", ["api", "worker"])
+@pytest.mark.parametrize("command", ["api", "grpc", "worker"])
 def test_serving_commands_refuse_the_shipped_secret(tmp_path: Path, command: str) -> None:
     settings = shipped(tmp_path)
     assert settings.uses_shipped_secret
@@ -48,13 +48,14 @@ def test_other_commands_do_not_need_a_secret(tmp_path: Path) -> None:
         check_secret(shipped(tmp_path), command)
 
 
-@pytest.mark.parametrize("command", ["api", "worker"])
+@pytest.mark.parametrize("command", ["api", "grpc", "worker"])
 def test_the_command_exits_at_once_with_the_reason(tmp_path: Path, command: str) -> None:
     """The real entry point, on ports nobody uses: before the fix it started serving."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRITONTUBE_")}
     env.update(
         {
             "TRITONTUBE_HTTP__PORT": str(free_port()),
+            "TRITONTUBE_GRPC__PORT": str(free_port()),
             "TRITONTUBE_WORKER__WEB_PORT": str(free_port()),
             "TRITONTUBE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
             "TRITONTUBE_DATA_DIR": str(tmp_path / "data"),
