@@ -27,6 +27,7 @@ from tritontube.http import keys
 from tritontube.http.auth import current_user
 from tritontube.http.params import parse_query
 from tritontube.http.problems import ProblemError
+from tritontube.http.videos import state_unavailable
 from tritontube.http.worker_client import WorkerQueryError, WorkerUnavailableError
 from tritontube.indexer.documents import VideoDocument, is_searchable
 from tritontube.indexer.port import SearchIndex, SearchUnavailable
@@ -115,11 +116,15 @@ T = TypeVar("T")
 
 
 async def _degrade(read: Awaitable[T], what: str) -> T | None:
-    """A worker read, or None: recommendations degrade rather than fail."""
+    """A worker read, or None when the worker refused the query itself (a defect, logged).
+
+    An unavailable worker (rebalancing, down) is NOT degraded around: recommendations made
+    without the viewer's history or without some partitions' trending would be a different
+    answer than the complete one, so the request is a 503 with Retry-After instead."""
     try:
         return await read
-    except (WorkerUnavailableError, WorkerQueryError) as exc:
-        log.info("worker read %s unavailable: %s", what, exc)
+    except WorkerQueryError as exc:
+        log.warning("worker read %s refused: %s", what, exc)
         return None
 
 
@@ -199,6 +204,8 @@ async def recommendations(request: web.Request) -> web.Response:
         body = await _recommend(request, search, user, seed_id, limit)
     except SearchUnavailable as exc:
         raise _unavailable(exc) from exc
+    except WorkerUnavailableError as exc:
+        raise state_unavailable(exc) from exc
     metrics.RECOMMENDATION_SECONDS.observe(time.perf_counter() - started)
     return web.json_response(body)
 
