@@ -225,6 +225,27 @@ def expected_stats(
     return stats
 
 
+def expected_history(events: list[WatchEvent], user: str, policy: an.AnalyticsPolicy) -> Any:
+    """The viewer's history as the API shows it, from the same fold over the same events (what
+    it shows does not depend on the order events of different videos arrive in)."""
+    history = None
+    for e in events:
+        if e.user_id == user:
+            history = an.fold_history(history, e, policy)
+    assert history is not None
+    return {
+        "entries": [
+            {
+                "videoId": h.video_id,
+                "lastWatchedAt": an.from_ms(h.last_watched_ms).isoformat(),
+                "positionSeconds": h.position_seconds,
+                "completed": h.completed,
+            }
+            for h in history.entries[:50]
+        ]
+    }
+
+
 def synthetic_states(video_id: str) -> list[VideoState]:
     states = []
     for version, status in ((1, "UPLOAD_PENDING"), (2, "TRANSCODING"), (3, "READY")):
@@ -399,6 +420,16 @@ async def scenario(api: Api, stack: EmbeddedStack, codec: EventCodec, tmp_path: 
         return True
 
     await wait_for_async(totals_reached, 120, "every watch event folded")
+    histories = {u: expected_history(watches, u, policy) for u in ("viewer1", "viewer2", "viewer3")}
+
+    async def histories_reached() -> bool:
+        # The history is one hop further (watch-events-by-user): wait for it too.
+        for u, want_history in histories.items():
+            if await api.ok(u, "/v1/users/me/history") != want_history:
+                return False
+        return True
+
+    await wait_for_async(histories_reached, 120, "every watch event in the viewers' histories")
     for v, s in want.items():
         got = await api.ok(owner_of(v), f"/v1/videos/{v}/stats")
         assert (got["version"], got["views"], got["viewers"]) == (s.version, s.views, s.viewers), v
