@@ -45,8 +45,8 @@ typecheck: $(STAMP)
 bench: setup
 	$(PY) -m benchmarks
 
-## Load scenarios against a running stack (`make dev` in another terminal), loopback only.
-## Report under benchmarks/results/load-*/. Override e.g. LOAD_ARGS="--uploads 200".
+## k6 and Locust against a running stack (`make dev` in another terminal), loopback only.
+## Reports under benchmarks/results/load-*/. Override e.g. LOAD_ARGS="--uploads 200".
 API_URL ?= http://127.0.0.1:8080
 WORKER_URL ?= http://127.0.0.1:6066
 LOAD_ARGS ?=
