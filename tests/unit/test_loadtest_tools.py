@@ -105,3 +105,32 @@ def test_the_autoscaling_rule_is_keda_s_capped_by_partitions() -> None:
     assert desired_replicas(1, 4) == 1
     assert desired_replicas(5, 4) == 3  # ceil(5 / 2)
     assert desired_replicas(50, 4) == 4
+
+
+def test_the_soak_books_name_every_gap_and_where_it_came_from() -> None:
+    from collections import Counter
+
+    from loadtest.soak import Books, check, memory_summary, outcome_class
+
+    books = Books()
+    books.kills = [(100.0, "broker"), (50.0, "worker")]
+    books.uploads = {"v1": 1.0, "v2": 2.0}
+    books.status = {"v1": "READY", "v2": "TRANSCODING"}
+    books.events = {"a": ("v1", 10.0), "b": ("v1", 99.0), "c": ("v1", 20.0), "d": ("v1", 30.0)}
+    inputs = Counter({"a": 1, "c": 1, "d": 1})  # "b" never reached the topic
+    outputs = Counter({"a": 1, "d": 2})  # "c" was never counted, "d" twice
+    result = check(books, inputs, outputs)
+    assert result["uploads not READY"] == {"v2": "TRANSCODING"}
+    assert result["lost at the broker (accepted, not on watch-events)"] == 1
+    assert result["their time relative to the nearest broker kill (s, negative: before it)"] == [
+        -1.0
+    ]
+    assert result["lost in processing (on watch-events, never counted)"] == 1
+    assert result["counted more than once on watch-events-by-user"] == 1
+
+    books.memory = [(t, "api", 7, 100 * 2**20 + int(t) * 2**20) for t in range(0, 120, 5)]
+    (row,) = memory_summary(books)
+    assert row["first MiB"] == 100.0 and round(row["slope MiB/min"], 3) == 60.0
+    assert [outcome_class(s) for s in (0, 200, 202, 404, 503)] == [
+        "connection error", "2xx", "2xx", "404", "503",
+    ]  # fmt: skip
