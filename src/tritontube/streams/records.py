@@ -33,6 +33,16 @@ RECORD_TYPES: dict[str, type[Any]] = {
         events.Rendition,
         events.RenditionProgress,
         events.RenditionState,
+        events.TranscodeChunk,
+        events.TranscodeChunked,
+        events.ChunkProgress,
+        events.ChunkEncoded,
+        events.ChunkFailed,
+        events.ChunkedJob,
+        events.ChunkPart,
+        events.MediaFile,
+        events.Probe,
+        events.RenditionSpec,
     )
 }
 

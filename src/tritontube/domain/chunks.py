@@ -1,0 +1,437 @@
+"""Chunked transcoding: where to cut a long source, what each chunk encodes, and the fold
+of chunk results into the job's state.
+
+Pure and synchronous. The owner of a job (``agents.transcode``) plans the chunks with
+``plan_chunks``; each chunk is a ``TranscodeChunk`` any worker encodes
+(``agents.chunks``); results come back as events that ``apply`` folds into a
+``ChunkedJob`` (a table value), and the join runs once ``ready_to_join`` says so.
+
+**The timeline.** The output has a constant frame rate ``rate``; frame ``n`` is shown at
+``n / rate`` seconds (the first frame of the video at 0). Keyframes, and therefore DASH
+segments, start at the first frame at or after every multiple of ``segment_seconds``:
+frame ``ceil(j * segment_seconds * rate)`` starts segment ``j + 1``, exactly as the one-pass
+encode places them. Chunks are cut only at such segment starts, so every chunk holds whole
+segments, each chunk's segments carry their final numbers, and segments line up across
+chunks and renditions. A chunk knows its first frame, how many frames it has (the last:
+"to the end") and which of its frames are keyframes, all in whole frames: no rounding of
+seconds decides where one chunk stops and the next begins.
+
+**Where to cut.** ffmpeg starts decoding a chunk at the source keyframe at or before the
+chunk's first frame and throws the frames before it away; decoding those is the price of a
+cut. Near each ideal cut (the source split into equal parts of about ``chunk_seconds``) the
+planner looks at the source's keyframes (the owner probes a window around each) and picks
+the segment start that costs least to reach; a source whose keyframes are far apart costs
+up to one of its GOPs per chunk, never a wrong frame.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from fractions import Fraction
+
+from tritontube.domain.events import (
+    ChunkedJob,
+    ChunkEncoded,
+    ChunkFailed,
+    ChunkPart,
+    ChunkProgress,
+    TranscodeChunk,
+    TranscodeChunked,
+)
+from tritontube.domain.media import UNFINISHED_PERCENT_CEILING, Probe
+
+__all__ = [
+    "AUDIO",
+    "VIDEO",
+    "ChunkSpan",
+    "JobStatus",
+    "PartStatus",
+    "apply",
+    "boundary_windows",
+    "encoding_progress",
+    "keyframe_expression",
+    "part_key",
+    "plan_chunks",
+    "ready_to_join",
+    "seek_seconds",
+    "should_chunk",
+]
+
+VIDEO = "VIDEO"
+AUDIO = "AUDIO"
+#: How much of a job's encoding work the audio is, against its video (AAC encodes a
+#: minute of stereo in about a second; the video ladder takes about a minute).
+_AUDIO_WORK_SHARE = 0.05
+#: How far from the ideal cut a cut may move to save decoding: a share of a chunk, at most
+#: a few seconds (phones write a keyframe every second or two; x264's default is 10 s).
+_CUT_SLACK = 0.25
+_MAX_CUT_SLACK_SECONDS = 6.0
+#: Container families whose demuxers seek by an index to a keyframe (MP4/QuickTime,
+#: Matroska/WebM). MPEG-TS and friends seek by bisecting bytes and may restart their clock
+#: mid-file; AVI, FLV and raw streams may have no index at all: those take the one pass.
+_SEEKABLE_FORMATS = frozenset({"mov", "mp4", "matroska", "webm"})
+
+
+class JobStatus(StrEnum):
+    ENCODING = "ENCODING"
+    JOINED = "JOINED"
+    FAILED = "FAILED"
+
+
+class PartStatus(StrEnum):
+    QUEUED = "QUEUED"
+    ENCODING = "ENCODING"
+    RETRYING = "RETRYING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """How a long source is encoded in chunks: the output frame rate, the segment length
+    and the chunks, in order."""
+
+    rate: Fraction
+    segment_seconds: int
+    spans: tuple[ChunkSpan, ...]
+    video_seconds: float
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """Frames ``[start_frame, start_frame + frame_count)`` of the output timeline
+    (``frame_count`` None: to the end of the video), which start at segment boundary
+    ``first_segment - 1`` and hold ``segment_count`` segments (None: as many as the end
+    leaves)."""
+
+    index: int
+    start_frame: int
+    frame_count: int | None
+    first_segment: int
+    segment_count: int | None
+
+    @property
+    def last(self) -> bool:
+        return self.frame_count is None
+
+
+def _segment_start(segment: int, rate: Fraction, segment_seconds: int) -> int:
+    """The frame that starts segment boundary ``segment`` (0-based): the first frame at or
+    after ``segment * segment_seconds`` seconds."""
+    return math.ceil(segment * segment_seconds * rate)
+
+
+def seek_seconds(span: ChunkSpan, rate: Fraction) -> Fraction:
+    """Where the chunk starts, in seconds of the output timeline (the source's clock less
+    its start time, which is what ffmpeg's ``-ss`` counts from)."""
+    return span.start_frame / rate
+
+
+def should_chunk(probe: Probe, threshold_seconds: float, chunk_seconds: float) -> bool:
+    """Whether a source is cut into chunks: longer than ``threshold_seconds`` (0 turns
+    chunking off), long enough for two chunks, and in a container ffmpeg seeks exactly."""
+    duration = probe.video_seconds or probe.duration_seconds
+    if threshold_seconds <= 0 or duration is None or duration <= threshold_seconds:
+        return False
+    if not _SEEKABLE_FORMATS & set(probe.format_name.split(",")):
+        return False
+    return chunk_count(duration, chunk_seconds) >= 2
+
+
+def _slack(length: float) -> float:
+    return min(_CUT_SLACK * length, _MAX_CUT_SLACK_SECONDS)
+
+
+def boundary_windows(
+    duration: float, chunk_seconds: float, segment_seconds: int
+) -> tuple[tuple[float, float], ...]:
+    """The source time ranges the owner probes for keyframes: one around each ideal cut,
+    wide enough for every cut ``plan_chunks`` may choose plus the keyframe before it."""
+    count = chunk_count(duration, chunk_seconds)
+    if count < 2:
+        return ()
+    length = duration / count
+    slack = _slack(length) + segment_seconds
+    return tuple(
+        (max(0.0, k * length - slack - segment_seconds), min(duration, k * length + slack))
+        for k in range(1, count)
+    )
+
+
+def chunk_count(duration: float, chunk_seconds: float) -> int:
+    """How many chunks of about ``chunk_seconds`` a source of ``duration`` seconds gets."""
+    if chunk_seconds <= 0 or duration <= 0:
+        return 1
+    return max(1, round(duration / chunk_seconds))
+
+
+def plan_chunks(
+    duration: float,
+    rate: Fraction,
+    segment_seconds: int,
+    chunk_seconds: float,
+    keyframes: Iterable[float] = (),
+) -> tuple[ChunkSpan, ...]:
+    """Cut a video of ``duration`` seconds (where its last frame ends) into chunks of
+    about ``chunk_seconds``, each starting at a segment boundary.
+
+    ``keyframes`` are source keyframe times on the output clock (seconds from the
+    source's start). A cut may move up to a quarter of a chunk (at most 6 s) from its
+    ideal place, to
+    the segment boundary whose frame is reached with the least decoding from the keyframe
+    before it; without keyframes near a cut, the boundary nearest the ideal place wins.
+    One chunk (a single span from frame 0 to the end) when the video is too short to cut.
+    """
+    if rate <= 0 or segment_seconds < 1:
+        raise ValueError("need a positive frame rate and segment length")
+    segments = max(1, math.ceil(duration / segment_seconds - 1e-9))
+    count = min(chunk_count(duration, chunk_seconds), segments)
+    known = sorted(set(keyframes))
+    cuts: list[int] = []  # segment boundaries (0-based) where chunks 1.. start
+    length = duration / count
+    slack = _slack(length) / segment_seconds
+    for k in range(1, count):
+        target = k * length / segment_seconds
+        low = max(cuts[-1] + 1 if cuts else 1, math.floor(target - slack))
+        high = min(segments - (count - k), math.ceil(target + slack))
+        candidates = range(low, max(low, high) + 1)
+        cuts.append(
+            min(
+                candidates,
+                key=lambda b: (_preroll(b, rate, segment_seconds, known), abs(b - target)),
+            )
+        )
+    bounds = [0, *cuts]
+    spans = []
+    for index, boundary in enumerate(bounds):
+        start = _segment_start(boundary, rate, segment_seconds)
+        if index + 1 < len(bounds):
+            following = bounds[index + 1]
+            frames: int | None = _segment_start(following, rate, segment_seconds) - start
+            segment_count: int | None = following - boundary
+        else:
+            frames = segment_count = None
+        spans.append(ChunkSpan(index, start, frames, boundary + 1, segment_count))
+    return tuple(spans)
+
+
+def _preroll(
+    boundary: int, rate: Fraction, segment_seconds: int, keyframes: Sequence[float]
+) -> float:
+    """Seconds decoded only to reach the first frame of a chunk starting at ``boundary``
+    (infinite when no keyframe before it is known)."""
+    start = float(_segment_start(boundary, rate, segment_seconds) / rate)
+    position = bisect_right(keyframes, start + 1e-6)
+    if position == 0:
+        return math.inf
+    return start - keyframes[position - 1]
+
+
+def keyframe_expression(span: ChunkSpan, rate: Fraction, segment_seconds: int) -> str:
+    """ffmpeg's ``-force_key_frames`` for a chunk: its first frame, then the first frame of
+    each later segment, counted in frames from the chunk's start (``n``) so that nothing
+    depends on how seconds round. ``ceil`` of an exact integer ratio is exact in double
+    arithmetic for any timeline shorter than years."""
+    base = span.first_segment - 1  # segment boundaries before the chunk's first
+    product = segment_seconds * rate.numerator
+    threshold = f"ceil(({base}+n_forced)*{product}/{rate.denominator})-{span.start_frame}"
+    return f"expr:gte(n,if(eq(n_forced,0),0,{threshold}))"
+
+
+# --------------------------------------------------------------------------- the job's state
+
+
+def part_key(video_id: str, kind: str, index: int) -> str:
+    """The table key of one part's result."""
+    return f"{video_id}/{kind.lower()}/{index}"
+
+
+def _parts(event: TranscodeChunked) -> tuple[ChunkPart, ...]:
+    video = tuple(
+        ChunkPart(kind=VIDEO, index=i, status=PartStatus.QUEUED.value, seconds=seconds)
+        for i, seconds in enumerate(event.chunk_seconds)
+    )
+    if not event.has_audio:
+        return video
+    audio = ChunkPart(
+        kind=AUDIO, index=0, status=PartStatus.QUEUED.value, seconds=event.duration_seconds
+    )
+    return (*video, audio)
+
+
+def _same_job(job: ChunkedJob, job_id: str, attempt: int) -> bool:
+    return job.job_id == job_id and job.attempt == attempt
+
+
+def apply(
+    job: ChunkedJob | None,
+    event: TranscodeChunked | ChunkProgress | ChunkEncoded | ChunkFailed,
+) -> ChunkedJob | None:
+    """The job's state after ``event``; the same object when the event changes nothing
+    (a duplicate, a late event of another attempt, anything after the job ended)."""
+    if isinstance(event, TranscodeChunked):
+        if job is not None and (job.job_id, job.attempt) == (event.job_id, event.attempt):
+            return job
+        if job is not None and job.job_id == event.job_id and job.attempt > event.attempt:
+            return job
+        return ChunkedJob(
+            video_id=event.video_id,
+            job_id=event.job_id,
+            attempt=event.attempt,
+            status=JobStatus.ENCODING.value,
+            output_prefix=event.output_prefix,
+            thumbnail_key=event.thumbnail_key,
+            duration_seconds=event.duration_seconds,
+            renditions=tuple(event.renditions),
+            planned_at=event.ts,
+            parts=_parts(event),
+        )
+    if job is None or not _same_job(job, event.job_id, event.attempt):
+        return job
+    if job.status != JobStatus.ENCODING:
+        return job
+    position = _find(job, event.kind, event.index)
+    if position is None:
+        return job
+    part = job.parts[position]
+    if part.status in (PartStatus.DONE, PartStatus.FAILED):
+        return job
+    started: datetime | None
+    match event:
+        case ChunkProgress():
+            new = replace(
+                part,
+                status=PartStatus.ENCODING.value,
+                encoded_seconds=max(part.encoded_seconds, min(part.seconds, event.encoded_seconds)),
+                speed=event.speed,
+            )
+            started = job.encoding_started_at or event.ts
+        case ChunkEncoded():
+            new = replace(
+                part,
+                status=PartStatus.DONE.value,
+                encoded_seconds=part.seconds,
+                speed=event.encoded_seconds / event.wall_seconds
+                if event.wall_seconds > 0
+                else None,
+                wall_seconds=event.wall_seconds,
+                cpu_seconds=event.cpu_seconds,
+                chunk_attempt=event.chunk_attempt,
+            )
+            started = job.encoding_started_at or event.ts
+        case ChunkFailed():
+            if event.final:
+                failed = replace(
+                    part, status=PartStatus.FAILED.value, chunk_attempt=event.chunk_attempt
+                )
+                return replace(
+                    job,
+                    status=JobStatus.FAILED.value,
+                    parts=_put(job.parts, position, failed),
+                    error_code=event.reason,
+                    error_message=event.message,
+                )
+            new = replace(
+                part,
+                status=PartStatus.RETRYING.value,
+                chunk_attempt=max(part.chunk_attempt, event.chunk_attempt + 1),
+                encoded_seconds=0.0,
+            )
+            started = job.encoding_started_at
+    if new == part and started == job.encoding_started_at:
+        return job
+    return replace(job, parts=_put(job.parts, position, new), encoding_started_at=started)
+
+
+def _find(job: ChunkedJob, kind: str, index: int) -> int | None:
+    for position, part in enumerate(job.parts):
+        if part.kind == kind and part.index == index:
+            return position
+    return None
+
+
+def _put(parts: tuple[ChunkPart, ...], position: int, part: ChunkPart) -> tuple[ChunkPart, ...]:
+    return (*parts[:position], part, *parts[position + 1 :])
+
+
+def ready_to_join(job: ChunkedJob) -> bool:
+    """Every part encoded and the job still open."""
+    return job.status == JobStatus.ENCODING and all(p.status == PartStatus.DONE for p in job.parts)
+
+
+def joined(job: ChunkedJob) -> ChunkedJob:
+    return replace(job, status=JobStatus.JOINED.value)
+
+
+# --------------------------------------------------------------------------- progress
+
+
+@dataclass(frozen=True)
+class EncodingProgress:
+    """Where a chunked job stands: ``percent`` of its encoding work, an ETA from the
+    throughput measured so far (None before there is one), and the parts by status."""
+
+    percent: float
+    eta_seconds: float | None
+    done: int
+    encoding: int
+    waiting: int
+
+
+def encoding_progress(job: ChunkedJob, now: datetime) -> EncodingProgress:
+    """Progress from the parts' reports: the share of the work done (video seconds encoded,
+    the audio counted as a small share), and the remaining work at the rate the job has
+    made progress since its first part started (this counts every worker on it, and the
+    time parts waited in the queue)."""
+    total = done = 0.0
+    for part in job.parts:
+        weight = _AUDIO_WORK_SHARE if part.kind == AUDIO else 1.0
+        total += weight * part.seconds
+        finished = part.seconds if part.status == PartStatus.DONE else part.encoded_seconds
+        done += weight * min(part.seconds, finished)
+    complete = all(p.status == PartStatus.DONE for p in job.parts)
+    percent = (
+        100.0
+        if complete
+        else min(UNFINISHED_PERCENT_CEILING, 100.0 * done / total)
+        if total
+        else 0.0
+    )
+    eta = None
+    if job.encoding_started_at is not None and done > 0 and not complete:
+        elapsed = (now - job.encoding_started_at).total_seconds()
+        if elapsed > 0:
+            eta = (total - done) / (done / elapsed)
+    counts = {s: sum(1 for p in job.parts if p.status == s) for s in PartStatus}
+    return EncodingProgress(
+        percent=round(percent, 2),
+        eta_seconds=eta,
+        done=counts[PartStatus.DONE],
+        encoding=counts[PartStatus.ENCODING],
+        waiting=counts[PartStatus.QUEUED] + counts[PartStatus.RETRYING],
+    )
+
+
+def chunk_seconds(
+    spans: Sequence[ChunkSpan], rate: Fraction, video_seconds: float
+) -> tuple[float, ...]:
+    """How many seconds of video each chunk holds (the last: to ``video_seconds``)."""
+    out = []
+    for span in spans:
+        if span.frame_count is not None:
+            out.append(float(span.frame_count / rate))
+        else:
+            out.append(max(0.0, video_seconds - float(span.start_frame / rate)))
+    return tuple(round(s, 6) for s in out)
+
+
+def chunk_id(chunk: TranscodeChunk) -> str:
+    return f"{chunk.job_id}#{chunk.attempt}:{chunk.kind.lower()}{chunk.index}"
