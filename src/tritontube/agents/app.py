@@ -14,6 +14,7 @@ from mode import Service
 from tritontube.agents import (
     analytics,
     archiver,
+    chunks,
     faust_fixes,
     indexer,
     lag,
@@ -92,6 +93,7 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
     video_state.register(app, topology, deps, settings)
     if settings.worker.transcode_enabled:
         transcode.register(app, topology, deps, settings)
+        chunks.register(app, topology, deps, settings)
     views.register(app, topology, deps)
     archiver.register(app, deps, settings)
     analytics.register(app, topology, deps, settings)

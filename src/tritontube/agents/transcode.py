@@ -45,9 +45,10 @@ from faust.types import EventT, StreamT, TopicT
 from tritontube import metrics
 from tritontube.agents import scratch
 from tritontube.agents.dlq import dead_letter
-from tritontube.agents.topology import Topology
+from tritontube.agents.topology import TRANSCODE_CHUNKS_TABLE, Topology
 from tritontube.agents.video_state import read_state
 from tritontube.deps import Deps
+from tritontube.domain import chunks
 from tritontube.domain import transcode as tx
 from tritontube.domain.events import TranscodeJob
 from tritontube.domain.media import (
@@ -189,6 +190,10 @@ class TranscodeRunner:
                 max_file_bytes=self.max_file_bytes,
             )
             plan = _plan(probe, job.ladder or tuple(self.settings.ladder))
+            if self._chunked(probe):
+                await progress.publish(tx.Step.PROBING, 100.0, force=True)
+                await self._dispatch(job, source, probe, plan, folder)
+                return
             await progress.publish(tx.Step.PROBING, 100.0, force=True)
             output = await self.deps.transcoder.transcode(
                 source, folder / "dash", plan, probe, on_progress=progress.encoding
@@ -216,6 +221,64 @@ class TranscodeRunner:
             log.info("job %s done in %.1f s (%d renditions)", job.job_id, wall, len(plan))
         finally:
             await asyncio.to_thread(workspace.remove)
+
+    def _chunked(self, probe: Probe) -> bool:
+        """Cut into chunks: a long source any worker can stream (a download per chunk would
+        cost each worker the whole file)."""
+        t = self.settings
+        return t.stream_source and chunks.should_chunk(
+            probe, t.chunk_threshold_seconds, t.chunk_seconds
+        )
+
+    async def _dispatch(
+        self,
+        job: TranscodeJob,
+        source: Source,
+        probe: Probe,
+        renditions: Sequence[RenditionSpec],
+        folder: Path,
+    ) -> None:
+        """Cut a long source into chunks: the poster, the plan (which the join agent waits
+        for), then one TranscodeChunk per part not already encoded for this attempt (a
+        redelivered job after a crash republishes only what may be missing). Every send is
+        acknowledged before the job's message is."""
+        chunk_plan = await self.deps.transcoder.plan_chunks(
+            source, probe, self.settings.chunk_seconds
+        )
+        poster = folder / tx.POSTER_NAME
+        await self.deps.transcoder.thumbnail(source, poster, probe)
+        thumbnail_key = job.output_prefix + tx.POSTER_NAME
+        await self._put_file(poster, thumbnail_key)
+        now = self.deps.clock.now()
+        planned = chunks.planned_event(job, probe, renditions, chunk_plan, thumbnail_key, now)
+        await self._deliver(catalogue.TRANSCODE_CHUNK_RESULTS, job.video_id, planned)
+        done = self._encoded_parts(job)
+        topic = self.topic(catalogue.TRANSCODE_CHUNKS)
+        pending = [
+            await topic.send(
+                key=chunks.message_key(part).encode(), value=self.deps.codec.encode(part)
+            )
+            for part in chunks.chunk_jobs(job, probe, renditions, chunk_plan, now)
+            if (part.kind, part.index) not in done
+        ]
+        await asyncio.gather(*pending)
+        log.info(
+            "job %s cut into %d chunk(s) of about %.0f s (%d part(s) sent)",
+            job.job_id,
+            len(chunk_plan.spans),
+            self.settings.chunk_seconds,
+            len(pending),
+        )
+
+    def _encoded_parts(self, job: TranscodeJob) -> set[tuple[str, int]]:
+        """Parts of this very attempt that the owner's table already holds as encoded."""
+        raw = self.topology.tables[TRANSCODE_CHUNKS_TABLE].get(job.video_id.encode())
+        if raw is None:
+            return set()
+        state = self.deps.codec.decode(raw, expect=("ChunkedJob",))
+        if (state.job_id, state.attempt) != (job.job_id, job.attempt):
+            return set()
+        return {(p.kind, p.index) for p in state.parts if p.status == chunks.PartStatus.DONE}
 
     async def _source(self, job: TranscodeJob, folder: Path) -> Source:
         store = self.deps.object_store

@@ -30,9 +30,10 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
+from pathlib import Path
 
 from tritontube.domain.events import (
     ChunkedJob,
@@ -40,10 +41,23 @@ from tritontube.domain.events import (
     ChunkFailed,
     ChunkPart,
     ChunkProgress,
+    MediaFile,
     TranscodeChunk,
     TranscodeChunked,
+    TranscodeJob,
 )
-from tritontube.domain.media import UNFINISHED_PERCENT_CEILING, Probe
+from tritontube.domain.manifest import ManifestError, join_chunks, read_tracks
+from tritontube.domain.media import (
+    UNFINISHED_PERCENT_CEILING,
+    AudioOutput,
+    DashOutput,
+    OutputFile,
+    PartOutput,
+    Probe,
+    RenditionOutput,
+    RenditionSpec,
+)
+from tritontube.domain.transcode import MANIFEST_NAME, presentation_seconds
 
 __all__ = [
     "AUDIO",
@@ -371,6 +385,11 @@ def joined(job: ChunkedJob) -> ChunkedJob:
     return replace(job, status=JobStatus.JOINED.value)
 
 
+def failed_job(job: ChunkedJob, reason: str, message: str) -> ChunkedJob:
+    """The job failed after its parts were in (the join could not use them)."""
+    return replace(job, status=JobStatus.FAILED.value, error_code=reason, error_message=message)
+
+
 # --------------------------------------------------------------------------- progress
 
 
@@ -433,5 +452,238 @@ def chunk_seconds(
     return tuple(round(s, 6) for s in out)
 
 
-def chunk_id(chunk: TranscodeChunk) -> str:
-    return f"{chunk.job_id}#{chunk.attempt}:{chunk.kind.lower()}{chunk.index}"
+# --------------------------------------------------------------------------- events
+
+
+def planned_event(
+    job: TranscodeJob,
+    probe: Probe,
+    renditions: Sequence[RenditionSpec],
+    chunk_plan: ChunkPlan,
+    thumbnail_key: str | None,
+    now: datetime,
+) -> TranscodeChunked:
+    """The plan the join waits for (deterministic id: a redelivered job plans again)."""
+    return TranscodeChunked(
+        event_id=f"{job.job_id}#{job.attempt}:chunked",
+        video_id=job.video_id,
+        job_id=job.job_id,
+        attempt=job.attempt,
+        output_prefix=job.output_prefix,
+        duration_seconds=float(probe.duration_seconds or chunk_plan.video_seconds),
+        chunk_seconds=chunk_seconds(chunk_plan.spans, chunk_plan.rate, chunk_plan.video_seconds),
+        has_audio=probe.has_audio,
+        renditions=tuple(r.name for r in renditions),
+        ts=now,
+        thumbnail_key=thumbnail_key,
+    )
+
+
+def chunk_jobs(
+    job: TranscodeJob,
+    probe: Probe,
+    renditions: Sequence[RenditionSpec],
+    chunk_plan: ChunkPlan,
+    now: datetime,
+) -> tuple[TranscodeChunk, ...]:
+    """One ``TranscodeChunk`` per video chunk, then the audio's (if the source has audio)."""
+    rate = chunk_plan.rate
+
+    def part(kind: str, span: ChunkSpan) -> TranscodeChunk:
+        return TranscodeChunk(
+            job_id=job.job_id,
+            video_id=job.video_id,
+            attempt=job.attempt,
+            kind=kind,
+            index=span.index,
+            chunk_count=len(chunk_plan.spans),
+            chunk_attempt=1,
+            source_key=job.source_key,
+            output_prefix=job.output_prefix,
+            probe=probe,
+            renditions=tuple(renditions),
+            frame_rate_num=rate.numerator,
+            frame_rate_den=rate.denominator,
+            segment_seconds=chunk_plan.segment_seconds,
+            start_frame=span.start_frame,
+            frame_count=span.frame_count,
+            first_segment=span.first_segment,
+            segment_count=span.segment_count,
+            not_before=now,
+            created_at=now,
+        )
+
+    video = tuple(part(VIDEO, span) for span in chunk_plan.spans)
+    if not probe.has_audio:
+        return video
+    return (*video, part(AUDIO, ChunkSpan(0, 0, None, 1, None)))
+
+
+def span_of(chunk: TranscodeChunk) -> ChunkSpan:
+    return ChunkSpan(
+        chunk.index, chunk.start_frame, chunk.frame_count, chunk.first_segment, chunk.segment_count
+    )
+
+
+def rate_of(chunk: TranscodeChunk) -> Fraction:
+    return Fraction(chunk.frame_rate_num, chunk.frame_rate_den)
+
+
+def retry_chunk(chunk: TranscodeChunk, now: datetime, delay_seconds: float) -> TranscodeChunk:
+    """The next try of ``chunk``, not to start before ``now + delay_seconds``."""
+    return replace(
+        chunk,
+        chunk_attempt=chunk.chunk_attempt + 1,
+        not_before=now + timedelta(seconds=delay_seconds),
+        created_at=now,
+    )
+
+
+def message_key(chunk: TranscodeChunk) -> str:
+    """The chunk's message key: its part, so that a job's parts spread over partitions."""
+    return part_key(chunk.video_id, chunk.kind, chunk.index)
+
+
+def _event_id(chunk: TranscodeChunk, what: str) -> str:
+    part = f"{chunk.kind.lower()}{chunk.index}#{chunk.chunk_attempt}"
+    return f"{chunk.job_id}#{chunk.attempt}:{part}:{what}"
+
+
+def progress_of(
+    chunk: TranscodeChunk, event_id: str, encoded_seconds: float, speed: float | None, now: datetime
+) -> ChunkProgress:
+    return ChunkProgress(
+        event_id=event_id,
+        video_id=chunk.video_id,
+        job_id=chunk.job_id,
+        attempt=chunk.attempt,
+        kind=chunk.kind,
+        index=chunk.index,
+        chunk_attempt=chunk.chunk_attempt,
+        encoded_seconds=round(encoded_seconds, 3),
+        ts=now,
+        speed=speed,
+    )
+
+
+def encoded_of(
+    chunk: TranscodeChunk,
+    output: PartOutput,
+    wall_seconds: float,
+    worker: str,
+    now: datetime,
+) -> ChunkEncoded:
+    return ChunkEncoded(
+        event_id=_event_id(chunk, "encoded"),
+        video_id=chunk.video_id,
+        job_id=chunk.job_id,
+        attempt=chunk.attempt,
+        kind=chunk.kind,
+        index=chunk.index,
+        chunk_attempt=chunk.chunk_attempt,
+        manifest=output.manifest,
+        files=tuple(MediaFile(f.path.as_posix(), f.size_bytes, f.sha256) for f in output.files),
+        encoded_seconds=round(output.encoded_seconds, 3),
+        wall_seconds=round(wall_seconds, 3),
+        cpu_seconds=round(output.cpu_seconds or 0.0, 3),
+        ts=now,
+        worker=worker,
+    )
+
+
+def failed_of(
+    chunk: TranscodeChunk, reason: str, message: str, final: bool, now: datetime
+) -> ChunkFailed:
+    return ChunkFailed(
+        event_id=_event_id(chunk, "failed"),
+        video_id=chunk.video_id,
+        job_id=chunk.job_id,
+        attempt=chunk.attempt,
+        kind=chunk.kind,
+        index=chunk.index,
+        chunk_attempt=chunk.chunk_attempt,
+        reason=reason,
+        message=message,
+        final=final,
+        ts=now,
+    )
+
+
+# --------------------------------------------------------------------------- the join
+
+
+@dataclass(frozen=True)
+class Package:
+    """The joined package of a chunked job: its manifest, every file, the renditions and
+    the audio as a one-pass ``DashOutput`` describes them (same checksums)."""
+
+    manifest: str
+    output: DashOutput
+
+
+def join(job: ChunkedJob, results: Sequence[ChunkEncoded]) -> Package:
+    """Join the parts of ``job`` (every part's ``ChunkEncoded``) into one package.
+
+    Raises ManifestError when the parts do not fit together: timelines that do not meet,
+    representations that differ, or init segments that are not the same bytes in every
+    chunk (they are, when every chunk used the same encoder settings: one init segment
+    serves the whole Representation)."""
+    video = sorted((r for r in results if r.kind == VIDEO), key=lambda r: r.index)
+    audio = [r for r in results if r.kind == AUDIO]
+    if [r.index for r in video] != list(range(len(video))) or not video:
+        raise ManifestError(f"chunks {[r.index for r in video]} do not cover the video")
+    audio_id = str(len(job.renditions))
+    text = join_chunks([r.manifest for r in video], audio[0].manifest if audio else None, audio_id)
+    files: dict[str, MediaFile] = {}
+    for result in (*video, *audio):
+        for item in result.files:
+            seen = files.setdefault(item.path, item)
+            if seen.sha256 != item.sha256:
+                raise ManifestError(f"{item.path} differs between chunks")
+    by_path = {p: OutputFile(Path(p), f.size_bytes, f.sha256) for p, f in files.items()}
+    tracks = read_tracks(text)
+    video_tracks = [t for t in tracks if t.content_type == "video"]
+    if len(video_tracks) != len(job.renditions):
+        raise ManifestError(
+            f"{len(video_tracks)} video representations for {len(job.renditions)} renditions"
+        )
+    missing = [
+        name
+        for t in tracks
+        for name in (t.init, *(s.name for s in t.segments))
+        if name not in by_path
+    ]
+    if missing:
+        raise ManifestError(f"the joined manifest lists {len(missing)} file(s) no part made")
+    renditions = tuple(
+        RenditionOutput(
+            name=name,
+            width=t.width,
+            height=t.height,
+            bandwidth_bps=t.bandwidth,
+            representation_id=t.representation_id,
+            files=(Path(t.init), *(Path(s.name) for s in t.segments)),
+        )
+        for name, t in zip(job.renditions, video_tracks, strict=True)
+    )
+    audio_out = None
+    for t in tracks:
+        if t.content_type == "audio":
+            audio_out = AudioOutput(
+                t.representation_id,
+                t.bandwidth,
+                (Path(t.init), *(Path(s.name) for s in t.segments)),
+            )
+    listed = {p for r in renditions for p in r.files} | (
+        set(audio_out.files) if audio_out else set()
+    )
+    output = DashOutput(
+        manifest=Path(MANIFEST_NAME),
+        files=tuple(by_path[p.as_posix()] for p in sorted(listed)),
+        renditions=renditions,
+        audio=audio_out,
+        cpu_seconds=sum(r.cpu_seconds for r in results),
+        wall_seconds=max(r.wall_seconds for r in results),
+        duration_seconds=presentation_seconds(text),
+    )
+    return Package(text, output)

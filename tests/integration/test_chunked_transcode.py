@@ -1,0 +1,218 @@
+"""Chunked transcoding through the real pipeline: broker, object store, worker, ffmpeg.
+
+A video enters the way production does (UploadSessionCreated + UploadCompleted); a source
+longer than ``chunk_threshold_seconds`` is cut by its job's owner into chunks that the
+chunk agent encodes, and the owner joins them into one DASH package. One stack serves
+every test of the module (each test uses its own videos); sources are 90 s at 320x240
+(one rendition at the source's size) so that the suite stays fast: the media properties of
+the joined package across renditions are proven on the adapter in
+``test_chunked_media.py``, and played in a browser in ``tests/e2e``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import (
+    ffmpeg,
+    of,
+    pids_of,
+    publish_upload,
+    read_all,
+    scratch_leftovers,
+    source_key,
+    terminal,
+    wait_for,
+    wait_for_state,
+)
+from tritontube.deps import build_deps
+from tritontube.devstack.process import free_port
+from tritontube.devstack.stack import EmbeddedStack
+from tritontube.domain import transcode as tx
+from tritontube.domain.events import (
+    ChunkEncoded,
+    ChunkFailed,
+    ChunkProgress,
+    RenditionReady,
+    TranscodeChunk,
+    TranscodeChunked,
+    TranscodeFailed,
+    TranscodeProgress,
+    TranscodeSucceeded,
+)
+from tritontube.domain.manifest import read_tracks
+from tritontube.settings import (
+    HttpSettings,
+    KafkaSettings,
+    S3Settings,
+    SearchSettings,
+    Settings,
+    TranscodeSettings,
+    WorkerSettings,
+)
+from tritontube.storage.s3 import S3ObjectStore
+from tritontube.streams import catalogue
+from tritontube.streams.records import EventCodec
+
+pytestmark = pytest.mark.integration
+
+FFMPEG = shutil.which("ffmpeg")
+if FFMPEG is None:  # pragma: no cover - the dev image installs it
+    pytest.skip("ffmpeg is required", allow_module_level=True)
+
+SOURCE_SECONDS = 90
+CHUNK_SECONDS = 20.0  # 90 s -> 4 chunks (round(90 / 20))
+
+
+def long_clip(path: Path, seconds: int = SOURCE_SECONDS, *, audio: bool = True) -> Path:
+    """A 320x240 25 fps H.264 clip with a keyframe every 2 s (and an AAC tone)."""
+    video = ["-f", "lavfi", "-i", f"testsrc2=size=320x240:rate=25:duration={seconds}"]
+    sound = ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"] if audio else []
+    codecs = ["-c:v", "libx264", "-preset", "veryfast", "-g", "50", "-pix_fmt", "yuv420p"]
+    codecs += ["-c:a", "aac", "-shortest"] if audio else []
+    ffmpeg(*video, *sound, *codecs, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return long_clip(tmp_path_factory.mktemp("media") / "long.mp4")
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    root = tmp_path_factory.mktemp("chunked")
+    worker_port = free_port()
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap_servers=f"127.0.0.1:{free_port()}", embedded_broker_compat=True, partitions=2
+        ),
+        s3=S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
+        http=HttpSettings(port=free_port(), worker_url=f"http://127.0.0.1:{worker_port}"),
+        worker=WorkerSettings(web_port=worker_port, data_dir=root / "worker"),
+        search=SearchSettings(path=root / "search"),
+        transcode=TranscodeSettings(
+            scratch_dir=root / "scratch",
+            chunk_threshold_seconds=30.0,
+            chunk_seconds=CHUNK_SECONDS,
+            max_attempts=3,
+            backoff_base_seconds=0.5,
+            backoff_max_seconds=1.0,
+        ),
+        data_dir=root / "data",
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedStack]:
+    logs = tmp_path_factory.mktemp("logs")
+    stack = EmbeddedStack(settings=settings, log_dir=logs, with_api=False)
+    try:
+        stack.start_infrastructure()
+        stack.start_worker()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def store(settings: Settings, stack: EmbeddedStack) -> Iterator[S3ObjectStore]:
+    client = S3ObjectStore.from_settings(settings.s3)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def codec() -> EventCodec:
+    return build_deps(Settings()).codec
+
+
+async def upload(
+    store: S3ObjectStore, settings: Settings, codec: EventCodec, video_id: str, path: Path
+) -> None:
+    await store.upload_file(path, source_key(video_id), "video/mp4")
+    await publish_upload(settings, codec, video_id)
+
+
+async def stored_package(store: S3ObjectStore, prefix: str) -> tuple[str, dict[str, int]]:
+    """The stored manifest and every stored object (name -> size) under ``prefix``."""
+    manifest = (await store.get_bytes(prefix + tx.MANIFEST_NAME)).decode()
+    objects = {info.key[len(prefix) :]: info.size for info in await store.list(prefix)}
+    return manifest, objects
+
+
+def results(records: list[tuple[str, Any]], video_id: str, kind: type) -> list[Any]:
+    return of(records, video_id, kind)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+async def test_a_long_source_is_cut_encoded_in_chunks_and_joined_into_one_package(
+    settings: Settings, stack: EmbeddedStack, store: S3ObjectStore, codec: EventCodec, source: Path
+) -> None:
+    await upload(store, settings, codec, "long", source)
+    state = await wait_for_state(settings, "long", terminal, timeout=240)
+    assert state["status"] == "READY", state
+    assert state["attempt"] == 1
+    assert state["duration_seconds"] == pytest.approx(SOURCE_SECONDS, abs=0.05)
+    assert state["thumbnail_key"] == "media/long/dash/poster.jpg"
+
+    chunk_results = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
+    (plan,) = results(chunk_results, "long", TranscodeChunked)
+    assert len(plan.chunk_seconds) >= 4 and plan.has_audio
+    assert sum(plan.chunk_seconds) == pytest.approx(SOURCE_SECONDS, abs=0.05)
+    encoded = results(chunk_results, "long", ChunkEncoded)
+    parts = sorted((e.kind, e.index) for e in encoded)
+    assert parts == sorted([("VIDEO", i) for i in range(len(plan.chunk_seconds))] + [("AUDIO", 0)])
+    assert results(chunk_results, "long", ChunkFailed) == []
+    assert results(chunk_results, "long", ChunkProgress), "parts report their progress"
+
+    # The parts are spread over the partitions of transcode-chunks, keyed by part.
+    chunk_jobs = await read_all(settings, catalogue.TRANSCODE_CHUNKS.name, codec)
+    keys = {
+        key
+        for key, value in chunk_jobs
+        if isinstance(value, TranscodeChunk) and value.video_id == "long"
+    }
+    assert keys == {f"long/{k.lower()}/{i}" for k, i in parts}
+
+    # One manifest over every part's segments, and every file it lists is stored.
+    manifest, objects = await stored_package(store, "media/long/dash/")
+    tracks = read_tracks(manifest)
+    names = {name for t in tracks for name in (t.init, *(s.name for s in t.segments))}
+    assert names | {"manifest.mpd", "poster.jpg"} == set(objects)
+    video = [t for t in tracks if t.content_type == "video"]
+    assert len(video) == 1 and video[0].segments[0].start == 0
+    assert [s.number for s in video[0].segments] == list(range(1, len(video[0].segments) + 1))
+    for before, after in zip(video[0].segments, video[0].segments[1:], strict=False):
+        assert after.start == before.end  # no gap, no overlap, chunk boundaries included
+
+    # The same renditions metadata as the one pass: checksums over the stored files.
+    progress = await read_all(settings, catalogue.TRANSCODE_PROGRESS.name, codec)
+    (done,) = results(progress, "long", TranscodeSucceeded)
+    (rendition,) = done.renditions
+    assert rendition.segment_count == len(video[0].segments)
+    assert rendition.size_bytes == sum(
+        objects[n] for n in (video[0].init, *(s.name for s in video[0].segments))
+    )
+    assert [e.rendition.name for e in results(progress, "long", RenditionReady)] == [rendition.name]
+    assert done.duration_seconds == pytest.approx(SOURCE_SECONDS, abs=0.05)
+    assert results(progress, "long", TranscodeFailed) == []
+
+    # Progress from the parts: QUEUED, then ENCODING with rendition percents and an ETA.
+    updates = results(progress, "long", TranscodeProgress)
+    steps = [u.step for u in updates]
+    assert {"PROBING", "QUEUED", "ENCODING", "FINALIZING"} <= set(steps)
+    encoding = [u for u in updates if u.step == "ENCODING"]
+    assert any(u.eta_seconds is not None for u in encoding)
+    assert all({r.name for r in u.renditions} == {rendition.name} for u in encoding)
+    assert scratch_leftovers(settings) == []
