@@ -11,7 +11,6 @@ the joined package across renditions are proven on the adapter in
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,13 +21,11 @@ import pytest
 from helpers import (
     ffmpeg,
     of,
-    pids_of,
     publish_upload,
     read_all,
     scratch_leftovers,
     source_key,
     terminal,
-    wait_for,
     wait_for_state,
 )
 from tritontube.deps import build_deps
