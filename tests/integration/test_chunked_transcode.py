@@ -11,7 +11,10 @@ the joined package across renditions are proven on the adapter in
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,10 +29,11 @@ from helpers import (
     scratch_leftovers,
     source_key,
     terminal,
+    wait_for,
     wait_for_state,
 )
 from tritontube.deps import build_deps
-from tritontube.devstack.process import free_port
+from tritontube.devstack.process import ManagedProcess, free_port
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain import transcode as tx
 from tritontube.domain.events import (
@@ -213,3 +217,124 @@ async def test_a_long_source_is_cut_encoded_in_chunks_and_joined_into_one_packag
     assert any(u.eta_seconds is not None for u in encoding)
     assert all({r.name for r in u.renditions} == {rendition.name} for u in encoding)
     assert scratch_leftovers(settings) == []
+
+
+def worker_process(stack: EmbeddedStack) -> ManagedProcess:
+    return next(p for p in stack.processes if p.name == "worker")
+
+
+def encoded_parts(records: list[tuple[str, Any]], video_id: str) -> list[tuple[str, int]]:
+    return [(e.kind, e.index) for e in results(records, video_id, ChunkEncoded)]
+
+
+def chunk_encoders(video_id: str) -> dict[int, str]:
+    """The ffmpeg processes encoding a part of ``video_id`` now: pid -> command line."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "ffmpeg":
+                continue
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if f"/uploads/{video_id}/" in cmdline and "/part/manifest.mpd" in cmdline:
+            found[int(entry.name)] = cmdline
+    return found
+
+
+async def encoders_seen(video_id: str, count: int, timeout: float = 120.0) -> dict[int, str]:
+    """Poll until ``count`` different part encoders of ``video_id`` have run; the ones
+    running at that moment."""
+    seen: set[str] = set()
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        running = chunk_encoders(video_id)
+        seen.update(running.values())
+        if len(seen) >= count and running:
+            return running
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"saw {len(seen)} part encoder(s) of {video_id}, wanted {count}")
+
+
+@pytest.mark.timeout(300)
+async def test_a_worker_killed_mid_chunk_costs_that_chunk_and_the_video_ends_ready(
+    settings: Settings, stack: EmbeddedStack, store: S3ObjectStore, codec: EventCodec, source: Path
+) -> None:
+    await upload(store, settings, codec, "killed", source)
+    await encoders_seen("killed", 2)  # one part done, the next one encoding
+    worker = worker_process(stack)
+    worker.kill()
+    stack.processes.remove(worker)
+    stack.start_worker()
+
+    state = await wait_for_state(settings, "killed", terminal, timeout=240)
+    assert state["status"] == "READY", state
+    assert state["attempt"] == 1  # a crash is a redelivery, not a retry
+    records = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
+    parts = encoded_parts(records, "killed")
+    (plan,) = results(records, "killed", TranscodeChunked)
+    assert set(parts) == {("VIDEO", i) for i in range(len(plan.chunk_seconds))} | {("AUDIO", 0)}
+    # Every part was encoded once: the one that was running when the worker died has no
+    # result of its first run, and those finished before it were not encoded again.
+    assert len(parts) == len(set(parts)), parts
+    manifest, objects = await stored_package(store, "media/killed/dash/")
+    listed = {n for t in read_tracks(manifest) for n in (t.init, *(s.name for s in t.segments))}
+    assert listed | {"manifest.mpd", "poster.jpg"} == set(objects)
+    progress = await read_all(settings, catalogue.TRANSCODE_PROGRESS.name, codec)
+    succeeded = {e.event_id for e in results(progress, "killed", TranscodeSucceeded)}
+    assert succeeded == {"killed:etag-killed#1:succeeded"}
+    assert scratch_leftovers(settings) == []
+
+
+@pytest.mark.timeout(300)
+async def test_a_part_whose_encoder_dies_is_retried_with_backoff(
+    settings: Settings, stack: EmbeddedStack, store: S3ObjectStore, codec: EventCodec, source: Path
+) -> None:
+    await upload(store, settings, codec, "retried", source)
+    running = await encoders_seen("retried", 1)
+    for pid in running:
+        os.kill(pid, signal.SIGKILL)
+
+    state = await wait_for_state(settings, "retried", terminal, timeout=240)
+    assert state["status"] == "READY", state
+    assert state["attempt"] == 1  # the part was retried, not the job
+    records = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
+    (failure,) = results(records, "retried", ChunkFailed)
+    assert not failure.final and failure.reason == "TRANSCODE_FAILED"
+    part = (failure.kind, failure.index)
+    retried = [e for e in results(records, "retried", ChunkEncoded) if (e.kind, e.index) == part]
+    assert [e.chunk_attempt for e in retried] == [2]
+    jobs = await read_all(settings, catalogue.TRANSCODE_CHUNKS.name, codec)
+    tries = [
+        j
+        for _, j in jobs
+        if isinstance(j, TranscodeChunk) and j.video_id == "retried" and (j.kind, j.index) == part
+    ]
+    assert [t.chunk_attempt for t in tries] == [1, 2]
+    wait = (tries[1].not_before - tries[1].created_at).total_seconds()
+    assert 0.25 - 0.01 <= wait <= 0.5 + 0.01  # backoff_base 0.5 s with jitter in [0.5, 1] x base
+
+
+@pytest.mark.timeout(300)
+async def test_a_part_failing_for_good_fails_the_video_and_removes_its_output(
+    settings: Settings, stack: EmbeddedStack, store: S3ObjectStore, codec: EventCodec, source: Path
+) -> None:
+    await upload(store, settings, codec, "doomed", source)
+    await encoders_seen("doomed", 1)
+    await store.delete([source_key("doomed")])  # the upload is gone while parts remain
+
+    state = await wait_for_state(settings, "doomed", terminal, timeout=240)
+    assert (state["status"], state["error_code"]) == ("FAILED", "SOURCE_MISSING"), state
+    assert state["error_message"]
+    records = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
+    assert any(f.final for f in results(records, "doomed", ChunkFailed))
+    # What the job stored (the poster, the parts encoded before) is removed, and a part
+    # still running somewhere when it failed leaves nothing behind either.
+    await wait_for(lambda: not chunk_encoders("doomed"), timeout=60, what="the encoders to end")
+    await asyncio.sleep(2)
+    assert await store.list("media/doomed/") == []
+    progress = await read_all(settings, catalogue.TRANSCODE_PROGRESS.name, codec)
+    assert [f.final for f in results(progress, "doomed", TranscodeFailed)] == [True]
+    assert results(progress, "doomed", TranscodeSucceeded) == []

@@ -134,6 +134,11 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
                         "encoding": progress.encoding,
                         "waiting": progress.waiting,
                     },
+                    "encoded": [
+                        f"{p.kind}/{p.index}"
+                        for p in job.parts
+                        if p.status == chunks.PartStatus.DONE
+                    ],
                 }
             )
 
@@ -181,8 +186,10 @@ class ChunkRunner:
             await self._attempt(event, chunk)
 
     async def _abandoned(self, chunk: TranscodeChunk) -> bool:
-        """Whether the part's job has ended or moved on (the owner says so); False when the
-        owner cannot be asked (the part is encoded: a wasted encode, never a lost one)."""
+        """Whether the part is not needed: its job has ended or moved on, or the part is
+        already encoded (a redelivery after a crash: Faust commits offsets now and then,
+        so a part finished just before a worker died comes back). False when the owner
+        cannot be asked: the part is encoded, a wasted encode but never a lost one."""
         url = f"{self.status_url}/transcode/chunked/{chunk.video_id}"
         try:
             async with self.app.http_client.get(
@@ -197,15 +204,17 @@ class ChunkRunner:
         same = body.get("jobId") == chunk.job_id and body.get("attempt") == chunk.attempt
         newer = body.get("jobId") == chunk.job_id and int(body.get("attempt", 0)) > chunk.attempt
         ended = same and body.get("status") != chunks.JobStatus.ENCODING
-        if ended or newer:
+        done = same and f"{chunk.kind}/{chunk.index}" in (body.get("encoded") or ())
+        if ended or newer or done:
             log.info(
-                "skipping %s part %s%d: job %s attempt %s is %s",
+                "skipping %s part %s%d: job %s attempt %s is %s%s",
                 chunk.video_id,
                 chunk.kind,
                 chunk.index,
                 body.get("jobId"),
                 body.get("attempt"),
                 body.get("status"),
+                " and the part is encoded" if done else "",
             )
             return True
         return False
