@@ -22,9 +22,10 @@ $(NODE_STAMP): package.json package-lock.json
 setup: $(STAMP) $(NODE_STAMP)
 	tools/install-system-deps.sh $(VENV) $(SYSTEM_DEPS_FLAGS)
 
-## Start the whole embedded stack on loopback (Ctrl-C stops it).
+## Start the whole embedded stack on loopback (Ctrl-C stops it); WORKERS=N runs N workers.
+WORKERS ?= 1
 dev: setup
-	TRITONTUBE_KAFKA__EMBEDDED_BROKER_COMPAT=true $(VENV)/bin/tritontube dev
+	TRITONTUBE_KAFKA__EMBEDDED_BROKER_COMPAT=true $(VENV)/bin/tritontube dev --workers $(WORKERS)
 
 ## Run the whole test suite (starts and stops the real local services itself), after the
 ## linters and the type checker.

@@ -77,7 +77,7 @@ def _settings(root: Path) -> Settings:
             bootstrap_servers=f"127.0.0.1:{free_port()}", embedded_broker_compat=True, partitions=4
         ),
         s3=S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
-        http=HttpSettings(port=free_port(), worker_url=f"http://127.0.0.1:{worker_port}"),
+        http=HttpSettings(port=free_port()),
         worker=WorkerSettings(web_port=worker_port, data_dir=root / "worker"),
         search=SearchSettings(path=root / "search"),
         data_dir=root / "data",

@@ -112,7 +112,7 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
                 partitions=2,
             ),
             "s3": S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
-            "http": HttpSettings(port=http_port, worker_url=f"http://127.0.0.1:{worker_port}"),
+            "http": HttpSettings(port=http_port),
             "worker": WorkerSettings(
                 web_port=worker_port,
                 data_dir=tmp_path / "worker",
@@ -136,14 +136,24 @@ def stack_factory(
     stacks: list[EmbeddedStack] = []
 
     def factory(
-        settings: Settings, *, with_api: bool = False, worker: bool = True
+        settings: Settings,
+        *,
+        with_api: bool = False,
+        worker: bool = True,
+        workers: int = 1,
+        archiver: bool = True,
     ) -> EmbeddedStack:
-        stack = EmbeddedStack(settings=settings, log_dir=tmp_path / "logs", with_api=with_api)
+        """``archiver=False``: no archiver process (a test that drives an Archiver itself)."""
+        stack = EmbeddedStack(
+            settings=settings, log_dir=tmp_path / "logs", with_api=with_api, workers=workers
+        )
         stacks.append(stack)
         try:
             stack.start_infrastructure()
+            if archiver:
+                stack.start_archiver()
             if worker:
-                stack.start_worker()
+                stack.start_workers()
             if with_api:
                 stack.start_api()
         except BaseException:

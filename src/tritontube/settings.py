@@ -8,6 +8,9 @@ The defaults describe the embedded stack on loopback; production differs by sett
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -109,9 +112,13 @@ class HttpSettings(_Group):
     cors_origins: tuple[str, ...] = Field(
         (), description="Origins allowed by CORS; empty means same-origin only."
     )
-    worker_url: str = Field(
-        "http://127.0.0.1:6066",
-        description="Base URL of a worker's web server (table reads are routed from there).",
+    worker_urls: tuple[str, ...] = Field(
+        (),
+        description=(
+            "Base URLs of workers to ask first (any one will do: it routes each read to the "
+            "partition's owner and names every other member). Empty: the worker of these "
+            "settings (worker.advertised_url, else worker.web_host:worker.web_port)."
+        ),
     )
 
 
@@ -141,7 +148,32 @@ class WorkerSettings(_Group):
     )
     data_dir: Path = Field(Path(".tritontube/worker"), description="Faust data directory.")
     web_host: str = Field("127.0.0.1", description="Listen address of the worker web server.")
-    web_port: int = Field(6066, ge=0, le=65535, description="Port of the worker web server.")
+    web_port: int = Field(6066, ge=1, le=65535, description="Port of the worker web server.")
+    advertised_url: str | None = Field(
+        None,
+        description=(
+            "URL other workers and the API reach this worker's web server at (Faust's "
+            "canonical URL, shared with the group at every rebalance). None: "
+            "http://web_host:web_port, with this machine's host name when web_host is a "
+            "wildcard address (0.0.0.0 or ::)."
+        ),
+    )
+    standby_replicas: int = Field(
+        1,
+        ge=0,
+        description=(
+            "Standby copies of each table partition kept warm on other workers, so a worker "
+            "that takes over a partition need not replay its changelog first (Faust's "
+            "table_standby_replicas; no effect with a single worker)."
+        ),
+    )
+    internal_token: SecretStr | None = Field(
+        None,
+        description=(
+            "Bearer token the API and the workers present to the workers' query views. "
+            "None: derived from auth.secret, so one secret configures a whole stack."
+        ),
+    )
     transcode_enabled: bool = Field(
         True,
         description=(
@@ -294,7 +326,11 @@ class PlaybackSettings(_Group):
 class ArchiveSettings(_Group):
     """The event archive: every topic's records as Avro container files in the object store."""
 
-    enabled: bool = Field(True, description="Run the archiver inside the worker.")
+    enabled: bool = Field(
+        True, description="Run the archiver (`tritontube archiver`) in the embedded stack."
+    )
+    web_host: str = Field("127.0.0.1", description="Listen address of the archiver's /metrics.")
+    web_port: int = Field(6070, ge=1, le=65535, description="Port of the archiver's /metrics.")
     prefix: str = Field("archive/", description="Object-store key prefix of the archive.")
     flush_records: int = Field(
         5000, ge=1, description="Flush a partition's buffer once it holds this many records."
@@ -388,3 +424,25 @@ class Settings(BaseSettings):
         description="Root of the embedded stack's on-disk state (object store, search index).",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+
+    def worker_advertised_url(self) -> str:
+        """Where this worker's web server is reached (see ``worker.advertised_url``)."""
+        w = self.worker
+        if w.advertised_url:
+            return w.advertised_url.rstrip("/")
+        host = socket.gethostname() if w.web_host in ("0.0.0.0", "::", "") else w.web_host  # noqa: S104
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{w.web_port}"
+
+    def worker_seed_urls(self) -> tuple[str, ...]:
+        """The workers the API asks first (see ``http.worker_urls``)."""
+        urls = self.http.worker_urls or (self.worker_advertised_url(),)
+        return tuple(u.rstrip("/") for u in urls)
+
+    def internal_token(self) -> SecretStr:
+        """The bearer token of the workers' query views (see ``worker.internal_token``)."""
+        if self.worker.internal_token is not None:
+            return self.worker.internal_token
+        key = self.auth.secret.get_secret_value().encode()
+        return SecretStr(hmac.new(key, b"tritontube worker queries", hashlib.sha256).hexdigest())

@@ -1,7 +1,8 @@
 """playbackInfo, metadata, "my uploads" and the signed media route.
 
-Video state comes from a stub of the worker's web views serving states folded by the real
-domain state machine and serialised by the worker's own ``state_json``; media objects live in
+Video state comes from a stub of the worker's query views serving states folded by the real
+domain state machine, encoded by the shared codec and paged by ``domain.owners`` as the
+worker's own views do (``agents.queries``); media objects live in
 a real s3rver (tests marked ``integration``). The app's clock is pinned so that expiry is tested
 by moving time, not by sleeping.
 """
@@ -20,10 +21,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from helpers import auth, problem
-from tritontube.agents.views import state_json
+from tritontube.agents.queries import AVRO_CONTENT_TYPE
 from tritontube.deps import Deps, build_deps
 from tritontube.devstack.s3rver import S3rverServer
-from tritontube.domain import video
+from tritontube.domain import owners, video
 from tritontube.domain.events import (
     Rendition,
     RenditionReady,
@@ -34,6 +35,7 @@ from tritontube.domain.events import (
     VideoEvent,
     VideoState,
 )
+from tritontube.domain.queries import OwnerVideosPage, WorkerCluster, WorkerMember
 from tritontube.http.app import create_http_app
 from tritontube.http.playback import CHUNK_BYTES
 from tritontube.settings import HttpSettings, PlaybackSettings, S3Settings, Settings
@@ -132,7 +134,7 @@ def fold(video_id: str, owner: str, visibility: str, stage: str) -> VideoState:
 
 
 @pytest.fixture
-def states() -> dict[str, dict[str, Any]]:
+def states() -> dict[str, VideoState]:
     folded = [
         fold("pub", "alice", "public", "ready"),
         fold("priv", "alice", "private", "ready"),
@@ -141,30 +143,56 @@ def states() -> dict[str, dict[str, Any]]:
         fold("busy", "alice", "public", "transcoding"),
         fold("bobs", "bob", "public", "ready"),
     ]
-    return {s.video_id: state_json(s) for s in folded}
+    return {s.video_id: s for s in folded}
 
 
 @pytest.fixture
-async def worker_stub(
-    states: dict[str, dict[str, Any]], aiohttp_server: ClientFactory
-) -> TestServer:
-    """The worker's ``/videos/{id}`` and ``/videos?owner=`` views over ``states``."""
+async def worker_stub(states: dict[str, VideoState], aiohttp_server: ClientFactory) -> TestServer:
+    """The worker's ``/cluster``, ``/videos/{id}`` and ``/owners/{owner}/videos`` views over
+    ``states``, with the real codec and the real owner index and cursor."""
+    codec = build_deps(Settings()).codec
+    token = f"Bearer {Settings().internal_token().get_secret_value()}"
+
+    def avro(record: Any) -> web.Response:
+        return web.Response(body=codec.encode(record), content_type=AVRO_CONTENT_TYPE)
+
+    @web.middleware
+    async def internal_only(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.headers.get("Authorization") != token:
+            return web.json_response({"error": "internal token required"}, status=401)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def cluster(request: web.Request) -> web.Response:
+        url = str(request.url.origin())
+        return avro(WorkerCluster("tritontube", 2, (WorkerMember(url, (0, 1)),)))
 
     async def one(request: web.Request) -> web.Response:
         state = states.get(request.match_info["video_id"])
         if state is None:
-            return web.json_response({"found": False}, status=404)
-        return web.json_response(state)
+            return web.Response(status=404, content_type=AVRO_CONTENT_TYPE)
+        return avro(state)
 
-    async def listing(request: web.Request) -> web.Response:
-        owner = request.query.get("owner")
-        items = [s for s in states.values() if owner is None or s["owner"] == owner]
-        items.sort(key=lambda s: s["created_at"], reverse=True)
-        return web.json_response({"videos": items, "count": len(items)})
+    async def owned(request: web.Request) -> web.Response:
+        owner = request.match_info["owner"]
+        index: owners.OwnerVideos | None = None
+        for s in states.values():
+            if s.owner == owner:
+                index = owners.add_video(index, owner, s.video_id, s.created_at)
+        token = request.query.get("pageToken")
+        after = owners.decode_cursor(token) if token else None
+        items, cursor = owners.page(index, int(request.query["pageSize"]), after)
+        return avro(
+            OwnerVideosPage(
+                videos=tuple(states[v.video_id] for v in items),
+                next_page_token=None if cursor is None else owners.encode_cursor(cursor),
+            )
+        )
 
-    app = web.Application()
-    app.router.add_get("/videos", listing)
+    app = web.Application(middlewares=[internal_only])
+    app.router.add_get("/cluster", cluster)
     app.router.add_get("/videos/{video_id}", one)
+    app.router.add_get("/owners/{owner}/videos", owned)
     server: TestServer = await aiohttp_server(app)
     return server
 
@@ -178,7 +206,7 @@ def clock() -> PinnedClock:
 def settings(make_settings: Callable[..., Settings], worker_stub: TestServer) -> Settings:
     worker_url = str(worker_stub.make_url("")).rstrip("/")
     return make_settings(
-        http=HttpSettings(worker_url=worker_url),
+        http=HttpSettings(worker_urls=(worker_url,)),
         # Nothing listens here: the tests that read objects use ``media_client`` (s3rver).
         s3=S3Settings(endpoint_url="http://127.0.0.1:9"),
         playback=PlaybackSettings(media_url_ttl_seconds=TTL, media_url_bucket_seconds=60),
@@ -347,7 +375,7 @@ async def media_client(
     clock: PinnedClock,
 ) -> AsyncIterator[tuple[TestClient, Settings]]:  # type: ignore[type-arg]
     settings = make_settings(
-        http=HttpSettings(worker_url=str(worker_stub.make_url("")).rstrip("/")),
+        http=HttpSettings(worker_urls=(str(worker_stub.make_url("")).rstrip("/"),)),
         s3=S3Settings(endpoint_url=s3rver.endpoint_url),
         playback=PlaybackSettings(media_url_ttl_seconds=TTL, media_url_bucket_seconds=60),
     )

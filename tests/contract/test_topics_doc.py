@@ -26,3 +26,20 @@ def test_topics_doc_names_every_topic_record_and_field() -> None:
             for field in registry.schema(record)["fields"]:
                 assert f"| `{field['name']}` |" in text
     assert "Flush window" in text
+
+
+def test_topics_doc_tells_outside_consumers_what_they_need() -> None:
+    text = DOC.read_text()
+    for heading in (
+        "### Keys",
+        "### Values: Avro single-object encoding",
+        "### Messages written before issue 21: reversed fingerprints",
+        '### Reading "to the end" on the embedded broker',
+        "### Clients tested",
+    ):
+        assert heading in text
+    registry = SchemaRegistry()
+    for name in registry.current:
+        fp = registry.fingerprint_of(name)
+        assert f"`{fp.hex(' ')}` | `{fp[::-1].hex(' ')}` |" in text, name
+    assert "Every mode is a dry\nrun unless `--execute`" in text

@@ -27,7 +27,6 @@ def _env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
     env.update(
         {
             "TRITONTUBE_HTTP__PORT": str(ports["http"]),
-            "TRITONTUBE_HTTP__WORKER_URL": f"http://127.0.0.1:{ports['worker']}",
             "TRITONTUBE_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{ports['broker']}",
             "TRITONTUBE_S3__ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
             "TRITONTUBE_WORKER__WEB_PORT": str(ports["worker"]),

@@ -229,11 +229,11 @@ async def test_the_whole_stack_killed_mid_encode_still_ends_ready_after_the_rest
     await store.upload_file(longer, source_key("cut"), "video/mp4")
     await _wait_checkpoint(settings)  # the archiver is running
     await publish_upload(settings, codec, "cut")
-    await wait_for_state(settings, "cut", lambda s: s.get("step") == "ENCODING", timeout=60)
+    await wait_for_state(settings, "cut", lambda s: s.step == "ENCODING", timeout=60)
     await _wait_archived(settings, catalogue.TRANSCODE_JOBS.name, 1)
     await _wait_checkpoint(settings, after=datetime.now(UTC))
     encoding = await wait_for_state(settings, "cut", lambda s: True)
-    assert (encoding["status"], encoding["step"]) == ("TRANSCODING", "ENCODING"), encoding
+    assert (encoding.status, encoding.step) == ("TRANSCODING", "ENCODING"), encoding
 
     broker, worker = stack.processes[0], stack.processes[-1]
     assert (broker.name, worker.name) == ("broker", "worker")
@@ -243,8 +243,8 @@ async def test_the_whole_stack_killed_mid_encode_still_ends_ready_after_the_rest
     await asyncio.to_thread(stack.revive, broker)
 
     ready = await wait_for_state(settings, "cut", terminal, timeout=90)
-    assert ready["status"] == "READY", ready
-    assert ready["attempt"] == 1  # a crash is a redelivery, not a retry
+    assert ready.status == "READY", ready
+    assert ready.attempt == 1  # a crash is a redelivery, not a retry
 
 
 async def test_object_store_down_refuses_completion_and_nothing_becomes_ready(

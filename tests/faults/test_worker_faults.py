@@ -10,7 +10,6 @@ the public topics), so anything lost or doubled shows up as a count or a version
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 import urllib.error
@@ -29,19 +28,21 @@ from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import NotFoundError
 
-from helpers import completion, produce, read_all, session, wait_for, worker_get
+from helpers import completion, owned_videos, produce, read_all, session, wait_for, worker_get
 from tritontube.deps import build_deps
 from tritontube.devstack.osmem import osmem_url, running_osmem
 from tritontube.devstack.process import ManagedProcess, ProcessFailedError
-from tritontube.devstack.stack import EmbeddedStack, settings_env
+from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import VideoState
 from tritontube.http.app import create_http_app
 from tritontube.http.auth import mint_token
 from tritontube.indexer.factory import cursor_secret
+from tritontube.indexer.join import SearchSource
 from tritontube.indexer.tantivy_index import TantivyIndex
 from tritontube.settings import AnalyticsSettings, SearchSettings, Settings, WorkerSettings
 from tritontube.streams import catalogue
 from tritontube.streams.records import EventCodec
+from tritontube.streams.tables import decode_value
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ClientFactory = Callable[..., Any]
@@ -105,7 +106,7 @@ def lifecycle_states(video_id: str) -> list[VideoState]:
 
 def worker_metric(settings: Settings, name: str, **labels: str) -> float:
     """Sum of one counter's samples on the worker's /metrics matching ``labels``."""
-    url = f"{settings.http.worker_url}/metrics"
+    url = f"{settings.worker_seed_urls()[0]}/metrics"
     with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 - loopback test URL
         text = resp.read().decode()
     total = 0.0
@@ -119,7 +120,9 @@ def worker_metric(settings: Settings, name: str, **labels: str) -> float:
     return total
 
 
-async def join_table_log(settings: Settings, video_ids: set[str]) -> dict[str, list[int]]:
+async def join_table_log(
+    settings: Settings, video_ids: set[str], codec: EventCodec
+) -> dict[str, list[int]]:
     """State versions the indexer's join table logged for ``video_ids`` (diagnostics)."""
     topic = f"{settings.worker.app_id}-search_sources-changelog"
     consumer = AIOKafkaConsumer(
@@ -139,7 +142,8 @@ async def join_table_log(settings: Settings, video_ids: set[str]) -> dict[str, l
             quiet = 0 if records else quiet + 1
             for r in records:
                 if r.key is not None and r.key.decode() in video_ids and r.value is not None:
-                    out[r.key.decode()].append(int(json.loads(r.value)["sv"]))
+                    source = decode_value(codec, r.value, SearchSource)
+                    out[r.key.decode()].append(source.state_version)
     finally:
         await consumer.stop()
     return dict(out)
@@ -230,7 +234,7 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
             assert time.monotonic() < deadline, "the indexer never started"
             await asyncio.sleep(0.02)
         consumed_before = worker_metric(
-            settings, "tritontube_stream_events_consumed_total", agent="search-indexer"
+            settings, "tritontube_stream_events_consumed_total", agent="search-join"
         )
         kill_worker(stack)
         at_kill = len(await ready_in_index())
@@ -244,7 +248,7 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
             if time.monotonic() - restarted > 60:
                 docs = await reader.get_many(ids)
                 missing = {v: docs[v].version if v in docs else 0 for v in ids if v not in indexed}
-                joined = await join_table_log(settings, set(missing))
+                joined = await join_table_log(settings, set(missing), codec)
                 ahead = {
                     v: (missing[v], joined[v])
                     for v in missing
@@ -252,7 +256,7 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
                 }
                 assert not ahead, f"{TABLE_BEFORE_INDEX_REASON}: (index, table log) {ahead}"
                 consumed = worker_metric(
-                    settings, "tritontube_stream_events_consumed_total", agent="search-indexer"
+                    settings, "tritontube_stream_events_consumed_total", agent="search-join"
                 )
                 assert consumed >= len(events), (
                     f"{STALL_REASON}: consumed {consumed:.0f}/{len(events)} events, "
@@ -285,7 +289,7 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
     assert sorted(hits) == ids
 
     consumed_after = worker_metric(
-        settings, "tritontube_stream_events_consumed_total", agent="search-indexer"
+        settings, "tritontube_stream_events_consumed_total", agent="search-join"
     )
     applied_after = worker_metric(settings, "tritontube_index_documents_applied_total")
     # At-least-once: the new worker re-reads from the last commit, so events in <= consumed.
@@ -303,15 +307,7 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
 
 def start_unready_worker(stack: EmbeddedStack) -> ManagedProcess:
     """A worker process started without waiting for /readyz (it is about to recover)."""
-    s = stack.settings
-    worker = ManagedProcess(
-        name="worker",
-        argv=stack._python("worker"),
-        host=s.worker.web_host,
-        port=s.worker.web_port,
-        log_path=stack.log_dir / "worker.log",
-        env=settings_env(s),
-    )
+    worker = stack.worker_process(0)
     stack.processes.append(worker)
     worker.start(timeout=60)
     return worker
@@ -337,10 +333,7 @@ async def test_worker_killed_during_table_recovery_applies_nothing_twice(
         [(v, codec.encode(session(v, ttl=timedelta(hours=1)))) for v in ids],
     )
     await wait_for(
-        lambda: (
-            worker_get(settings, "/videos")[1]
-            and worker_get(settings, "/videos")[1]["count"] == count
-        ),
+        lambda: len(owned_videos(settings) or ()) == count,
         timeout=120,
         what=f"{count} sessions in the table",
     )
@@ -371,13 +364,13 @@ async def test_worker_killed_during_table_recovery_applies_nothing_twice(
     last: list[Any] = []
 
     def all_completed() -> dict[str, Any] | None:
-        code, body = worker_get(settings, "/videos")
-        if code != 200 or body is None:
-            last[:] = [code]
+        videos = owned_videos(settings)
+        if videos is None:
+            last[:] = ["unavailable"]
             return None
-        statuses = Counter((v["status"], v["version"]) for v in body["videos"])
-        last[:] = [code, body["count"], statuses]
-        return body if statuses == Counter({("PENDING_TRANSCODE", 2): count}) else None
+        statuses = Counter((v.status, v.version) for v in videos)
+        last[:] = [200, len(videos), statuses]
+        return videos if statuses == Counter({("PENDING_TRANSCODE", 2): count}) else None
 
     try:
         listing = await wait_for(all_completed, timeout=150, what="every completion folded")
@@ -386,8 +379,8 @@ async def test_worker_killed_during_table_recovery_applies_nothing_twice(
             raise AssertionError(f"{RECOVERY_KILL_REASON}: {last[2]}") from None
         raise AssertionError(f"{exc}; last listing: {last}") from None
     folded_after = time.monotonic() - restarted
-    assert sorted(v["video_id"] for v in listing["videos"]) == ids
-    assert {v["version"] for v in listing["videos"]} == {2}
+    assert sorted(v.video_id for v in listing) == ids
+    assert {v.version for v in listing} == {2}
 
     # Effects out: per video, versions 1 then 2 on the public topic, and one job.
     public = await read_all(settings, catalogue.VIDEO_STATE.name, codec)

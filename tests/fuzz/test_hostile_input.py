@@ -32,9 +32,8 @@ ORIGIN = "https://app.example.org"
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     base = make_settings()
     return make_settings(
-        http=HttpSettings(
-            port=base.http.port, worker_url=base.http.worker_url, cors_origins=(ORIGIN,)
-        ),
+        http=HttpSettings(port=base.http.port, cors_origins=(ORIGIN,)),
+        worker=base.worker,
         rate_limit=RateLimitSettings(
             upload_per_minute=60, upload_burst=3, watch_events_per_minute=60, watch_events_burst=5
         ),

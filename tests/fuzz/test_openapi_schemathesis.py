@@ -48,8 +48,8 @@ def _down_settings(tmp: Path) -> Settings:
     return Settings(
         kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),
         s3=S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
-        http=HttpSettings(port=free_port(), worker_url=f"http://127.0.0.1:{free_port()}"),
-        worker=WorkerSettings(data_dir=tmp / "worker"),
+        http=HttpSettings(port=free_port()),
+        worker=WorkerSettings(web_port=free_port(), data_dir=tmp / "worker"),
         search=SearchSettings(path=tmp / "search"),
         rate_limit=RateLimitSettings(enabled=False),
         data_dir=tmp / "data",

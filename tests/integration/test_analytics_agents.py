@@ -10,6 +10,7 @@ import pytest
 
 from helpers import produce, read_topic, wait_for, worker_get
 from tritontube.devstack.stack import EmbeddedStack
+from tritontube.domain import analytics as an
 from tritontube.domain.events import VideoState, WatchEvent
 from tritontube.settings import AnalyticsSettings, Settings
 from tritontube.streams import catalogue
@@ -52,7 +53,7 @@ def watch(
 def stats_when(settings: Settings, video_id: str, version: int) -> Callable[[], Any]:
     def check() -> Any:
         status, body = worker_get(settings, f"/stats/{video_id}")
-        return status == 200 and body["version"] >= version and body
+        return status == 200 and body.version >= version and body
 
     return check
 
@@ -77,27 +78,24 @@ async def test_stats_history_and_trending_survive_a_restart_and_dedupe_event_ids
     ]
     await produce(bootstrap, catalogue.WATCH_EVENTS.name, [("v1", codec.encode(e)) for e in events])
     before = await wait_for(stats_when(settings, "v1", 6))
-    assert before["version"] == 6
-    assert before["views"] == 1
-    assert before["viewers"] == 2
-    assert before["watchSeconds"] == pytest.approx(28.0)
-    assert before["averageCompletion"] == pytest.approx((0.25 + 1.0) / 2)
-    assert before["trendingScore"] > 0
+    assert before.version == 6
+    assert before.views == 1
+    assert before.viewers == 2
+    assert before.watch_seconds == pytest.approx(28.0)
+    assert before.average_completion == pytest.approx((0.25 + 1.0) / 2)
+    assert an.trending_score(before, before.last_event_ms, an.AnalyticsPolicy()) > 0
     _, alice = await wait_for(
-        lambda: (
-            (r := worker_get(settings, "/users/alice/history"))[0] == 200 and r[1]["entries"] and r
-        )
+        lambda: (r := worker_get(settings, "/users/alice/history"))[0] == 200 and r[1].entries and r
     )
     _, bob = await wait_for(
-        lambda: (
-            (r := worker_get(settings, "/users/bob/history"))[0] == 200 and r[1]["entries"] and r
-        )
+        lambda: (r := worker_get(settings, "/users/bob/history"))[0] == 200 and r[1].entries and r
     )
-    assert [(e["videoId"], e["completed"]) for e in alice["entries"]] == [("v1", False)]
-    assert [(e["videoId"], e["completed"]) for e in bob["entries"]] == [("v1", True)]
-    assert alice["entries"][0]["positionSeconds"] == 25
+    assert [(e.video_id, e.completed) for e in alice.entries] == [("v1", False)]
+    assert [(e.video_id, e.completed) for e in bob.entries] == [("v1", True)]
+    assert alice.entries[0].position_seconds == 25
     _, trending = worker_get(settings, "/trending")
-    assert [t["videoId"] for t in trending["videos"]] == ["v1"]
+    assert [t.video_id for t in trending.entries] == ["v1"]
+    assert set(trending.partitions) == set(range(settings.kafka.partitions))
     public = await read_topic(bootstrap, catalogue.VIDEO_STATS.name, expect=6)
     last = codec.decode(public[-1].value)
     assert (last.version, last.views, last.viewers) == (6, 1, 2)
@@ -108,10 +106,7 @@ async def test_stats_history_and_trending_survive_a_restart_and_dedupe_event_ids
     stack.start_worker()
 
     after = await wait_for(stats_when(settings, "v1", 6), timeout=60)
-    assert {k: v for k, v in after.items() if k != "trendingScore"} == {
-        k: v for k, v in before.items() if k != "trendingScore"
-    }
-    assert after["trendingScore"] == pytest.approx(before["trendingScore"], rel=0.01)
+    assert after == before
     assert worker_get(settings, "/users/alice/history")[1] == alice
     more = [
         watch("a3", "alice", "HEARTBEAT", 20, 20),  # redelivered after the restart
@@ -120,9 +115,9 @@ async def test_stats_history_and_trending_survive_a_restart_and_dedupe_event_ids
     ]
     await produce(bootstrap, catalogue.WATCH_EVENTS.name, [("v1", codec.encode(e)) for e in more])
     final = await wait_for(stats_when(settings, "v1", 8))
-    assert final["version"] == 8
-    assert final["views"] == 1  # same user, same view window
-    assert final["watchSeconds"] == pytest.approx(38.0)
+    assert final.version == 8
+    assert final.views == 1  # same user, same view window
+    assert final.watch_seconds == pytest.approx(38.0)
 
 
 async def test_undecodable_watch_events_are_dead_lettered(

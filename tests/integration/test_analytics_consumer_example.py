@@ -1,4 +1,5 @@
-"""The example analytics consumer decodes our topics with only fastavro and the .avsc files."""
+"""The example analytics consumer decodes our topics with aiokafka, fastavro and the .avsc files,
+in both fingerprint byte orders, and counts what it skips."""
 
 from __future__ import annotations
 
@@ -48,7 +49,14 @@ async def test_example_consumer_prints_watch_time_per_video(broker: str) -> None
             await producer.send_and_wait(
                 catalogue.WATCH_EVENTS.name, codec.encode(event), key=event.video_id.encode()
             )
+        # Written before issue 21: the same kind of message with its fingerprint reversed.
+        late = codec.encode(watch("e6", "bob", "v1", 40.0))
+        legacy = late[:2] + late[2:10][::-1] + late[10:]
+        await producer.send_and_wait(catalogue.WATCH_EVENTS.name, legacy, key=b"v1")
+        # Skipped, and counted by reason:
         await producer.send_and_wait(catalogue.WATCH_EVENTS.name, b"garbage", key=b"v1")
+        unknown = b"\xc3\x01" + b"\x00" * 8 + late[10:]
+        await producer.send_and_wait(catalogue.WATCH_EVENTS.name, unknown, key=b"v1")
     finally:
         await producer.stop()
     result = await asyncio.to_thread(
@@ -60,5 +68,10 @@ async def test_example_consumer_prints_watch_time_per_video(broker: str) -> None
     last_table = result.stdout.strip().split("\n\n")[-1].splitlines()
     rows = {line.split()[0]: line for line in last_table[1:]}
     assert "Zebra crossing" in rows["v1"]
-    assert rows["v1"].split()[-1] == "25.0"
+    assert rows["v1"].split()[-1] == "40.0"  # 10 + 15 + 15 (the legacy-order event)
     assert rows["v2"].split()[-1] == "0.0"
+    assert result.stderr.splitlines()[-2:] == [
+        "read: 1 VideoState, 7 WatchEvent (1 in the legacy byte order, "
+        "1 duplicate watch events counted once)",
+        "skipped: 2 (1 not Avro single-object encoding, 1 unknown schema fingerprint)",
+    ]

@@ -1,9 +1,11 @@
 """Archive, replay, rebuild and restore against the real broker, object store and worker.
 
 One pipeline run serves several checks (services are slow to start on a shared box): the
-archive decodes with plain fastavro; a rebuild from the archive and from the topics reproduces
-the worker's states and the search results; a byte-exact copy into a new topic; and a stop and
-start of the embedded stack restores history without re-running side effects.
+archive decodes with plain fastavro; outside consumers read it all (librdkafka reads every
+topic, Apache Avro Java decodes every message on every topic and in the archive); a rebuild
+from the archive and from the topics reproduces the worker's states and the search results; a
+byte-exact copy into a new topic; and a stop and start of the embedded stack restores history
+without re-running side effects.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import Any
 import fastavro
 import pytest
 
-from helpers import completion, produce, read_topic, session, wait_for, worker_get
+from helpers import completion, owned_videos, produce, read_topic, session, wait_for
+from java_avro import java_decode
+from outside_consumers import Message, read_with_aiokafka, read_with_librdkafka
 from tritontube.deps import build_deps
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import Rendition, TranscodeSucceeded, WatchEvent
@@ -30,6 +34,7 @@ from tritontube.replay.sources import ArchiveSource, Selection, TopicSource
 from tritontube.settings import ArchiveSettings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import archive, catalogue
+from tritontube.streams.codec import schema_dir
 from tritontube.streams.records import EventCodec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -75,6 +80,25 @@ async def archived_counts(store: S3ObjectStore, prefix: str) -> Counter[str]:
     return counts
 
 
+GARBAGE = b"not avro"  # produced on watch-events: dead-lettered, and no decoder reads it
+
+
+def check_with_avro_java(app_id: str, messages: list[Message]) -> dict[str, int]:
+    """Decode every value with Avro Java (table changelogs included: their values are Avro
+    too); returns the values decoded per topic."""
+    labelled = [(f"{m.topic}/{m.partition}/{m.offset}", m.value) for m in messages if m.value]
+    results, _ = java_decode(schema_dir(), labelled)
+    decoded: Counter[str] = Counter()
+    for (label, value), result in zip(labelled, results, strict=True):
+        topic = label.rsplit("/", 2)[0]
+        if "error" not in result and not result["legacy"]:
+            decoded[topic] += 1
+        else:
+            assert value == GARBAGE, (label, result)
+            assert topic == catalogue.WATCH_EVENTS.name and "error" in result, label
+    return dict(decoded)
+
+
 async def rebuild_from(source: Any) -> rebuild.Rebuild:
     result = rebuild.Rebuild(build_deps(Settings()).codec)
     target = engine.RebuildTarget(result, lambda r: None)
@@ -112,11 +136,11 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     ready = ids[: VIDEOS // 2]
 
     def pending() -> bool:
-        status, body = worker_get(settings, "/videos")
+        videos = owned_videos(settings)
         return (
-            status == 200
-            and body["count"] == VIDEOS
-            and all(v["status"] == "PENDING_TRANSCODE" for v in body["videos"])
+            videos is not None
+            and len(videos) == VIDEOS
+            and all(v.status == "PENDING_TRANSCODE" for v in videos)
         )
 
     await wait_for(pending, timeout=60)  # a job exists before its result arrives
@@ -128,18 +152,18 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     await produce(
         bootstrap,
         catalogue.WATCH_EVENTS.name,
-        [(watch(i).video_id, codec.encode(watch(i))) for i in range(WATCHES)],
+        [(watch(i).video_id, codec.encode(watch(i))) for i in range(WATCHES)] + [("v0", GARBAGE)],
     )
 
     def settled() -> Any:
-        status, body = worker_get(settings, "/videos")
-        if status != 200 or body["count"] != VIDEOS:
+        videos = owned_videos(settings)
+        if videos is None or len(videos) != VIDEOS:
             return None
-        statuses = Counter(v["status"] for v in body["videos"])
-        return body if statuses["READY"] == len(ready) else None
+        statuses = Counter(v.status for v in videos)
+        return videos if statuses["READY"] == len(ready) else None
 
     listing = await wait_for(settled, timeout=60)
-    worker_states = {v["video_id"]: v for v in listing["videos"]}
+    worker_states = rebuild.state_snapshot({v.video_id: v for v in listing})
     jobs_before = await read_topic(bootstrap, catalogue.TRANSCODE_JOBS.name, expect=VIDEOS)
     assert len(jobs_before) == VIDEOS
 
@@ -149,8 +173,9 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
         want = {
             catalogue.UPLOADS.name: 2 * VIDEOS,
             catalogue.TRANSCODE_PROGRESS.name: len(ready),
-            catalogue.WATCH_EVENTS.name: WATCHES,
+            catalogue.WATCH_EVENTS.name: WATCHES + 1,
             catalogue.TRANSCODE_JOBS.name: VIDEOS,
+            catalogue.WATCH_EVENTS.dlq: 1,
         }
 
         async def archived() -> bool:
@@ -170,6 +195,32 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
             rows = list(fastavro.reader(io.BytesIO(await store.get_bytes(obj.key))))
             values += [row["value"] for row in rows]
         assert sorted(values) == sorted(v for _, v in uploads)
+
+        # Outside consumers. librdkafka (read second: the worker may still be writing) sees
+        # everything aiokafka saw, on every topic; Avro Java decodes every value on
+        # every topic and in the archive, table changelogs included.
+        seen = await read_with_aiokafka(bootstrap, idle=2.0)
+        rdkafka = await asyncio.to_thread(read_with_librdkafka, bootstrap, idle=2.0)
+        assert set(seen) <= set(rdkafka)
+        on_topics = Counter(m.topic for m in rdkafka)
+        assert {t: on_topics[t] for t in want} == want
+        app_id = settings.worker.app_id
+        decoded = check_with_avro_java(app_id, rdkafka)
+        garbage = Counter({catalogue.WATCH_EVENTS.name: 1})
+        for topic in {t for spec in catalogue.TOPICS for t in (spec.name, spec.dlq)}:
+            assert decoded.get(topic, 0) == on_topics[topic] - garbage[topic], topic
+        assert decoded[catalogue.VIDEO_STATE.name] >= VIDEOS
+        assert decoded[catalogue.VIDEO_STATS.name] >= 1
+        assert decoded[f"{app_id}-video_state-changelog"] >= VIDEOS
+        in_archive = []
+        for obj in await store.list(prefix):
+            if obj.key.endswith(".avro"):
+                rows = archive.decode_file(await store.get_bytes(obj.key))
+                in_archive += [
+                    Message(r.topic, r.partition, r.offset, r.key, r.value) for r in rows
+                ]
+        archived_decoded = check_with_avro_java(app_id, in_archive)
+        assert {t: archived_decoded.get(t, 0) + garbage[t] for t in want} == want
 
         # Rebuild from the archive and from the live topics: the worker's states exactly.
         topics = rebuild.input_topics()
@@ -191,7 +242,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
             assert original == hits
 
         # Byte-exact copy of a time range into a new topic.
-        copy = engine.TopicTarget(settings.kafka, "uploads.copy")
+        copy = engine.TopicTarget(settings.kafka, "uploads.copy", execute=True)
         since = Selection((catalogue.UPLOADS.name,), since=NOW - timedelta(hours=1))
         summary = await engine.run_replay(
             TopicSource(settings.kafka, since), copy, engine.Summary("topics", "copy")
@@ -215,7 +266,7 @@ async def test_archive_rebuild_copy_and_restore_reproduce_the_pipeline(
     stack.stop()
     stack_factory(settings)
     restored = await wait_for(settled, timeout=60)
-    assert {v["video_id"]: v for v in restored["videos"]} == worker_states
+    assert rebuild.state_snapshot({v.video_id: v for v in restored}) == worker_states
     after = await read_topic(bootstrap, catalogue.UPLOADS.name, expect=2 * VIDEOS)
     assert sorted((r.partition, r.offset, r.value) for r in after) == sorted(
         (r.partition, r.offset, r.value) for r in originals

@@ -72,7 +72,7 @@ async def test_the_restore_commits_the_worker_only_as_far_as_the_archive_holds_i
     store_for: Callable[[Settings], S3ObjectStore],
 ) -> None:
     settings = make_settings(archive=ArchiveSettings(flush_interval_seconds=0.2))
-    stack = stack_factory(settings, worker=False)
+    stack = stack_factory(settings, worker=False, archiver=False)
     broker_compat.apply()
     await ensure_topics(settings.kafka)
     app_id = settings.worker.app_id

@@ -213,7 +213,7 @@ async def test_watch_events_search_and_recommendations_through_the_api(
     # The video-state agent reads both topics; finish the uploads before the transcodes.
     await wait_for(
         lambda: all(
-            (worker_get(settings, f"/videos/{v}")[1] or {}).get("status") == "PENDING_TRANSCODE"
+            getattr(worker_get(settings, f"/videos/{v}")[1], "status", None) == "PENDING_TRANSCODE"
             for v, *_ in CORPUS
         )
     )

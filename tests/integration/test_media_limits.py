@@ -122,13 +122,13 @@ async def test_sources_above_the_limits_fail_fast_with_a_reason_and_leave_nothin
     await publish_upload(settings, codec, "fine")
     fine = await wait_for_state(settings, "fine", terminal, timeout=90)
 
-    got = {v: (s["status"], s["error_code"], s["attempt"]) for v, s in states.items()}
+    got = {v: (s.status, s.error_code, s.attempt) for v, s in states.items()}
     assert got == {
         "huge": ("FAILED", "TOO_LARGE_DIMENSIONS", 1),
         "long": ("FAILED", "TOO_LONG", 1),
     }
-    assert all(s["error_message"] for s in states.values())
-    assert fine["status"] == "READY", fine
+    assert all(s.error_message for s in states.values())
+    assert fine.status == "READY", fine
 
     # Refused after the probe, before any encode: no ENCODING step was ever reported.
     progress = await read_all(settings, catalogue.TRANSCODE_PROGRESS.name, codec)
@@ -182,4 +182,4 @@ async def test_a_source_hiding_its_duration_is_still_held_to_the_duration_limit(
     assert processes_mentioning(str(scratch), "ffmpeg", "ffprobe") == []
     assert scratch_leftovers(settings) == []
     # Refused (TOO_LONG), or at least never READY with more than the limit.
-    assert (state["status"], state["error_code"]) == ("FAILED", "TOO_LONG"), state
+    assert (state.status, state.error_code) == ("FAILED", "TOO_LONG"), state

@@ -137,7 +137,7 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
     }
 
     ok = {"happy", "restarted"}
-    failed = {v: (s["status"], s["error_code"]) for v, s in states.items() if v not in ok}
+    failed = {v: (s.status, s.error_code) for v, s in states.items() if v not in ok}
     assert failed == {
         "truncated": ("FAILED", "CORRUPT_MEDIA"),
         # A text file named .mp4: streamed from the store, ffprobe has no extension to go
@@ -148,23 +148,23 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
         "missing": ("FAILED", "SOURCE_MISSING"),
         "speck": ("FAILED", "TOO_SMALL_DIMENSIONS"),
     }
-    assert all(states[v]["error_message"] for v in failed)
-    assert all(states[v]["attempt"] == 1 for v in failed), "input errors are not retried"
+    assert all(states[v].error_message for v in failed)
+    assert all(states[v].attempt == 1 for v in failed), "input errors are not retried"
 
     ready = states["happy"]
-    assert ready["status"] == "READY"
-    assert ready["manifest_key"] == "media/happy/dash/manifest.mpd"
-    assert ready["thumbnail_key"] == "media/happy/dash/poster.jpg"
-    assert 1.9 <= ready["duration_seconds"] <= 2.2
-    renditions = {r["name"]: r for r in ready["renditions"]}
+    assert ready.status == "READY"
+    assert ready.manifest_key == "media/happy/dash/manifest.mpd"
+    assert ready.thumbnail_key == "media/happy/dash/poster.jpg"
+    assert 1.9 <= ready.duration_seconds <= 2.2
+    renditions = {r.name: r for r in ready.renditions}
     assert set(renditions) == {"720p", "480p"}  # never upscaled past the 720p source
-    assert all(r["status"] == "READY" for r in renditions.values())
+    assert all(r.status == "READY" for r in renditions.values())
     # The catalogue's duration is what the package plays, not the 1 s the container claims.
     restarted = states["restarted"]
-    assert restarted["status"] == "READY"
-    assert 1.9 <= restarted["duration_seconds"] <= 2.2
-    assert all(r["width"] <= 1280 and r["height"] <= 720 for r in renditions.values())
-    assert (renditions["720p"]["width"], renditions["720p"]["height"]) == (1280, 720)
+    assert restarted.status == "READY"
+    assert 1.9 <= restarted.duration_seconds <= 2.2
+    assert all(r.width <= 1280 and r.height <= 720 for r in renditions.values())
+    assert (renditions["720p"].width, renditions["720p"].height) == (1280, 720)
 
     stored = await assert_consistent_package(store, "media/happy/dash/")
     assert {"manifest.mpd", "poster.jpg", "init-0.m4s", "init-1.m4s"} <= stored
@@ -207,10 +207,10 @@ async def test_with_streaming_off_the_source_is_downloaded_into_scratch_first(
         await publish_upload(settings, codec, video_id)
     happy = await wait_for_state(settings, "happy", terminal)
     text = await wait_for_state(settings, "text", terminal)
-    assert happy["status"] == "READY"
+    assert happy.status == "READY"
     await assert_consistent_package(store, "media/happy/dash/")
     # The downloaded copy keeps its extension, so ffprobe tries MP4 and finds no moov atom.
-    assert (text["status"], text["error_code"]) == ("FAILED", "CORRUPT_MEDIA")
+    assert (text.status, text.error_code) == ("FAILED", "CORRUPT_MEDIA")
     assert scratch_leftovers(settings) == []
 
 
@@ -236,12 +236,12 @@ async def test_an_unavailable_store_is_retried_with_backoff_then_dead_lettered(
     # 1. The store stays down: every attempt fails, the last one for good.
     await publish_upload(settings, codec, "down")
     gone = await wait_for_state(settings, "down", terminal, timeout=60)
-    assert (gone["status"], gone["error_code"], gone["attempt"]) == (
+    assert (gone.status, gone.error_code, gone.attempt) == (
         "FAILED",
         "TRANSCODE_FAILED",
         4,
     )
-    assert "4 attempts" in gone["error_message"]
+    assert "4 attempts" in gone.error_message
 
     jobs = of(await read_all(settings, catalogue.TRANSCODE_JOBS.name, codec), "down", TranscodeJob)
     assert [j.attempt for j in jobs] == [1, 2, 3, 4]
@@ -269,11 +269,11 @@ async def test_an_unavailable_store_is_retried_with_backoff_then_dead_lettered(
 
     # 2. The store comes back while a job is between attempts: a retry succeeds.
     await publish_upload(settings, codec, "later")
-    await wait_for_state(settings, "later", lambda s: s.get("attempt", 0) >= 2, timeout=30)
+    await wait_for_state(settings, "later", lambda s: s.attempt >= 2, timeout=30)
     s3rver.start()
     back = await wait_for_state(settings, "later", terminal, timeout=60)
-    assert back["status"] == "READY", back
-    assert back["attempt"] >= 2 and back["error_code"] is None
+    assert back.status == "READY", back
+    assert back.attempt >= 2 and back.error_code is None
     await assert_consistent_package(store, "media/later/dash/")
     assert scratch_leftovers(settings) == []
 
@@ -293,9 +293,9 @@ async def test_a_worker_killed_mid_encode_still_ends_ready_exactly_once(
     await publish_upload(settings, codec, "kill")
 
     encoding = await wait_for_state(
-        settings, "kill", lambda s: s.get("step") == "ENCODING" and s["percent"] > 6, timeout=60
+        settings, "kill", lambda s: s.step == "ENCODING" and s.percent > 6, timeout=60
     )
-    assert encoding["status"] == "TRANSCODING"
+    assert encoding.status == "TRANSCODING"
     worker = process(stack, "worker")
     worker.kill()
     stack.processes.remove(worker)
@@ -303,14 +303,14 @@ async def test_a_worker_killed_mid_encode_still_ends_ready_exactly_once(
     stack.start_worker()
 
     ready = await wait_for_state(settings, "kill", terminal, timeout=90)
-    assert ready["status"] == "READY", ready
-    assert ready["attempt"] == 1  # a crash is a redelivery, not a retry
+    assert ready.status == "READY", ready
+    assert ready.attempt == 1  # a crash is a redelivery, not a retry
 
     states = of(await read_all(settings, catalogue.VIDEO_STATE.name, codec), "kill", object)
     versions = [s.version for s in states]
     assert versions == sorted(versions) and len(set(versions)) == len(versions)
     assert [s.status for s in states].count("READY") == 1
-    assert states[-1].version == ready["version"]
+    assert states[-1].version == ready.version
     await assert_consistent_package(store, "media/kill/dash/")
     # The restarted worker swept the killed one's scratch dir and cleaned up its own.
     assert scratch_leftovers(settings) == []

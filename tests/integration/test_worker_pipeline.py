@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from helpers import completion, produce, read_topic, session, wait_for, worker_get
+from helpers import completion, owned_videos, produce, read_topic, session, wait_for, worker_get
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.settings import Settings
 from tritontube.streams import catalogue
@@ -35,12 +35,12 @@ async def test_upload_events_fold_into_the_table_and_the_public_topic_and_start_
     _, state = await wait_for(
         lambda: (
             (r := worker_get(settings, "/videos/v1"))[0] == 200
-            and r[1]["status"] == "PENDING_TRANSCODE"
+            and r[1].status == "PENDING_TRANSCODE"
             and r
         )
     )
-    assert state["owner"] == "alice"
-    assert state["version"] == 2
+    assert state.owner == "alice"
+    assert state.version == 2
     public = await read_topic(bootstrap, catalogue.VIDEO_STATE.name, expect=2)
     states = [codec.decode(r.value) for r in public]
     assert [s.status for s in states] == ["UPLOAD_PENDING", "PENDING_TRANSCODE"]
@@ -91,13 +91,12 @@ async def test_table_is_recovered_exactly_after_a_worker_restart(
         catalogue.UPLOADS.name,
         [(f"v{i}", codec.encode(session(f"v{i}"))) for i in range(count)],
     )
-    await wait_for(lambda: (worker_get(settings, "/videos")[1] or {}).get("count") == count)
+    await wait_for(lambda: len(owned_videos(settings) or ()) == count, timeout=60)
     worker = next(p for p in stack.processes if p.name == "worker")
     worker.stop()
     stack.processes.remove(worker)
     stack.start_worker()
-    _, listing = await wait_for(
-        lambda: (r := worker_get(settings, "/videos"))[0] == 200 and r, timeout=60
-    )
-    assert listing["count"] == count
-    assert {v["video_id"] for v in listing["videos"]} == {f"v{i}" for i in range(count)}
+    listing = await wait_for(lambda: owned_videos(settings), timeout=60)
+    assert len(listing) == count
+    assert {v.video_id for v in listing} == {f"v{i}" for i in range(count)}
+    assert all(v.version == 1 for v in listing)

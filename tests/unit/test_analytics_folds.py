@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tritontube.agents.indexer import SearchSource, join_state, join_stats, to_document
 from tritontube.domain import analytics as an
 from tritontube.domain.events import VideoState, VideoStats, WatchEvent
+from tritontube.indexer.join import SearchSource, join_state, join_stats, to_document
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 P = an.AnalyticsPolicy(min_view_seconds=10, view_window_seconds=3600, max_gap_seconds=30)
@@ -134,16 +134,6 @@ def test_history_is_newest_first_bounded_and_remembers_finished_videos() -> None
     assert an.fold_history(h, ev("3", "PLAY", 20, 5, video="a"), policy) is h
     h = an.fold_history(h, ev("4", "PLAY", 30, 0, video="c"), policy)
     assert [e.video_id for e in h.entries] == ["c", "a"]
-
-
-def test_table_values_round_trip() -> None:
-    stats = run([ev("1", "PLAY", 0, 0), ev("2", "HEARTBEAT", 20, 20)])
-    assert an.stats_from_dict(an.stats_to_dict(stats)) == stats
-    folded = an.fold_session(None, ev("1", "PLAY", 0, 0), 100, P)
-    assert folded is not None
-    assert an.session_from_dict(an.session_to_dict(folded[0])) == folded[0]
-    h = an.fold_history(None, ev("1", "ENDED", 0, 100), P)
-    assert an.history_from_dict(an.history_to_dict(h)) == h
 
 
 # -- the indexer's join ----------------------------------------------------------------

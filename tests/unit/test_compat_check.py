@@ -134,4 +134,56 @@ def test_removing_a_record_type_is_caught(tmp_path: Path) -> None:
 
 def test_the_cli_command_passes_on_the_repository(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schemas", "check"]) == 0
-    assert "0 incompatibilities" in capsys.readouterr().out
+    files = len(list(schema_dir().glob("*.avsc")) + list(schema_dir().glob("history/*/*.avsc")))
+    assert f"0 problems in {files} schema files (history versions checked: v1" in (
+        capsys.readouterr().out
+    )
+
+
+NEW_RECORD: dict[str, Any] = {
+    "type": "record",
+    "name": "WatchSessionValue",
+    "namespace": "tritontube.events",
+    "doc": "A table value added after v1.",
+    "fields": [
+        {"name": "video_id", "type": "string", "doc": "x"},
+        {"name": "stats", "type": "tritontube.events.VideoStats", "doc": "a named type"},
+    ],
+}
+
+
+def test_a_new_schema_file_is_checked_without_a_code_change(tmp_path: Path) -> None:
+    root = _schemas_copy(tmp_path)
+    path = root / "tritontube.events.WatchSessionValue.avsc"
+    path.write_text(json.dumps(NEW_RECORD))
+    assert path in compat_check.schema_files(root)
+    assert compat_check.check(root) == []
+    assert "WatchSessionValue" in compat_check.render_topics_doc(root)
+
+    undocumented = copy.deepcopy(NEW_RECORD)
+    del undocumented["fields"][0]["doc"]
+    path.write_text(json.dumps(undocumented))
+    assert [p.problem for p in compat_check.check(root)] == ["no doc: video_id"]
+
+    path.write_text(json.dumps({**NEW_RECORD, "name": "Other"}))
+    assert [str(p) for p in compat_check.check(root)] == [
+        "tritontube.events.WatchSessionValue.avsc (current): names tritontube.events.Other"
+    ]
+
+    path.write_text('{"type": "record", "name": "WatchSessionValue", "fields": [')
+    (problem,) = compat_check.check(root)
+    assert problem.record == path.name and problem.problem.startswith("does not parse")
+
+
+def test_the_cli_command_fails_on_a_bad_new_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _schemas_copy(tmp_path)
+    (root / "tritontube.events.WatchSessionValue.avsc").write_text(
+        json.dumps({**NEW_RECORD, "namespace": "elsewhere"})
+    )
+    monkeypatch.setattr(compat_check, "schema_dir", lambda: root)
+    assert main(["schemas", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "WatchSessionValue.avsc (current): not in tritontube.events" in out
+    assert "2 problems in " in out  # and its name no longer matches the file's

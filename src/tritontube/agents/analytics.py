@@ -7,7 +7,9 @@
   keyed by viewer, to ``watch-events-by-user``. VideoState only teaches it durations.
 * ``watch-history`` consumes ``watch-events-by-user`` and folds each user's history.
 
-All state is in Faust tables (JSON values); their changelogs make it survive restarts.
+All state is in Faust tables (Avro values, ``agents.tables``); their changelogs make it
+survive restarts. Each partition's trending top list is a ``PartitionTrending`` keyed
+``p<partition>``; a trending read fans out over every partition (``agents.queries``).
 Both agents work on ``take_events`` batches: events are folded one by one, in order, against
 a per-batch cache of the table values (so each event sees the ones before it, exactly as if
 it were alone), and every changed key is written once per batch, attributed to the last
@@ -19,19 +21,18 @@ Web views (routed to the worker owning the key): ``/users/{user_id}/history``,
 
 from __future__ import annotations
 
-import json
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
 
 import faust
 from faust.streams import _current_event
-from faust.types import EventT, StreamT, TableT, TopicT
-from faust.web import Request, Response, View
+from faust.types import EventT, StreamT, TopicT
 
 from tritontube import metrics
 from tritontube.agents.dlq import dead_letter
+from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import (
     TRENDING_TABLE,
     VIDEO_ANALYTICS_TABLE,
@@ -39,18 +40,17 @@ from tritontube.agents.topology import (
     WATCH_SESSIONS_TABLE,
     Topology,
 )
-from tritontube.agents.views import is_ready
 from tritontube.deps import Deps
 from tritontube.domain import analytics as an
 from tritontube.domain.events import VideoState, WatchEvent
 from tritontube.settings import Settings
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
+from tritontube.streams.records import EventCodec
 
 STATS_AGENT = "video-stats"
 HISTORY_AGENT = "watch-history"
 STATS_INPUT = ("WatchEvent", "VideoState")
-MAX_TRENDING_LIMIT = 200
 BATCH_SIZE = 1000  # events per take_events batch ...
 BATCH_SECONDS = 0.05  # ... or whatever arrived within this long
 
@@ -69,45 +69,31 @@ def policy_from(settings: Settings) -> an.AnalyticsPolicy:
     )
 
 
-def _dump(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
-
-
-def _get(table: TableT[Any, Any], key: str) -> dict[str, Any] | None:
-    raw = table.get(key.encode())
-    return None if raw is None else dict(json.loads(raw))
-
-
+@dataclass(frozen=True)
 class AnalyticsTables:
-    """Typed access to the analytics tables (reads and writes go through the folds' dicts)."""
+    """The analytics tables, typed."""
 
-    def __init__(self, topology: Topology) -> None:
-        self.sessions = topology.tables[WATCH_SESSIONS_TABLE]
-        self.videos = topology.tables[VIDEO_ANALYTICS_TABLE]
-        self.trending = topology.tables[TRENDING_TABLE]
-        self.history = topology.tables[WATCH_HISTORY_TABLE]
+    sessions: TypedTable[an.WatchSession]
+    videos: TypedTable[an.VideoAnalytics]
+    trending: TypedTable[an.PartitionTrending]
+    history: TypedTable[an.UserHistory]
+
+    @classmethod
+    def of(cls, topology: Topology, codec: EventCodec) -> AnalyticsTables:
+        t = topology.tables
+        return cls(
+            sessions=TypedTable(t[WATCH_SESSIONS_TABLE], codec, an.WatchSession),
+            videos=TypedTable(t[VIDEO_ANALYTICS_TABLE], codec, an.VideoAnalytics),
+            trending=TypedTable(t[TRENDING_TABLE], codec, an.PartitionTrending),
+            history=TypedTable(t[WATCH_HISTORY_TABLE], codec, an.UserHistory),
+        )
 
     def session(self, video_id: str, user_id: str) -> an.WatchSession | None:
-        raw = _get(self.sessions, an.session_key(video_id, user_id))
-        return None if raw is None else an.session_from_dict(raw)
+        return self.sessions.get(an.session_key(video_id, user_id))
 
-    def video(self, video_id: str) -> an.VideoAnalytics | None:
-        raw = _get(self.videos, video_id)
-        return None if raw is None else an.stats_from_dict(raw)
-
-    def user_history(self, user_id: str) -> an.UserHistory | None:
-        raw = _get(self.history, user_id)
-        return None if raw is None else an.history_from_dict(raw)
-
-    def top(self, partition: int) -> tuple[tuple[str, float], ...]:
-        raw = _get(self.trending, f"p{partition}")
-        return () if raw is None else tuple((str(v), float(s)) for v, s in raw["top"])
-
-    def local_trending(self) -> set[str]:
-        out: set[str] = set()
-        for raw in self.trending.values():
-            out.update(str(v) for v, _ in json.loads(raw)["top"])
-        return out
+    def top(self, partition: int) -> tuple[an.TrendingEntry, ...]:
+        found = self.trending.get(f"p{partition}")
+        return () if found is None else found.top
 
 
 @contextmanager
@@ -137,7 +123,7 @@ class BatchState:
         self._tables = tables
         self._sessions: dict[str, an.WatchSession | None] = {}
         self._videos: dict[str, an.VideoAnalytics | None] = {}
-        self._tops: dict[int, tuple[tuple[str, float], ...]] = {}
+        self._tops: dict[int, tuple[an.TrendingEntry, ...]] = {}
         self._dirty_sessions: dict[str, EventT] = {}
         self._dirty_videos: dict[str, EventT] = {}
         self._dirty_tops: dict[int, EventT] = {}
@@ -150,10 +136,10 @@ class BatchState:
 
     def video(self, video_id: str) -> an.VideoAnalytics | None:
         if video_id not in self._videos:
-            self._videos[video_id] = self._tables.video(video_id)
+            self._videos[video_id] = self._tables.videos.get(video_id)
         return self._videos[video_id]
 
-    def top(self, partition: int) -> tuple[tuple[str, float], ...]:
+    def top(self, partition: int) -> tuple[an.TrendingEntry, ...]:
         if partition not in self._tops:
             self._tops[partition] = self._tables.top(partition)
         return self._tops[partition]
@@ -167,7 +153,7 @@ class BatchState:
         self._videos[stats.video_id] = stats
         self._dirty_videos[stats.video_id] = event
 
-    def put_top(self, event: EventT, partition: int, top: tuple[tuple[str, float], ...]) -> None:
+    def put_top(self, event: EventT, partition: int, top: tuple[an.TrendingEntry, ...]) -> None:
         self._tops[partition] = top
         self._dirty_tops[partition] = event
 
@@ -177,16 +163,16 @@ class BatchState:
             session = self._sessions[key]
             if session is not None:
                 with attributed_to(event):
-                    t.sessions[key.encode()] = _dump(an.session_to_dict(session))
+                    t.sessions.put(key, session)
         for video_id, event in self._dirty_videos.items():
             stats = self._videos[video_id]
             if stats is not None:
                 with attributed_to(event):
-                    t.videos[video_id.encode()] = _dump(an.stats_to_dict(stats))
+                    t.videos.put(video_id, stats)
         for partition, event in self._dirty_tops.items():
             top = self._tops[partition]
             with attributed_to(event):
-                t.trending[f"p{partition}".encode()] = _dump({"top": [list(x) for x in top]})
+                t.trending.put(f"p{partition}", an.PartitionTrending(partition, top))
         self._dirty_sessions.clear()
         self._dirty_videos.clear()
         self._dirty_tops.clear()
@@ -194,7 +180,7 @@ class BatchState:
 
 def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
     policy = policy_from(settings)
-    tables = AnalyticsTables(topology)
+    tables = AnalyticsTables.of(topology, deps.codec)
     top_k = settings.analytics.trending_top_k
     stats_topic = topology.topic(catalogue.VIDEO_STATS)
     by_user_topic = topology.topic(catalogue.WATCH_EVENTS_BY_USER)
@@ -279,7 +265,7 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
                     continue
                 user_id = watch.user_id
                 if user_id not in histories:
-                    histories[user_id] = tables.user_history(user_id)
+                    histories[user_id] = tables.history.get(user_id)
                 before = histories[user_id]
                 after = an.fold_history(before, watch, policy)
                 if after is not before:
@@ -289,79 +275,4 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
                 history = histories[user_id]
                 if history is not None:
                     with attributed_to(event):
-                        tables.history[user_id.encode()] = _dump(an.history_to_dict(history))
-
-    _register_views(app, deps, tables, policy)
-
-
-def _not_ready(view: View) -> Response:
-    return view.json({"error": "worker is recovering tables"}, status=503)
-
-
-def _register_views(
-    app: faust.App, deps: Deps, tables: AnalyticsTables, policy: an.AnalyticsPolicy
-) -> None:
-    @app.page("/users/{user_id}/history")
-    class HistoryView(View):
-        async def get(self, request: Request, user_id: str) -> Response:
-            if not is_ready(app):
-                return _not_ready(self)
-            return await self.routed(request, user_id=user_id)  # type: ignore[call-arg]
-
-        @app.table_route(table=tables.history, match_info="user_id")  # type: ignore[arg-type]
-        async def routed(self, request: Request, user_id: str) -> Response:
-            history = tables.user_history(user_id) or an.UserHistory(user_id=user_id)
-            return self.json(an.history_json(history))
-
-    @app.page("/stats/{video_id}")
-    class StatsView(View):
-        async def get(self, request: Request, video_id: str) -> Response:
-            if not is_ready(app):
-                return _not_ready(self)
-            return await self.routed(request, video_id=video_id)  # type: ignore[call-arg]
-
-        @app.table_route(table=tables.videos, match_info="video_id")  # type: ignore[arg-type]
-        async def routed(self, request: Request, video_id: str) -> Response:
-            stats = tables.video(video_id)
-            if stats is None:
-                return self.json({"videoId": video_id, "found": False}, status=404)
-            now_ms = an.to_ms(deps.clock.now())
-            return self.json(stats_json(stats, now_ms, policy))
-
-    @app.page("/trending")
-    class TrendingView(View):
-        async def get(self, request: Request) -> Response:
-            """Trending videos of the partitions this worker owns, scored now."""
-            if not is_ready(app):
-                return _not_ready(self)
-            try:
-                limit = max(1, min(MAX_TRENDING_LIMIT, int(request.query.get("limit", "50"))))
-            except ValueError:
-                return self.json({"error": "limit must be an integer"}, status=400)
-            now_ms = an.to_ms(deps.clock.now())
-            scored = []
-            for video_id in tables.local_trending():
-                stats = tables.video(video_id)
-                if stats is not None:
-                    score = an.trending_score(stats, now_ms, policy)
-                    if score > 0:
-                        scored.append((video_id, score))
-            scored.sort(key=lambda item: (-item[1], item[0]))
-            items = [{"videoId": v, "trendingScore": s} for v, s in scored[:limit]]
-            return self.json({"videos": items})
-
-
-def stats_json(stats: an.VideoAnalytics, now_ms: int, policy: an.AnalyticsPolicy) -> dict[str, Any]:
-    public = an.to_public(stats, now_ms, policy)
-    return {
-        "videoId": stats.video_id,
-        "version": stats.version,
-        "views": stats.views,
-        "viewers": stats.viewers,
-        "watchSeconds": public.watch_seconds,
-        "averageCompletion": public.average_completion,
-        "trendingScore": public.trending_score,
-        "durationSeconds": stats.duration_seconds,
-        "recentViewers": list(stats.recent_viewers),
-        "updatedAt": public.updated_at.isoformat(),
-    }
+                        tables.history.put(user_id, history)

@@ -13,14 +13,14 @@ from mode import Service
 
 from tritontube.agents import (
     analytics,
-    archiver,
     chunks,
     faust_fixes,
     indexer,
     lag,
+    owners,
+    queries,
     transcode,
     video_state,
-    views,
 )
 from tritontube.agents.topology import Topology, build_topology
 from tritontube.deps import Deps
@@ -56,12 +56,20 @@ def _faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.kafka.heartbeat_interval_ms / 1000,
         broker_rebalance_timeout=max(10.0, settings.kafka.session_timeout_ms / 1000 * 2),
         consumer_auto_offset_reset="earliest",
-        table_standby_replicas=0,
+        table_standby_replicas=settings.worker.standby_replicas,
         web_enabled=True,
         web_bind=settings.worker.web_host,
         web_host=settings.worker.web_host,
         web_port=settings.worker.web_port,
+        # Shared with the group at every rebalance: where peers and the API reach us.
+        canonical_url=settings.worker_advertised_url(),
         web_in_thread=False,
+        # Faust's own views would serve tables and internals without our token.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
         producer_acks=-1,
         # Let the producer batch the agents' changelog and output records (fewer requests).
         producer_linger=0.005,
@@ -81,7 +89,8 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
 
     @app.service
     class SearchIndexLifecycle(Service):
-        """Opens the search index (the single writer) with the worker and closes it after."""
+        """Opens the search index with the worker and closes it after (the writer itself
+        opens on the search-writer agent's first write: ``agents.indexer``)."""
 
         async def on_start(self) -> None:
             await search.ensure()
@@ -94,8 +103,8 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
     if settings.worker.transcode_enabled:
         transcode.register(app, topology, deps, settings)
         chunks.register(app, topology, deps, settings)
-    views.register(app, topology, deps)
-    archiver.register(app, deps, settings)
+    owners.register(app, topology, deps)
+    queries.register(app, topology, deps, settings)
     analytics.register(app, topology, deps, settings)
     indexer.register(app, topology, deps, settings, search)
     lag.register(app, settings)

@@ -1,33 +1,35 @@
 """The archiver: every topic's records into the object store as Avro container files.
 
-Not a Faust agent but a ``mode.Service`` run by the worker (``app.service``) around a dedicated
-aiokafka consumer with **manual commits**. Faust acknowledges a record as soon as an agent has
-processed it, which would let it commit offsets of records still only in our memory buffer;
-here the offset of a partition is committed only after the file holding its records is stored,
-so a crash before a flush just re-reads from the committed offset (at-least-once).
+Not a Faust agent but its own process (``tritontube archiver``, :func:`serve`) around an
+aiokafka consumer in its own group (``<app_id>-archiver``) with **manual commits**, so that
+archiving costs the stream processors nothing and scales like any consumer group: run one or
+several, each archives exactly the partitions the group assigns it. The offset of a partition
+is committed only after the file holding its records is stored, so a crash before a flush
+just re-reads from the committed offset (at-least-once).
 
 Exactly one copy per offset range: keys are deterministic (``streams.archive``), and on
 assignment the archiver lists ``archive/<topic>/<partition>/`` and starts after the largest
-archived offset, skipping anything at or below it. A rewrite of the same range (crash between
-put and commit) lands on the same key with the same bytes.
+archived offset, skipping anything at or below it; a revoked partition is flushed and
+committed before its new owner gets it. A rewrite of the same range (crash between put and
+commit) lands on the same key with the same bytes.
 
 What it archives: every catalogue topic, every dead-letter topic, and the worker's table
-changelogs (``<app_id>-<table>-changelog``, so the embedded stack can restore tables without
+changelogs (``<app_id>-<table>-changelog``, so a restore can rebuild tables without
 refolding history; see ``replay.restore``). Subscribed by pattern, so changelogs created after
 start are picked up within ``metadata_max_age_ms``.
 
-**Checkpoints of the worker group.** A restore must know which archived events the worker had
-processed, and the archive alone cannot tell: an event can be archived while the table change
-it caused is still in the changelog's flush window. So every ``flush_interval_seconds`` the
-archiver reads the worker group's committed offsets C, *then* the end offsets E of every
-partition it archives, and once everything below E is archived it writes C to
-``archive/_checkpoints/<group>.json`` (``streams.archive.checkpoint_key``). Faust flushes its
-producer (table changelogs, forwarded events) before it commits, so whatever the events
-below C produced is below E and hence archived: the restore commits the group at C, and the
-worker processes the events after C again (at-least-once; its folds ignore redelivered
-events), exactly as a restarted worker does on a real Kafka cluster. One archiver is assumed
-(the embedded stack's single worker); with several, each overwrites the file with its own
-partitions, and the partitions missing from it are processed again from their start.
+**Checkpoints of the worker group.** A restore must know which archived events the workers
+had processed, and the archive alone cannot tell: an event can be archived while the table
+change it caused is still in the changelog's flush window. So every
+``flush_interval_seconds`` one member of the archiver group (the owner of ``uploads``
+partition 0) reads the worker group's committed offsets C for every partition, *then* the
+end offsets E of every partition archived, and once the archiver group's committed offsets
+(every member's progress) reach E, it writes C to ``archive/_checkpoints/<group>.json``
+(``streams.archive.checkpoint_key``). Faust flushes its producer (table changelogs, forwarded
+events) before it commits, so whatever the events below C produced is below E and hence
+archived: the restore commits the group at C, and the workers process the events after C
+again (at-least-once; their folds ignore redelivered events), exactly as restarted workers
+do on a real Kafka cluster.
 """
 
 from __future__ import annotations
@@ -40,14 +42,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import faust
+from aiohttp import web
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from mode import Service
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tritontube import metrics
-from tritontube.deps import Deps
 from tritontube.settings import ArchiveSettings, Settings
 from tritontube.storage.port import ObjectStore, ObjectStoreError
 from tritontube.streams import archive, catalogue
@@ -161,6 +162,7 @@ class Archiver:
         self._next_checkpoint = 0.0
         self._pattern = re.compile(topic_pattern(settings.worker.app_id))
         self._lock = asyncio.Lock()
+        self._uncommitted: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._admin: AIOKafkaAdminClient | None = None
 
@@ -209,9 +211,17 @@ class Archiver:
 
     # ---- checkpoints of the worker group (module doc)
 
+    def is_checkpoint_owner(self) -> bool:
+        """One member of the archiver group writes checkpoints: the owner of
+        ``uploads`` partition 0 (any one would do; one avoids overwriting each other)."""
+        return TopicPartition(catalogue.UPLOADS.name, 0) in self.buffers
+
     async def checkpoint(self) -> bool:
         """Start a checkpoint when one is due, write the pending one once the archive covers
         it; True when one was written. A broker or store error only skips a checkpoint."""
+        if not self.is_checkpoint_owner():
+            self.pending = None
+            return False
         stale = time.monotonic() - _PENDING_INTERVALS * self.policy.interval_seconds
         if self.pending is not None and self.pending.begun < stale:
             log.warning(
@@ -226,7 +236,7 @@ class Archiver:
             self._next_checkpoint = time.monotonic() + self.policy.interval_seconds
             self.pending = await self.begin_checkpoint()
         pending = self.pending
-        if pending is None or not self._archived_up_to(pending):
+        if pending is None or not await self._archived_up_to(pending):
             return False
         self.pending = None
         group = self.settings.worker.app_id
@@ -243,27 +253,27 @@ class Archiver:
         return True
 
     async def begin_checkpoint(self) -> PendingCheckpoint | None:
-        """The worker group's committed offsets now, then the ends of every archived
-        partition (in that order: what the commits reflect was produced before the ends).
-        None when a topic to archive is not assigned yet (a changelog created after the
-        subscription) or the broker does not answer in time."""
-        app_id = self.settings.worker.app_id
-        tps = sorted(self.buffers)
-        inputs = [tp for tp in tps if not catalogue.is_changelog(app_id, tp.topic)]
-        if not inputs or self._admin is None:
+        """The worker group's committed offsets now, then the ends of every partition of
+        every topic archived (in that order: what the commits reflect was produced before
+        the ends), whichever archiver archives it. None when the broker does not answer in
+        time or knows no partitions yet."""
+        if self._admin is None:
             return None
         admin = self._admin
+        app_id = self.settings.worker.app_id
         began = time.monotonic()
         try:
             async with asyncio.timeout(_CHECKPOINT_TIMEOUT_SECONDS):
-                committed = await admin.list_consumer_group_offsets(app_id, partitions=inputs)
-                # Then every topic the commits' effects may be in must be ours already.
-                missing = {t for t in await admin.list_topics() if self._pattern.match(t)} - {
-                    tp.topic for tp in tps
-                }
-                if missing:
-                    log.debug("checkpoint of %s waits for %s", app_id, sorted(missing))
+                topics = [t for t in await admin.list_topics() if self._pattern.match(t)]
+                tps = sorted(
+                    TopicPartition(t, p)
+                    for t in topics
+                    for p in self.consumer.partitions_for_topic(t) or ()
+                )
+                inputs = [tp for tp in tps if not catalogue.is_changelog(app_id, tp.topic)]
+                if not inputs:
                     return None
+                committed = await admin.list_consumer_group_offsets(app_id, partitions=inputs)
                 ends = await self.consumer.end_offsets(tps)
                 starts = await self.consumer.beginning_offsets(tps)
         except (KafkaError, IllegalStateError, TimeoutError) as exc:
@@ -276,15 +286,26 @@ class Archiver:
             begun=began,
         )
 
-    def _archived_up_to(self, pending: PendingCheckpoint) -> bool:
-        """Whether every record below the pending ends is in the archive; a revoked
-        partition drops the pending checkpoint (its new owner has its own)."""
+    async def _archived_up_to(self, pending: PendingCheckpoint) -> bool:
+        """Whether every record below the pending ends is in the archive, by any member of
+        the archiver group: each commits a partition's offset only once the file holding
+        its records is stored, so the group's committed offsets say how far the archive
+        goes."""
+        if self._admin is None:
+            return False
+        try:
+            async with asyncio.timeout(_CHECKPOINT_TIMEOUT_SECONDS):
+                archived = await self._admin.list_consumer_group_offsets(
+                    group_id(self.settings), partitions=list(pending.ends)
+                )
+        except (KafkaError, IllegalStateError, TimeoutError) as exc:
+            log.info("archive progress unknown: %r", exc)
+            return False
         for tp, end in pending.ends.items():
-            buffer = self.buffers.get(tp)
-            if buffer is None:
-                self.pending = None
-                return False
-            if not buffer.archived_below(end, pending.starts.get(tp, 0)):
+            if end <= pending.starts.get(tp, 0):
+                continue  # empty, or emptied by retention
+            done = archived.get(tp)
+            if done is None or done.offset < end:
                 return False
         return True
 
@@ -305,7 +326,9 @@ class Archiver:
     async def flush(self, *, due_only: bool, only: Iterable[TopicPartition] | None = None) -> int:
         """Write the (due) buffers to files and commit their offsets; returns files written."""
         async with self._lock:
-            return await self._flush_locked(due_only, only)
+            written = await self._flush_locked(due_only, only)
+            await self._commit_archived()
+            return written
 
     async def _flush_locked(self, due_only: bool, only: Iterable[TopicPartition] | None) -> int:
         written = 0
@@ -336,12 +359,25 @@ class Archiver:
         metrics.ARCHIVE_FILES_WRITTEN.labels(tp.topic).inc()
         metrics.ARCHIVE_RECORDS_WRITTEN.labels(tp.topic).inc(len(records))
         log.debug("archived %s (%d records)", key, len(records))
-        try:
-            await self.consumer.commit({tp: records[-1].offset + 1})
-        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-            # Harmless: the archive listing, not the group offset, decides where to resume.
-            log.info("offset commit for %s failed after archiving: %s", tp, exc)
+        self._uncommitted[tp] = records[-1].offset + 1
+        await self._commit_archived()
         return 1
+
+    async def _commit_archived(self) -> None:
+        """Commit how far the archive goes, per partition. The archive listing, not the
+        group offset, decides where a new owner resumes; but checkpoints read the group's
+        offsets, so a failed commit is tried again at the next flush."""
+        pending = {tp: n for tp, n in self._uncommitted.items() if tp in self.buffers}
+        if not pending:
+            return
+        try:
+            await self.consumer.commit(pending)
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+            log.info("offset commit of %s failed after archiving: %s", sorted(pending), exc)
+            return
+        for tp, offset in pending.items():
+            if self._uncommitted.get(tp) == offset:
+                del self._uncommitted[tp]
 
     async def assign(self, assigned: Iterable[TopicPartition]) -> None:
         async with self._lock:
@@ -354,14 +390,17 @@ class Archiver:
                 self.buffers[tp] = PartitionBuffer(archived_end=end)  # seen up to it too
                 if end is not None:
                     self.consumer.seek(tp, end + 1)
+                    self._uncommitted[tp] = end + 1  # a previous owner may not have
                     log.info("archive of %s resumes after offset %d", tp, end)
 
     async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
         tps = list(revoked)
         async with self._lock:
             await self._flush_locked(False, tps)
+            await self._commit_archived()  # before the partitions go to their new owner
             for tp in tps:
                 self.buffers.pop(tp, None)
+                self._uncommitted.pop(tp, None)
 
     def _update_lag(self) -> None:
         # While a pattern subscription changes, ``buffers`` still lists partitions the
@@ -390,34 +429,32 @@ class _Listener(ConsumerRebalanceListener):
         await self.archiver.assign(assigned)
 
 
-def register(app: faust.App, deps: Deps, settings: Settings) -> None:
-    """Run an :class:`Archiver` with the worker (when ``settings.archive.enabled``)."""
-    if not settings.archive.enabled:
-        return
-    archiver = Archiver(settings, deps.object_store)
-
-    @app.service
-    class ArchiverService(Service):
-        """Starts the archiver with the worker; a graceful stop flushes every buffer."""
-
-        _stopping: asyncio.Event
-        _task: asyncio.Task[None] | None = None
-
-        async def on_start(self) -> None:
-            self._stopping = asyncio.Event()
-            await archiver.start()
-            self._task = asyncio.create_task(archiver.run(self._stopping), name=SERVICE_NAME)
-            self._task.add_done_callback(_report_crash)
-
-        async def on_stop(self) -> None:
-            if self._task is not None:
-                self._stopping.set()
-                try:
-                    await asyncio.wait_for(self._task, timeout=15)
-                finally:
-                    await archiver.close()
+async def serve(settings: Settings, store: ObjectStore, stopping: asyncio.Event) -> None:
+    """Run one archiver until ``stopping`` is set (``tritontube archiver``): its own process,
+    so archiving costs the stream processors nothing. ``/healthz`` and ``/metrics`` (the
+    archive's lag and throughput) on ``archive.web_host:archive.web_port``."""
+    archiver = Archiver(settings, store)
+    web_app = web.Application()
+    web_app.router.add_get("/healthz", _healthz)
+    web_app.router.add_get("/metrics", _metrics)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    await archiver.start()
+    try:
+        site = web.TCPSite(runner, settings.archive.web_host, settings.archive.web_port)
+        await site.start()
+        task = asyncio.create_task(archiver.run(stopping), name=SERVICE_NAME)
+        await task  # a graceful stop flushes every buffer and writes a last checkpoint
+    finally:
+        await archiver.close()
+        await runner.cleanup()
 
 
-def _report_crash(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("the archiver stopped: %r", task.exception())
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

@@ -19,12 +19,13 @@ from tritontube.streams import catalogue
 from tritontube.streams.catalogue import TopicSpec
 
 VIDEO_STATE_TABLE = "video_state"
-# Watch analytics and search indexing (agents/analytics.py, agents/indexer.py); values are JSON.
+# Watch analytics, owner listings and search indexing; values are Avro (streams/tables.py).
 WATCH_SESSIONS_TABLE = "watch_sessions"
 VIDEO_ANALYTICS_TABLE = "video_analytics"
 TRENDING_TABLE = "trending_top"
 WATCH_HISTORY_TABLE = "watch_history"
 SEARCH_SOURCES_TABLE = "search_sources"
+OWNER_VIDEOS_TABLE = "owner_videos"
 _ANALYTICS_TABLES = {
     WATCH_SESSIONS_TABLE: ("Watch session (one viewer on one video) by video_id/user_id.", False),
     VIDEO_ANALYTICS_TABLE: ("Watch totals and trending buckets by video id.", False),
@@ -32,6 +33,7 @@ _ANALYTICS_TABLES = {
     WATCH_HISTORY_TABLE: ("Recently watched videos by user id.", False),
     # The indexer writes from batches (no current event): partition by key like its topics.
     SEARCH_SOURCES_TABLE: ("Latest VideoState + VideoStats by video id (index input).", True),
+    OWNER_VIDEOS_TABLE: ("Every video of one owner, newest first, by owner.", True),
 }
 
 

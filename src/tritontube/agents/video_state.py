@@ -3,7 +3,13 @@
 Every change is written to the table (its changelog is the durable copy), published on the
 public ``video-state`` topic, and, when an upload has just completed, turned into exactly one
 ``TranscodeJob``: the job id is derived from the session, and the fold ignores redelivered
-events, so duplicates of UploadCompleted never start a second job.
+events, so duplicates of UploadCompleted never start a second job. A video's first state is
+also forwarded, keyed by its owner, to ``video-state-by-owner`` (the owner listing's input,
+``agents.owners``).
+
+The expiry scan runs on every worker over the partitions that worker owns as an active, so
+each session is looked at once per scan whatever the number of workers (standby copies of
+other partitions are never acted on).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from faust.types import StreamT
 
 from tritontube import metrics
 from tritontube.agents.dlq import dead_letter
+from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import Topology
 from tritontube.deps import Deps
 from tritontube.domain import video
@@ -32,12 +39,16 @@ AGENT_NAME = "video-state"
 
 
 def read_state(topology: Topology, deps: Deps, video_id: str) -> VideoState | None:
-    raw = topology.video_state.get(video_id.encode())
-    return None if raw is None else deps.codec.decode(raw, expect=("VideoState",))
+    return states_table(topology, deps).get(video_id)
+
+
+def states_table(topology: Topology, deps: Deps) -> TypedTable[VideoState]:
+    return TypedTable(topology.video_state, deps.codec, VideoState)
 
 
 def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
     ladder = tuple(settings.transcode.ladder)
+    states = states_table(topology, deps)
 
     @app.agent(topology.video_state_input, name=AGENT_NAME)
     async def video_state_agent(stream: StreamT) -> None:
@@ -56,6 +67,10 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
             encoded = deps.codec.encode(after)
             topology.video_state[key] = encoded
             await topology.topic(catalogue.VIDEO_STATE).send(key=key, value=encoded)
+            if before is None:
+                await topology.topic(catalogue.VIDEO_STATE_BY_OWNER).send(
+                    key=after.owner.encode(), value=encoded
+                )
             job = video.job_to_start(before, after, ladder, deps.clock.now())
             if job is not None:
                 await topology.topic(catalogue.TRANSCODE_JOBS).send(
@@ -68,8 +83,7 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
     async def expire_sessions() -> None:
         """Abandoned sessions become EXPIRED (an event, folded like any other)."""
         now = deps.clock.now()
-        for raw in list(topology.video_state.values()):
-            state = deps.codec.decode(raw, expect=("VideoState",))
+        for _, state in states.active_items(app, settings.kafka.partitions):
             expired = video.expire_if_due(state, now, uuid.uuid4().hex)
             if expired is not None:
                 await topology.topic(catalogue.UPLOADS).send(

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from tritontube.devstack.broker import tansu_process
-from tritontube.devstack.process import ManagedProcess, ProcessFailedError
+from tritontube.devstack.process import ManagedProcess, ProcessFailedError, free_port, port_open
 from tritontube.devstack.s3rver import S3rverServer
 from tritontube.replay.restore import restore_from_archive
 from tritontube.settings import Settings
@@ -78,14 +78,56 @@ def _host_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
+def worker_settings(settings: Settings, index: int, port: int) -> Settings:
+    """The settings of worker ``index`` (0-based) of a stack: its own web port and data
+    directory; everything else, the group included, shared."""
+    base = settings.worker.data_dir
+    data_dir = base if index == 0 else base.with_name(f"{base.name}-{index + 1}")
+    worker = settings.worker.model_copy(
+        update={"web_port": port, "data_dir": data_dir, "advertised_url": None}
+    )
+    return settings.model_copy(update={"worker": worker})
+
+
+def worker_name(index: int) -> str:
+    return "worker" if index == 0 else f"worker-{index + 1}"
+
+
 @dataclass
 class EmbeddedStack:
-    """All embedded services for one settings object; ``start()`` then ``stop()``."""
+    """All embedded services for one settings object; ``start()`` then ``stop()``.
+
+    ``workers`` Faust workers form one group: worker ``i`` listens on
+    ``settings.worker.web_port + i`` (or a free port when that one is taken) and keeps its
+    tables under its own data directory; the API is given every worker's URL."""
 
     settings: Settings
     log_dir: Path
     with_api: bool = True
+    workers: int = 1
     processes: list[ManagedProcess] = field(default_factory=list)
+    worker_ports: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError("a stack needs at least one worker")
+        a = self.settings.archive
+        if port_open(a.web_host, a.web_port):
+            archive = a.model_copy(update={"web_port": free_port(a.web_host)})
+            self.settings = self.settings.model_copy(update={"archive": archive})
+        host, base = self.settings.worker.web_host, self.settings.worker.web_port
+        for index in range(self.workers):
+            port = base + index
+            if index and (port > 65535 or port_open(host, port) or port in self.worker_ports):
+                port = free_port(host)
+            self.worker_ports.append(port)
+        if not self.settings.http.worker_urls:
+            urls = tuple(
+                worker_settings(self.settings, i, port).worker_advertised_url()
+                for i, port in enumerate(self.worker_ports)
+            )
+            http = self.settings.http.model_copy(update={"worker_urls": urls})
+            self.settings = self.settings.model_copy(update={"http": http})
 
     def _python(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "tritontube.cli", *args]
@@ -124,19 +166,53 @@ class EmbeddedStack:
             store.close()
         self.settings.search.path.mkdir(parents=True, exist_ok=True)
 
-    def start_worker(self) -> ManagedProcess:
-        s = self.settings
-        worker = ManagedProcess(
-            name="worker",
+    def worker_process(self, index: int = 0) -> ManagedProcess:
+        """Worker ``index``'s process (not started)."""
+        s = worker_settings(self.settings, index, self.worker_ports[index])
+        return ManagedProcess(
+            name=worker_name(index),
             argv=self._python("worker"),
             host=s.worker.web_host,
             port=s.worker.web_port,
-            log_path=self.log_dir / "worker.log",
+            log_path=self.log_dir / f"{worker_name(index)}.log",
             env=settings_env(s),
         )
-        self._start(worker, timeout=60)
-        self._wait_http_ok(worker, f"http://{s.worker.web_host}:{s.worker.web_port}/readyz")
-        return worker
+
+    def start_worker(self, index: int = 0) -> ManagedProcess:
+        """Start worker ``index`` and wait until it has its partitions and tables."""
+        return self.start_workers([index])[0]
+
+    def start_workers(self, indexes: list[int] | None = None) -> list[ManagedProcess]:
+        """Start the workers (all by default) together, then wait until each is ready: one
+        rebalance for the lot instead of one per worker."""
+        chosen = list(range(self.workers)) if indexes is None else indexes
+        started = []
+        for index in chosen:
+            worker = self.worker_process(index)
+            self._start(worker, timeout=60)
+            started.append(worker)
+        for worker in started:
+            self._wait_http_ok(worker, f"http://{worker.host}:{worker.port}/readyz")
+        return started
+
+    def worker_processes(self) -> list[ManagedProcess]:
+        return [p for p in self.processes if p.name.startswith("worker")]
+
+    def start_archiver(self) -> ManagedProcess | None:
+        """The archiver process (``tritontube archiver``), when the archive is enabled."""
+        a = self.settings.archive
+        if not a.enabled:
+            return None
+        archiver = ManagedProcess(
+            name="archiver",
+            argv=self._python("archiver"),
+            host=a.web_host,
+            port=a.web_port,
+            log_path=self.log_dir / "archiver.log",
+            env=settings_env(self.settings),
+        )
+        self._start(archiver, timeout=30)
+        return archiver
 
     def _wait_http_ok(self, proc: ManagedProcess, url: str, timeout: float = 90.0) -> None:
         """Wait until ``url`` answers 200 (the worker has its partitions and tables)."""
@@ -169,7 +245,8 @@ class EmbeddedStack:
     def start(self) -> None:
         try:
             self.start_infrastructure()
-            self.start_worker()
+            self.start_archiver()
+            self.start_workers()
             if self.with_api:
                 self.start_api()
         except BaseException:
@@ -179,16 +256,16 @@ class EmbeddedStack:
     def revive(self, proc: ManagedProcess) -> None:
         """Start a child that died again (fault recovery); see the module docstring."""
         if proc.name != "broker":
-            proc.start(timeout=60 if proc.name == "worker" else 30)
+            proc.start(timeout=60 if proc.name.startswith("worker") else 30)
             return
-        workers = [p for p in self.processes if p.name == "worker"]
-        for worker in workers:
-            worker.stop()
+        consumers = [p for p in self.processes if p.name.startswith(("worker", "archiver"))]
+        for consumer in consumers:
+            consumer.stop()
         proc.start()
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, self._prepare()).result()
-        for worker in workers:
-            worker.start(timeout=60)
+        for consumer in consumers:
+            consumer.start(timeout=60)
 
     def _start(self, proc: ManagedProcess, timeout: float = 30.0) -> None:
         self.processes.append(proc)
@@ -223,12 +300,12 @@ class EmbeddedStack:
         self.processes.clear()
 
 
-def run_dev(settings: Settings) -> int:
-    """Run the stack in the foreground until Ctrl-C / SIGTERM."""
+def run_dev(settings: Settings, workers: int = 1) -> int:
+    """Run the stack with ``workers`` workers in the foreground until Ctrl-C / SIGTERM."""
     from tritontube.http.auth import mint_token
 
     log_dir = settings.data_dir / "logs"
-    stack = EmbeddedStack(settings=settings, log_dir=log_dir)
+    stack = EmbeddedStack(settings=settings, log_dir=log_dir, workers=workers)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -245,8 +322,10 @@ def run_dev(settings: Settings) -> int:
             print(f"stack not ready: {json.dumps(ready)}", flush=True)
             return 1
         token = mint_token(settings.auth, "demo")
+        listening = ", ".join(f"{p.name} :{p.port}" for p in stack.processes)
         print(
             f"\nTritonTube is ready in {time.monotonic() - started:.1f}s at {stack.public_url}\n"
+            f"  processes: {listening}\n"
             f"  demo user token (Authorization: Bearer ...):\n  {token}\n"
             "Press Ctrl-C to stop.",
             flush=True,

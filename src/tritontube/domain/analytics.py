@@ -10,7 +10,7 @@ Three folds, each ``fold(state, event) -> state`` and idempotent under redeliver
   trending window (hopping buckets of ``trending_step`` over ``trending_window``).
 * :func:`fold_history` — one user: the most recently watched videos, finished or not.
 
-Every state also converts to and from plain JSON-ready dicts (the table values).
+The states are the tables' values; ``streams.records`` maps them to Avro.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from __future__ import annotations
 import bisect
 import math
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import NamedTuple
 
 from tritontube.domain.events import VideoStats, WatchEvent
 
@@ -156,6 +157,28 @@ def _credited_seconds(s: WatchSession, at_ms: int, policy: AnalyticsPolicy) -> f
 
 
 # -- one video -------------------------------------------------------------------------
+class TrendingBucket(NamedTuple):
+    """One hop of the trending window: its start (epoch ms) and the weight folded into it."""
+
+    start_ms: int
+    weight: float
+
+
+class TrendingEntry(NamedTuple):
+    """A video and its trending score (a top list is a tuple of these, best first)."""
+
+    video_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class PartitionTrending:
+    """The best trending videos of one watch-events partition (the trending_top table)."""
+
+    partition: int
+    top: tuple[TrendingEntry, ...] = ()
+
+
 @dataclass(frozen=True)
 class VideoAnalytics:
     video_id: str
@@ -165,7 +188,7 @@ class VideoAnalytics:
     watch_seconds: float = 0.0
     completion_sum: float = 0.0
     duration_seconds: float | None = None
-    buckets: tuple[tuple[int, float], ...] = ()  # (bucket start ms, weight), oldest first
+    buckets: tuple[TrendingBucket, ...] = ()  # oldest first
     last_event_ms: int = 0
     recent_viewers: tuple[str, ...] = ()  # newest last
 
@@ -208,18 +231,18 @@ def fold_stats(
 
 
 def _add_to_bucket(
-    buckets: tuple[tuple[int, float], ...], at_ms: int, weight: float, policy: AnalyticsPolicy
-) -> tuple[tuple[int, float], ...]:
+    buckets: tuple[TrendingBucket, ...], at_ms: int, weight: float, policy: AnalyticsPolicy
+) -> tuple[TrendingBucket, ...]:
     step = policy.trending_step_seconds * 1000
     start = at_ms - at_ms % step
     merged = dict(buckets)
     merged[start] = merged.get(start, 0.0) + weight
-    return tuple(sorted(merged.items()))
+    return tuple(TrendingBucket(s, w) for s, w in sorted(merged.items()))
 
 
 def _prune(
-    buckets: tuple[tuple[int, float], ...], now_ms: int, policy: AnalyticsPolicy
-) -> tuple[tuple[int, float], ...]:
+    buckets: tuple[TrendingBucket, ...], now_ms: int, policy: AnalyticsPolicy
+) -> tuple[TrendingBucket, ...]:
     horizon = now_ms - policy.trending_window_seconds * 1000
     step = policy.trending_step_seconds * 1000
     return tuple(b for b in buckets if b[0] + step > horizon)
@@ -251,8 +274,8 @@ def to_public(stats: VideoAnalytics, now_ms: int, policy: AnalyticsPolicy) -> Vi
 
 
 def update_top(
-    top: tuple[tuple[str, float], ...], video_id: str, score: float, k: int
-) -> tuple[tuple[str, float], ...]:
+    top: tuple[TrendingEntry, ...], video_id: str, score: float, k: int
+) -> tuple[TrendingEntry, ...]:
     """The k best (video, score) pairs, best first, after ``video_id`` scored ``score``.
 
     ``top`` is best first (as this function returns it), so the new pair is inserted in
@@ -263,15 +286,27 @@ def update_top(
     if video_id in ids:
         del rest[ids.index(video_id)]
     if score > 0:
-        bisect.insort(rest, (video_id, score), key=_top_rank)
+        bisect.insort(rest, TrendingEntry(video_id, score), key=_top_rank)
     return tuple(rest[:k])
 
 
 _video_of = operator.itemgetter(0)
 
 
-def _top_rank(item: tuple[str, float]) -> tuple[float, str]:
+def _top_rank(item: TrendingEntry) -> tuple[float, str]:
     return -item[1], item[0]
+
+
+def merge_tops(tops: Iterable[Iterable[TrendingEntry]], k: int) -> tuple[TrendingEntry, ...]:
+    """The k best of several top lists (one per partition; a video is in one partition, but a
+    rebalance may report a partition twice: its best score counts)."""
+    best: dict[str, float] = {}
+    for top in tops:
+        for video_id, score in top:
+            if score > best.get(video_id, -math.inf):
+                best[video_id] = score
+    ranked = sorted((TrendingEntry(v, s) for v, s in best.items()), key=_top_rank)
+    return tuple(ranked[:k])
 
 
 # -- one user --------------------------------------------------------------------------
@@ -314,102 +349,6 @@ def fold_history(
         entries=tuple(entries[: policy.history_size]),
         recent_event_ids=(*h.recent_event_ids, event.event_id)[-policy.recent_event_ids :],
     )
-
-
-# -- table values ----------------------------------------------------------------------
-def session_to_dict(s: WatchSession) -> dict[str, Any]:
-    return {
-        "v": s.video_id,
-        "u": s.user_id,
-        "p": s.playing,
-        "t": s.last_at_ms,
-        "w": s.window,
-        "ws": s.window_seconds,
-        "c": s.counted,
-        "m": s.max_position,
-        "d": s.completed,
-        "cp": s.completion,
-        "ids": list(s.recent_event_ids),
-    }
-
-
-def session_from_dict(d: dict[str, Any]) -> WatchSession:
-    return WatchSession(
-        video_id=d["v"],
-        user_id=d["u"],
-        playing=bool(d["p"]),
-        last_at_ms=int(d["t"]),
-        window=int(d["w"]),
-        window_seconds=float(d["ws"]),
-        counted=bool(d["c"]),
-        max_position=float(d["m"]),
-        completed=bool(d["d"]),
-        completion=float(d["cp"]),
-        recent_event_ids=tuple(d["ids"]),
-    )
-
-
-def stats_to_dict(s: VideoAnalytics) -> dict[str, Any]:
-    return {
-        "v": s.video_id,
-        "ver": s.version,
-        "views": s.views,
-        "viewers": s.viewers,
-        "ws": s.watch_seconds,
-        "cs": s.completion_sum,
-        "dur": s.duration_seconds,
-        "b": [list(b) for b in s.buckets],
-        "t": s.last_event_ms,
-        "rv": list(s.recent_viewers),
-    }
-
-
-def stats_from_dict(d: dict[str, Any]) -> VideoAnalytics:
-    dur = d.get("dur")
-    return VideoAnalytics(
-        video_id=d["v"],
-        version=int(d["ver"]),
-        views=int(d["views"]),
-        viewers=int(d["viewers"]),
-        watch_seconds=float(d["ws"]),
-        completion_sum=float(d["cs"]),
-        duration_seconds=None if dur is None else float(dur),
-        buckets=tuple((int(b[0]), float(b[1])) for b in d["b"]),
-        last_event_ms=int(d["t"]),
-        recent_viewers=tuple(d["rv"]),
-    )
-
-
-def history_to_dict(h: UserHistory) -> dict[str, Any]:
-    return {
-        "u": h.user_id,
-        "e": [[e.video_id, e.last_watched_ms, e.position_seconds, e.completed] for e in h.entries],
-        "ids": list(h.recent_event_ids),
-    }
-
-
-def history_from_dict(d: dict[str, Any]) -> UserHistory:
-    return UserHistory(
-        user_id=d["u"],
-        entries=tuple(HistoryEntry(str(v), int(t), float(p), bool(c)) for v, t, p, c in d["e"]),
-        recent_event_ids=tuple(d["ids"]),
-    )
-
-
-def history_json(h: UserHistory) -> dict[str, Any]:
-    """The public (API) shape of a history."""
-    return {
-        "userId": h.user_id,
-        "entries": [
-            {
-                "videoId": e.video_id,
-                "lastWatchedAt": from_ms(e.last_watched_ms).isoformat(),
-                "positionSeconds": e.position_seconds,
-                "completed": e.completed,
-            }
-            for e in h.entries
-        ],
-    }
 
 
 def is_finite_position(value: float) -> bool:

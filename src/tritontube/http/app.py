@@ -13,6 +13,7 @@ from aiohttp import web
 from tritontube import metrics
 from tritontube.deps import Deps
 from tritontube.http import (
+    analytics,
     health,
     keys,
     openapi,
@@ -81,7 +82,7 @@ async def _clients(app: web.Application) -> AsyncIterator[None]:
     app[keys.PUBLISHER] = publisher
     app[keys.OBJECT_STORE] = store
     app[keys.SEARCH] = search
-    app[keys.WORKER] = WorkerClient(session, settings.http.worker_url)
+    app[keys.WORKER] = WorkerClient(session, settings, deps.codec)
     try:
         await search.ensure()
     except (SearchUnavailable, OSError, ValueError) as exc:
@@ -132,6 +133,9 @@ def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app.router.add_get("/v1/videos/{video_id}/transcodeStatus", videos.transcode_status)
     app.router.add_get("/v1/videos:search", search.search_videos)
     app.router.add_get("/v1/videos:recommendations", search.recommendations)
+    app.router.add_get("/v1/videos:trending", analytics.trending)
+    app.router.add_get("/v1/videos/{video_id}/stats", analytics.video_stats)
+    app.router.add_get("/v1/users/me/history", analytics.my_history)
     app.router.add_post("/v1/videos/{video_id}/watchEvents", watch.post_watch_events)
     app[playback.MEDIA_SIGNER] = MediaSigner.from_settings(settings)
     app.router.add_get("/v1/videos", playback.list_videos)

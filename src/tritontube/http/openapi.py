@@ -192,6 +192,50 @@ _RESPONSES: dict[str, dict[str, Any]] = {
             "expiresAt": TIMESTAMP,
         },
     ),
+    "TrendingPage": _obj(
+        ["results"],
+        {
+            "results": {
+                "type": "array",
+                "items": {
+                    "allOf": [
+                        _HIT,
+                        _obj(["trendingScore"], {"trendingScore": {"type": "number"}}),
+                    ]
+                },
+            }
+        },
+    ),
+    "VideoStats": _obj(
+        ["videoId", "views", "viewers", "watchSeconds", "averageCompletion", "trendingScore"],
+        {
+            "videoId": VIDEO_ID,
+            "views": {"type": "integer", "minimum": 0},
+            "viewers": {"type": "integer", "minimum": 0},
+            "watchSeconds": {"type": "number", "minimum": 0},
+            "averageCompletion": {"type": "number", "minimum": 0, "maximum": 1},
+            "trendingScore": {"type": "number", "minimum": 0},
+            "version": {"type": "integer", "minimum": 0},
+            "updatedAt": NULLABLE_STR,
+        },
+    ),
+    "WatchHistory": _obj(
+        ["entries"],
+        {
+            "entries": {
+                "type": "array",
+                "items": _obj(
+                    ["videoId", "lastWatchedAt", "positionSeconds", "completed"],
+                    {
+                        "videoId": VIDEO_ID,
+                        "lastWatchedAt": TIMESTAMP,
+                        "positionSeconds": {"type": "number", "minimum": 0},
+                        "completed": {"type": "boolean"},
+                    },
+                ),
+            }
+        },
+    ),
     "SearchPage": _obj(
         ["results", "nextPageToken"],
         {"results": {"type": "array", "items": _HIT}, "nextPageToken": NULLABLE_STR},
@@ -443,6 +487,36 @@ def _paths() -> dict[str, Any]:
                     ),
                 ],
                 "responses": {**_ok("Recommendations"), **_problems(*_AUTHED, 404, 422)},
+            }
+        },
+        "/v1/videos:trending": {
+            "get": {
+                "operationId": "trendingVideos",
+                "summary": "READY public videos by trending score, best first (all partitions)",
+                "parameters": [
+                    _query("pageSize", {"type": "integer", "minimum": 1, "maximum": 50}, "Results.")
+                ],
+                "responses": {**_ok("TrendingPage"), **_problems(*_AUTHED, 422)},
+            }
+        },
+        "/v1/videos/{video_id}/stats": {
+            "get": {
+                "operationId": "videoStats",
+                "summary": "A video's watch statistics (for anyone who may watch it)",
+                "parameters": [_path_video_id()],
+                "responses": {**_ok("VideoStats"), **_problems(*_AUTHED, 404)},
+            }
+        },
+        "/v1/users/me/history": {
+            "get": {
+                "operationId": "myHistory",
+                "summary": "What the caller watched, most recent first",
+                "parameters": [
+                    _query(
+                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 200}, "Entries."
+                    )
+                ],
+                "responses": {**_ok("WatchHistory"), **_problems(*_AUTHED, 422)},
             }
         },
         "/v1/videos/{video_id}/watchEvents": {

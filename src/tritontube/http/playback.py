@@ -14,7 +14,6 @@ ranges. It needs no bearer token: the URL itself is the credential (see ``media_
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import math
@@ -22,16 +21,18 @@ import re
 from datetime import datetime
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from tritontube import metrics
-from tritontube.domain.video import Status
+from tritontube.domain import owners
+from tritontube.domain.events import VideoState
+from tritontube.domain.video import Status, is_playable
 from tritontube.http import keys
 from tritontube.http.auth import current_user
 from tritontube.http.media_tokens import MediaSigner, MediaTokenError, Refusal, object_key
 from tritontube.http.problems import PROBLEM_TYPE, ProblemError
-from tritontube.http.videos import load_state, video_id_param
+from tritontube.http.videos import failure_body, load_state, state_unavailable, video_id_param
+from tritontube.http.worker_client import WorkerUnavailableError
 from tritontube.storage.port import ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError
 
 log = logging.getLogger(__name__)
@@ -58,17 +59,10 @@ _RANGE = re.compile(r"^bytes=(?P<start>\d*)-(?P<end>\d*)$")
 # -- who may see what -------------------------------------------------------------------------
 
 
-def is_playable(state: dict[str, Any]) -> bool:
-    """``domain.video.is_playable`` over the worker's JSON: a manifest and a READY rendition."""
-    return bool(state.get("manifest_key")) and any(
-        r.get("status") == "READY" for r in state.get("renditions", ())
-    )
-
-
-async def load_viewable(request: web.Request, video_id: str) -> dict[str, Any]:
+async def load_viewable(request: web.Request, video_id: str) -> VideoState:
     """The state when the user may see the video: the owner always, others once playable."""
     state = await load_state(request, video_id, owner_only=False)
-    if state["owner"] != current_user(request) and not is_playable(state):
+    if state.owner != current_user(request) and not is_playable(state):
         raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
     return state
 
@@ -82,32 +76,27 @@ def base_url(request: web.Request) -> str:
 
 
 async def thumbnail_url(
-    request: web.Request, signer: MediaSigner, token: str, state: dict[str, Any]
+    request: web.Request, signer: MediaSigner, token: str, state: VideoState
 ) -> str | None:
-    key = state.get("thumbnail_key")
+    key = state.thumbnail_key
     if not key:
         return None
-    url = signer.url(base_url(request), token, state["video_id"], key)
+    url = signer.url(base_url(request), token, state.video_id, key)
     if url is not None:
         return url
     # A thumbnail stored outside the media folder: a short-lived pre-signed GET instead.
     try:
         return await request.app[keys.OBJECT_STORE].presign_get(key, signer.ttl_seconds)
     except ObjectStoreError as exc:
-        log.warning("no thumbnail URL for %s: %s", state["video_id"], exc)
+        log.warning("no thumbnail URL for %s: %s", state.video_id, exc)
         return None
 
 
-def ready_renditions(state: dict[str, Any]) -> list[dict[str, Any]]:
-    ready = [r for r in state.get("renditions", ()) if r.get("status") == "READY"]
-    ready.sort(key=lambda r: (r.get("bandwidth_bps") or 0, r.get("height") or 0), reverse=True)
+def ready_renditions(state: VideoState) -> list[dict[str, Any]]:
+    ready = [r for r in state.renditions if r.status == "READY"]
+    ready.sort(key=lambda r: (r.bandwidth_bps, r.height), reverse=True)
     return [
-        {
-            "name": r["name"],
-            "width": r.get("width") or 0,
-            "height": r.get("height") or 0,
-            "bandwidth": r.get("bandwidth_bps") or 0,
-        }
+        {"name": r.name, "width": r.width, "height": r.height, "bandwidth": r.bandwidth_bps}
         for r in ready
     ]
 
@@ -116,9 +105,9 @@ def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def not_playable(state: dict[str, Any], path: str) -> web.Response:
+def not_playable(state: VideoState, path: str) -> web.Response:
     """409 problem naming the video's status (RFC 9457 extension member ``videoStatus``)."""
-    status = state["status"]
+    status = state.status
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": "Not playable yet",
@@ -128,8 +117,9 @@ def not_playable(state: dict[str, Any], path: str) -> web.Response:
         "videoStatus": status,
         "instance": path,
     }
-    if status == Status.FAILED and state.get("error_code"):
-        body["error"] = {"code": state["error_code"], "message": state.get("error_message") or ""}
+    error = failure_body(state)
+    if error is not None:
+        body["error"] = error
     headers = {"Retry-After": "2"} if status in _TRANSIENT else None
     return web.Response(
         status=409, text=json.dumps(body), content_type=PROBLEM_TYPE, headers=headers
@@ -145,20 +135,20 @@ async def playback_info(request: web.Request) -> web.Response:
     if not is_playable(state):
         return not_playable(state, request.path)
     signer = request.app[MEDIA_SIGNER]
-    token, expires_at = signer.issue(state["video_id"], request.app[keys.DEPS].clock.now())
-    manifest = signer.url(base_url(request), token, state["video_id"], state["manifest_key"])
+    token, expires_at = signer.issue(state.video_id, request.app[keys.DEPS].clock.now())
+    manifest = signer.url(base_url(request), token, state.video_id, state.manifest_key or "")
     if manifest is None:
-        log.error("manifest of %s is outside its media folder", state["video_id"])
+        log.error("manifest of %s is outside its media folder", state.video_id)
         raise ProblemError(500, "Internal Server Error", "the manifest is not servable")
     metrics.PLAYBACK_INFO_ISSUED.inc()
     return web.json_response(
         {
-            "videoId": state["video_id"],
-            "title": state["title"],
-            "status": state["status"],
+            "videoId": state.video_id,
+            "title": state.title,
+            "status": state.status,
             "manifestUrl": manifest,
             "thumbnailUrl": await thumbnail_url(request, signer, token, state),
-            "durationSeconds": state.get("duration_seconds"),
+            "durationSeconds": state.duration_seconds,
             "renditions": ready_renditions(state),
             "subtitles": [],
             "drm": None,
@@ -168,35 +158,33 @@ async def playback_info(request: web.Request) -> web.Response:
     )
 
 
-def metadata_body(state: dict[str, Any], *, is_owner: bool) -> dict[str, Any]:
+def metadata_body(state: VideoState, *, is_owner: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "videoId": state["video_id"],
-        "title": state["title"],
-        "description": state.get("description", ""),
-        "tags": list(state.get("tags", ())),
-        "owner": state["owner"],
-        "visibility": state.get("visibility", "public"),
-        "status": state["status"],
+        "videoId": state.video_id,
+        "title": state.title,
+        "description": state.description,
+        "tags": list(state.tags),
+        "owner": state.owner,
+        "visibility": state.visibility,
+        "status": state.status,
         "playable": is_playable(state),
-        "durationSeconds": state.get("duration_seconds"),
+        "durationSeconds": state.duration_seconds,
         "renditions": ready_renditions(state),
-        "createdAt": state.get("created_at"),
-        "updatedAt": state.get("updated_at"),
+        "createdAt": state.created_at.isoformat(),
+        "updatedAt": state.updated_at.isoformat(),
     }
     if is_owner:
-        body["progress"] = round(float(state.get("percent") or 0.0), 2)
-        if state["status"] == Status.FAILED and state.get("error_code"):
-            body["error"] = {
-                "code": state["error_code"],
-                "message": state.get("error_message") or "",
-            }
+        body["progress"] = round(state.percent, 2)
+        error = failure_body(state)
+        if error is not None:
+            body["error"] = error
     return body
 
 
 async def video_metadata(request: web.Request) -> web.Response:
     """GET /v1/videos/{video_id}"""
     state = await load_viewable(request, video_id_param(request))
-    body = metadata_body(state, is_owner=state["owner"] == current_user(request))
+    body = metadata_body(state, is_owner=state.owner == current_user(request))
     return web.json_response(body, headers={"Cache-Control": "private, no-cache"})
 
 
@@ -208,26 +196,14 @@ def _page_size(request: web.Request) -> int:
     return int(raw)
 
 
-def _page_offset(request: web.Request) -> int:
-    raw = request.query.get("pageToken")
-    if not raw:
-        return 0
-    try:
-        # ValueError: non-ASCII input, bad base64 (binascii.Error), bad UTF-8, unicode digits.
-        value = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
-        digits = value[2:]
-        if (
-            not (value.startswith("o:") and digits.isascii() and digits.isdigit())
-            or len(value) > 20
-        ):
-            raise ValueError(value)
-        return int(digits)
-    except ValueError:
-        raise _invalid("pageToken", "a token from a previous page") from None
-
-
-def _next_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o:{offset}".encode()).rstrip(b"=").decode()
+def _page_token(request: web.Request) -> str | None:
+    raw = request.query.get("pageToken") or None
+    if raw is not None:
+        try:
+            owners.decode_cursor(raw)
+        except owners.InvalidPageTokenError:
+            raise _invalid("pageToken", "a token from a previous page") from None
+    return raw
 
 
 def _invalid(field: str, expected: str) -> ProblemError:
@@ -240,49 +216,25 @@ def _invalid(field: str, expected: str) -> ProblemError:
     )
 
 
-async def owned_states(request: web.Request, owner: str) -> list[dict[str, Any]]:
-    """Every state the worker holds for ``owner``, newest first (the worker's ``/videos``)."""
-    settings = request.app[keys.SETTINGS]
-    url = f"{settings.http.worker_url.rstrip('/')}/videos"
-    session = request.app[keys.CLIENT_SESSION]
-    try:
-        async with session.get(
-            url, params={"owner": owner}, timeout=aiohttp.ClientTimeout(total=5)
-        ) as resp:
-            if resp.status != 200:
-                raise _state_unavailable(f"worker answered {resp.status}")
-            data = await resp.json()
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise _state_unavailable(str(exc) or type(exc).__name__) from exc
-    videos: list[dict[str, Any]] = data.get("videos", [])
-    return videos
-
-
-def _state_unavailable(detail: str) -> ProblemError:
-    return ProblemError(
-        503,
-        "Service Unavailable",
-        f"video state unavailable: {detail}",
-        code="UNAVAILABLE",
-        headers={"Retry-After": "2"},
-    )
-
-
 async def list_videos(request: web.Request) -> web.Response:
-    """GET /v1/videos?owner=me: the caller's uploads with their status, newest first."""
+    """GET /v1/videos?owner=me: the caller's uploads with their status, newest first.
+
+    Complete with any number of workers: the owner's videos are one key of a table
+    repartitioned by owner (``domain.owners``); pages follow a cursor, not an offset."""
     user = current_user(request)
     owner = request.query.get("owner")
     if owner not in ("me", user):
         raise _invalid("owner", "'me' (public listings are search's job)")
     size = _page_size(request)
-    offset = _page_offset(request)
-    states = await owned_states(request, user)
-    page = states[offset : offset + size]
-    more = offset + size < len(states)
+    token = _page_token(request)
+    try:
+        page = await request.app[keys.WORKER].owned(user, size, token)
+    except WorkerUnavailableError as exc:
+        raise state_unavailable(exc) from exc
     return web.json_response(
         {
-            "videos": [metadata_body(s, is_owner=True) for s in page],
-            "nextPageToken": _next_token(offset + size) if more else None,
+            "videos": [metadata_body(s, is_owner=True) for s in page.videos],
+            "nextPageToken": page.next_page_token,
         },
         headers={"Cache-Control": "private, no-cache"},
     )

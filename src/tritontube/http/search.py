@@ -15,17 +15,19 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-import aiohttp
 from aiohttp import web
 
 from tritontube import metrics
+from tritontube.domain import analytics as an
 from tritontube.domain import recommend
 from tritontube.http import keys
 from tritontube.http.auth import current_user
 from tritontube.http.problems import ProblemError
+from tritontube.http.worker_client import WorkerQueryError, WorkerUnavailableError
 from tritontube.indexer.documents import VideoDocument, is_searchable
 from tritontube.indexer.port import SearchIndex, SearchUnavailable
 from tritontube.indexer.query import (
@@ -46,7 +48,6 @@ COWATCH_VIEWERS = 10  # recent viewers of the seed whose histories are read
 COWATCH_CANDIDATES = 20
 TRENDING_CANDIDATES = 30
 TAG_QUERIES = 3
-WORKER_TIMEOUT = aiohttp.ClientTimeout(total=2)
 
 # Which request parameter an InvalidQueryError message is about (SearchQuery's wording).
 _PARAM_OF_MESSAGE = (
@@ -166,57 +167,54 @@ async def search_videos(request: web.Request) -> web.Response:
 # -- recommendations -------------------------------------------------------------------
 @dataclass(frozen=True)
 class Signals:
-    """What the worker knows about the viewer and the seed video."""
+    """What the workers know about the viewer and the seed video."""
 
-    history: list[dict[str, Any]]
+    history: tuple[an.HistoryEntry, ...]
     seed_viewers: list[str]
     trending: dict[str, float]
 
 
-async def _worker_json(request: web.Request, path: str) -> dict[str, Any] | None:
-    """A worker view's JSON, or None: recommendations degrade rather than fail."""
-    base = request.app[keys.SETTINGS].http.worker_url.rstrip("/")
-    session = request.app[keys.CLIENT_SESSION]
+T = TypeVar("T")
+
+
+async def _degrade(read: Awaitable[T], what: str) -> T | None:
+    """A worker read, or None: recommendations degrade rather than fail."""
     try:
-        async with session.get(f"{base}{path}", timeout=WORKER_TIMEOUT) as resp:
-            if resp.status != 200:
-                return None
-            data: dict[str, Any] = await resp.json()
-            return data
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        log.info("worker view %s unavailable: %s", path, exc)
+        return await read
+    except (WorkerUnavailableError, WorkerQueryError) as exc:
+        log.info("worker read %s unavailable: %s", what, exc)
         return None
-
-
-async def _signals(request: web.Request, user: str, seed_id: str | None) -> Signals:
-    """History, trending and the anchor's recent viewers, in as few round trips as possible:
-    with a seed its stats are fetched alongside the rest; without one the anchor is the
-    last watched video, known only once the history is in."""
-    seed_stats = _worker_json(request, f"/stats/{seed_id}") if seed_id is not None else None
-    history, trending, stats = await asyncio.gather(
-        _worker_json(request, f"/users/{user}/history"),
-        _worker_json(request, f"/trending?limit={TRENDING_CANDIDATES}"),
-        seed_stats if seed_stats is not None else _none(),
-    )
-    entries = list((history or {}).get("entries", []))
-    if seed_id is None and entries:
-        stats = await _worker_json(request, f"/stats/{entries[0]['videoId']}")
-    viewers = [v for v in (stats or {}).get("recentViewers", []) if v != user]
-    scores = {t["videoId"]: float(t["trendingScore"]) for t in (trending or {}).get("videos", [])}
-    return Signals(history=entries, seed_viewers=viewers[-COWATCH_VIEWERS:], trending=scores)
 
 
 async def _none() -> None:
     return None
 
 
-async def _cowatched(request: web.Request, viewers: list[str], exclude: str | None) -> Counter[str]:
-    histories = await asyncio.gather(
-        *(_worker_json(request, f"/users/{v}/history") for v in viewers)
+async def _signals(request: web.Request, user: str, seed_id: str | None) -> Signals:
+    """History, trending and the anchor's recent viewers, in as few round trips as possible:
+    with a seed its stats are fetched alongside the rest; without one the anchor is the
+    last watched video, known only once the history is in."""
+    worker = request.app[keys.WORKER]
+    seed_stats = _degrade(worker.stats(seed_id), "stats") if seed_id is not None else _none()
+    history, trending, stats = await asyncio.gather(
+        _degrade(worker.history(user), "history"),
+        _degrade(worker.trending(TRENDING_CANDIDATES), "trending"),
+        seed_stats,
     )
+    entries = history.entries if history is not None else ()
+    if seed_id is None and entries:
+        stats = await _degrade(worker.stats(entries[0].video_id), "stats")
+    viewers = [v for v in (stats.recent_viewers if stats else ()) if v != user]
+    scores = {e.video_id: e.score for e in (trending.entries if trending else ())}
+    return Signals(history=entries, seed_viewers=viewers[-COWATCH_VIEWERS:], trending=scores)
+
+
+async def _cowatched(request: web.Request, viewers: list[str], exclude: str | None) -> Counter[str]:
+    worker = request.app[keys.WORKER]
+    histories = await asyncio.gather(*(_degrade(worker.history(v), "history") for v in viewers))
     counts: Counter[str] = Counter()
     for h in histories:
-        for vid in {e["videoId"] for e in (h or {}).get("entries", [])}:
+        for vid in {e.video_id for e in (h.entries if h else ())}:
             if vid != exclude:
                 counts[vid] += 1
     return counts
@@ -291,7 +289,7 @@ async def _recommend(
         and (seed is None or seed.owner != user)
     ):
         raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
-    recent_ids = [e["videoId"] for e in signals.history[:HISTORY_FOR_PROFILE]]
+    recent_ids = [e.video_id for e in signals.history[:HISTORY_FOR_PROFILE]]
     wide = min(MAX_PAGE_SIZE, max(limit * 2, 20))
     general = [
         SearchQuery(q="", sort="views", page_size=wide),
@@ -307,8 +305,8 @@ async def _recommend(
         seed_id=seed_id,
         seed_tags=frozenset(seed.tags) if seed else frozenset(),
         tag_affinity=affinity,
-        finished=frozenset(e["videoId"] for e in signals.history if e.get("completed")),
-        watched=frozenset(e["videoId"] for e in signals.history),
+        finished=frozenset(e.video_id for e in signals.history if e.completed),
+        watched=frozenset(e.video_id for e in signals.history),
     )
     candidates, shown = await _candidates(
         search, profile, signals, cowatch, wide, list(general_pages)
@@ -347,7 +345,7 @@ async def _candidates(
     for d in docs.values():
         if is_searchable(d):
             out.append(_from_doc(d, signals.trending, cowatch.get(d.video_id, 0)))
-            shown[d.video_id] = _doc_json(d)
+            shown[d.video_id] = doc_json(d)
     return out, shown
 
 
@@ -357,7 +355,7 @@ def _hit_display(hit: SearchHit) -> dict[str, Any]:
     return shown
 
 
-def _doc_json(doc: VideoDocument) -> dict[str, Any]:
+def doc_json(doc: VideoDocument) -> dict[str, Any]:
     return {
         "videoId": doc.video_id,
         "title": doc.title,

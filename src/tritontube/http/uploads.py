@@ -11,7 +11,7 @@ import json
 import secrets
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from aiohttp import web
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tritontube import metrics
 from tritontube.domain import video
-from tritontube.domain.events import UploadCompleted, UploadSessionCreated
+from tritontube.domain.events import UploadCompleted, UploadSessionCreated, VideoState
 from tritontube.http import keys
 from tritontube.http.auth import current_user
 from tritontube.http.media_sniff import looks_like_video
@@ -204,17 +204,17 @@ def _if_match(request: web.Request) -> str:
     return value.strip('"')
 
 
-def _complete_answer(state: dict[str, Any]) -> web.Response:
+def _complete_answer(state: VideoState) -> web.Response:
     """The same answer for every repeat: what the completion recorded (PENDING_TRANSCODE and
     its job), plus where the video is now (``currentStatus``, which moves on)."""
     return web.json_response(
         {
-            "videoId": state["video_id"],
+            "videoId": state.video_id,
             "status": video.Status.PENDING_TRANSCODE,
-            "jobId": state.get("job_id"),
-            "currentStatus": state["status"],
+            "jobId": state.job_id,
+            "currentStatus": state.status,
         },
-        headers={"ETag": f'"{state["upload_etag"]}"'},
+        headers={"ETag": f'"{state.upload_etag}"'},
     )
 
 
@@ -230,57 +230,56 @@ async def complete_upload(request: web.Request) -> web.Response:
         state = await worker.wait_for(body.video_id, lambda s: s is not None, timeout=2.0)
     except WorkerUnavailableError as exc:
         raise _unavailable("video state", exc) from exc
-    if state is None or state["owner"] != user:
+    if state is None or state.owner != user:
         _reject("not_found")
         raise ProblemError(404, "Not Found", "no such upload session", code="NOT_FOUND")
-    if state["upload_etag"] != etag:
+    if state.upload_etag != etag:
         _reject("stale_etag")
         raise ProblemError(
             412, "Precondition Failed", "If-Match does not match the session", code="ETAG_MISMATCH"
         )
-    if state["status"] not in (
+    if state.status not in (
         video.Status.UPLOAD_PENDING,
         video.Status.UPLOADED,
         video.Status.EXPIRED,
     ):
         return _complete_answer(state)  # already completed: same answer, nothing published
     now = app[keys.DEPS].clock.now()
-    expires_at = datetime.fromisoformat(state["expires_at"])
-    if state["status"] == video.Status.EXPIRED or now >= expires_at:
+    if state.status == video.Status.EXPIRED or now >= state.expires_at:
         _reject("expired")
         raise ProblemError(410, "Gone", "the upload session has expired", code="SESSION_EXPIRED")
     await _verify_object(request, state)
     event = UploadCompleted(
         event_id=uuid.uuid4().hex,
-        video_id=state["video_id"],
+        video_id=state.video_id,
         owner=user,
         etag=etag,
-        source_key=state["source_key"],
-        size_bytes=state["declared_size_bytes"],
-        content_type=state["content_type"],
+        source_key=state.source_key,
+        size_bytes=state.declared_size_bytes,
+        content_type=state.content_type,
         completed_at=now,
     )
     try:
-        await app[keys.PUBLISHER].publish(catalogue.UPLOADS, state["video_id"], event)
+        await app[keys.PUBLISHER].publish(catalogue.UPLOADS, state.video_id, event)
         done = await worker.wait_for(
-            state["video_id"],
-            lambda s: s is not None and s["status"] != video.Status.UPLOAD_PENDING,
+            state.video_id,
+            lambda s: s is not None and s.status != video.Status.UPLOAD_PENDING,
             timeout=10.0,
         )
     except BrokerUnavailableError as exc:
         raise _unavailable("event log", exc) from exc
     except WorkerUnavailableError as exc:
         raise _unavailable("video state", exc) from exc
-    if done is None or done["status"] == video.Status.UPLOAD_PENDING:
+    if done is None or done.status == video.Status.UPLOAD_PENDING:
         raise _unavailable("video state", TimeoutError("completion not yet applied"))
     metrics.UPLOADS_COMPLETED.inc()
     return _complete_answer(done)
 
 
-async def _verify_object(request: web.Request, state: dict[str, Any]) -> None:
+async def _verify_object(request: web.Request, state: VideoState) -> None:
     """The development object stores do not enforce POST policies: check the object ourselves."""
     store = request.app[keys.OBJECT_STORE]
-    key = state["source_key"]
+    key = state.source_key
     try:
         info = await store.head(key)
         head = b"" if info is None or info.size == 0 else await store.get_range(key, 0, SNIFF_BYTES)
@@ -289,20 +288,20 @@ async def _verify_object(request: web.Request, state: dict[str, Any]) -> None:
     if info is None:
         _reject("missing_object")
         raise ProblemError(409, "Conflict", "the file has not been uploaded", code="OBJECT_MISSING")
-    if info.size != state["declared_size_bytes"]:
+    if info.size != state.declared_size_bytes:
         _reject("size_mismatch")
         raise ProblemError(
             422,
             "Upload does not match",
-            f"uploaded {info.size} bytes but {state['declared_size_bytes']} were declared",
+            f"uploaded {info.size} bytes but {state.declared_size_bytes} were declared",
             code="SIZE_MISMATCH",
         )
-    if (info.content_type or "").lower() != state["content_type"]:
+    if (info.content_type or "").lower() != state.content_type:
         _reject("content_type_mismatch")
         raise ProblemError(
             422,
             "Upload does not match",
-            f"uploaded content type {info.content_type!r}, declared {state['content_type']!r}",
+            f"uploaded content type {info.content_type!r}, declared {state.content_type!r}",
             code="CONTENT_TYPE_MISMATCH",
         )
     if not looks_like_video(head):

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tritontube.domain.events import VideoState
 from tritontube.http import keys
 from tritontube.http.auth import current_user
 from tritontube.http.problems import ProblemError
@@ -22,44 +23,57 @@ def video_id_param(request: web.Request) -> str:
     return video_id
 
 
-async def load_state(request: web.Request, video_id: str, *, owner_only: bool) -> dict[str, Any]:
+def state_unavailable(exc: Exception) -> ProblemError:
+    """503 + Retry-After: the workers cannot answer completely now (rebalancing, down)."""
+    return ProblemError(
+        503,
+        "Service Unavailable",
+        f"video state unavailable: {exc}",
+        code="UNAVAILABLE",
+        headers={"Retry-After": "2"},
+    )
+
+
+async def load_state(request: web.Request, video_id: str, *, owner_only: bool) -> VideoState:
     """The video's state, or a 404 problem when it does not exist or the user may not see it."""
     user = current_user(request)
     try:
         state = await request.app[keys.WORKER].video_state(video_id)
     except WorkerUnavailableError as exc:
-        raise ProblemError(
-            503,
-            "Service Unavailable",
-            f"video state unavailable: {exc}",
-            code="UNAVAILABLE",
-            headers={"Retry-After": "2"},
-        ) from exc
+        raise state_unavailable(exc) from exc
     if state is None:
         raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
-    visible = state["owner"] == user or (not owner_only and state["visibility"] != "private")
+    visible = state.owner == user or (not owner_only and state.visibility != "private")
     if not visible:
         raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
     return state
 
 
-def transcode_status_body(state: dict[str, Any]) -> dict[str, Any]:
+def failure_body(state: VideoState) -> dict[str, str] | None:
+    """The reason of a FAILED video, as the SPA shows it; None otherwise."""
+    if state.status != "FAILED" or not state.error_code:
+        return None
+    return {"code": state.error_code, "message": state.error_message or ""}
+
+
+def transcode_status_body(state: VideoState) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "videoId": state["video_id"],
-        "status": state["status"],
-        "progress": round(float(state.get("percent") or 0.0), 2),
-        "step": state.get("step"),
-        "etaSeconds": state.get("eta_seconds"),
-        "attempt": state.get("attempt", 0),
+        "videoId": state.video_id,
+        "status": state.status,
+        "progress": round(state.percent, 2),
+        "step": state.step,
+        "etaSeconds": state.eta_seconds,
+        "attempt": state.attempt,
         "renditions": [
-            {"name": r["name"], "status": r["status"], "progress": round(r["percent"], 2)}
-            for r in state.get("renditions", [])
+            {"name": r.name, "status": r.status, "progress": round(r.percent, 2)}
+            for r in state.renditions
         ],
-        "version": state["version"],
-        "updatedAt": state["updated_at"],
+        "version": state.version,
+        "updatedAt": state.updated_at.isoformat(),
     }
-    if state["status"] == "FAILED" and state.get("error_code"):
-        body["error"] = {"code": state["error_code"], "message": state.get("error_message") or ""}
+    error = failure_body(state)
+    if error is not None:
+        body["error"] = error
     return body
 
 

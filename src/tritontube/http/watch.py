@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from tritontube import metrics
 from tritontube.domain.events import WatchEvent
+from tritontube.domain.video import is_playable
 from tritontube.http import keys
 from tritontube.http.auth import current_user
 from tritontube.http.problems import ProblemError, validation_problem
@@ -81,13 +82,6 @@ def check_times(events: list[tuple[str, WatchEventIn]], now: datetime) -> None:
         raise ProblemError(
             422, "Invalid request", f"invalid field(s): {names}", code="VALIDATION", errors=errors
         )
-
-
-def is_playable(state: dict[str, Any]) -> bool:
-    if state["status"] == "READY":
-        return True
-    ready = any(r.get("status") == "READY" for r in state.get("renditions", []))
-    return bool(state.get("manifest_key")) and ready
 
 
 async def post_watch_events(request: web.Request) -> web.Response:

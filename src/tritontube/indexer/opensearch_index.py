@@ -97,6 +97,9 @@ class OpenSearchIndex:
     async def close(self) -> None:
         await self._client.close()
 
+    async def release(self) -> None:
+        """Nothing to give up: OpenSearch takes writes from any number of clients."""
+
     # -- writes ----------------------------------------------------------------------
     async def upsert(self, docs: Sequence[VideoDocument]) -> int:
         if not docs:

@@ -14,11 +14,22 @@ from typing import Protocol
 from tritontube.indexer.documents import VideoDocument
 from tritontube.indexer.query import InvalidQueryError, SearchPage, SearchQuery
 
-__all__ = ["InvalidQueryError", "SearchIndex", "SearchUnavailable", "SearchWriteError"]
+__all__ = [
+    "InvalidQueryError",
+    "SearchIndex",
+    "SearchUnavailable",
+    "SearchWriteError",
+    "SearchWriterBusy",
+]
 
 
 class SearchUnavailable(Exception):
     """The backend cannot be reached; callers may retry later."""
+
+
+class SearchWriterBusy(SearchUnavailable):
+    """Another process holds the backend's one writer (the embedded index's lock): the
+    backend is up, so retry without treating it as an outage."""
 
 
 class SearchWriteError(Exception):
@@ -57,6 +68,10 @@ class SearchIndex(Protocol):
 
     async def refresh(self) -> None:
         """Make every completed write visible to search."""
+
+    async def release(self) -> None:
+        """Give up exclusive write access, if the backend has any (the embedded index's
+        single writer), so that another process can write; the next write takes it back."""
 
     async def close(self) -> None:
         """Release writers and connections."""

@@ -1,10 +1,13 @@
 """Embedded search backend: a tantivy index on disk (the default for dev and tests).
 
-tantivy is synchronous and CPU-bound, so every call runs in a worker thread. One writer
-stays open; each write call commits and reloads the reader, so an upsert is searchable
-as soon as it returns. Writes are serialised by an asyncio.Lock. tantivy allows one
-writer per directory: other processes (the HTTP API) open the index ``read_only`` and
-their reader reloads on its own shortly after each commit (or at once on ``refresh()``).
+tantivy is synchronous and CPU-bound, so every call runs in a worker thread. The writer
+opens on the first write and stays open until ``release()``/``close()``; each write call
+commits and reloads the reader, so an upsert is searchable as soon as it returns. Writes
+are serialised by an asyncio.Lock. tantivy allows one writer per directory (a lock file):
+while another process holds it, a write raises SearchUnavailable (the caller retries), and
+the worker that owns the one ``search-documents`` partition is the writer
+(``agents.indexer``). Other processes (the HTTP API) open the index ``read_only`` and their
+reader reloads on its own shortly after each commit (or at once on ``refresh()``).
 
 search_after on (key, video_id) is emulated: tantivy orders by score or one fast field and
 breaks ties by document address. For views/recent (and browsing without terms, where every
@@ -37,7 +40,7 @@ from tritontube.indexer.documents import (
     recent_key,
     to_source,
 )
-from tritontube.indexer.port import SearchUnavailable
+from tritontube.indexer.port import SearchUnavailable, SearchWriterBusy
 from tritontube.indexer.query import (
     MIN_PREFIX_CHARS,
     WORD_PATTERN,
@@ -135,12 +138,10 @@ class TantivyIndex:
                 raise
             raise IndexSchemaError(
                 f"the tantivy index at {self._path} was built with another schema: remove the "
-                "directory and rebuild it (`tritontube replay --rebuild`, or replay the "
+                "directory and rebuild it (`tritontube replay --rebuild --execute`, or replay the "
                 "indexer's input topics)"
             ) from exc
         index.register_tokenizer(TEXT_TOKENIZER, text_analyzer())
-        if not self._read_only:
-            self._writer = index.writer(heap_size=self._heap, num_threads=1)
         self._index = index
 
     async def ping(self) -> None:
@@ -151,9 +152,19 @@ class TantivyIndex:
 
     async def close(self) -> None:
         async with self._lock:
-            writer, self._writer, self._index = self._writer, None, None
-            if writer is not None:
-                await asyncio.to_thread(writer.wait_merging_threads)
+            await self._release_locked()
+            self._index = None
+
+    async def release(self) -> None:
+        """Give up the writer (and its directory lock) for another process to take."""
+        async with self._lock:
+            await self._release_locked()
+
+    async def _release_locked(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            # Consumes the writer; the directory lock goes with it.
+            await asyncio.to_thread(writer.wait_merging_threads)
 
     async def refresh(self) -> None:
         await asyncio.to_thread(self._opened().reload)
@@ -444,10 +455,19 @@ class TantivyIndex:
         return self._index
 
     def _open_writer(self) -> tantivy.IndexWriter:
+        """The writer, opened on first use. tantivy allows one per directory (a lock file):
+        while another process holds it, writes are unavailable, not failed."""
         if self._read_only:
             raise RuntimeError("this TantivyIndex is read-only")
         if self._writer is None:
-            raise RuntimeError("TantivyIndex.ensure() was not called (or close() was)")
+            try:
+                self._writer = self._opened().writer(heap_size=self._heap, num_threads=1)
+            except ValueError as exc:
+                if "lock" not in str(exc).lower():
+                    raise
+                raise SearchWriterBusy(
+                    f"the index writer of {self._path} is held by another process"
+                ) from exc
         return self._writer
 
 

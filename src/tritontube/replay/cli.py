@@ -1,11 +1,15 @@
 """``tritontube replay`` and ``tritontube archive``: argument parsing and the progress bar.
 
+Every mode is a dry run unless ``--execute``: it reads and counts what it selects, and says
+what it would write, but creates no topic, commits no offset and writes no index.
+
 tritontube replay --topic watch-events --from-offset 100 --to-topic watch-events.copy
 tritontube replay --source archive --since 2025-01-01T00:00Z --topic uploads --to-topic x
 tritontube replay --topic watch-events --since 2025-01-01T00:00Z --to-group my-analytics
 tritontube replay --rebuild --source archive --index-path /tmp/idx --snapshot /tmp/s.json
 tritontube archive list
-tritontube archive restore            # dry run; --execute produces into the broker
+tritontube archive restore
+(add --execute to any of them to write)
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from tritontube.settings import Settings
 from tritontube.storage.port import ObjectStoreError
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import archive
+from tritontube.streams.codec import AvroCodec, SchemaRegistry
+from tritontube.streams.records import EventCodec
 
 #: The broker or the object store is down or refused, or an archive file is unreadable: the
 #: command says so in one line and exits 1 (no traceback).
@@ -45,12 +51,19 @@ def add_replay_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--since", type=_moment, default=None, help="record timestamp >= (ISO-8601)")
     p.add_argument("--until", type=_moment, default=None, help="record timestamp < (ISO-8601)")
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--to-topic", help="produce byte-exact copies into this new topic")
+    target.add_argument("--to-topic", help="produce copies of the records into this new topic")
     target.add_argument("--to-group", help="position this consumer group at the selection")
     target.add_argument("--rebuild", action="store_true", help="rebuild state and search index")
-    p.add_argument("--execute", action="store_true", help="really move the group's offsets")
+    p.add_argument(
+        "--execute",
+        action="store_true",
+        help="really write: produce the copy, commit the offsets, write the index "
+        "(default: a dry run that only reports)",
+    )
     p.add_argument("--index-path", type=Path, default=None, help="fresh tantivy index dir")
-    p.add_argument("--snapshot", type=Path, default=None, help="write rebuilt states as JSON")
+    p.add_argument(
+        "--snapshot", type=Path, default=None, help="write rebuilt states as JSON (dry run too)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -120,16 +133,16 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> engine.Summar
 
 
 def _target(settings: Settings, args: argparse.Namespace) -> tuple[engine.Target, str]:
+    mode = "" if args.execute else " (dry run)"
     if args.to_topic:
-        return engine.TopicTarget(settings.kafka, args.to_topic), f"topic {args.to_topic}"
+        topic = engine.TopicTarget(settings.kafka, args.to_topic, execute=args.execute)
+        return topic, f"topic {args.to_topic}{mode}"
     if args.to_group:
-        mode = "" if args.execute else " (dry run)"
         group = engine.GroupTarget(settings.kafka, args.to_group, execute=args.execute)
         return group, f"group {args.to_group}{mode}"
-    from tritontube.deps import build_deps
     from tritontube.indexer.factory import build_search_index
 
-    deps = build_deps(settings)
+    codec = EventCodec(AvroCodec(SchemaRegistry()))
     index_path = args.index_path or settings.data_dir / "rebuild" / _stamp() / "search"
     index_settings = settings.model_copy(
         update={
@@ -140,15 +153,20 @@ def _target(settings: Settings, args: argparse.Namespace) -> tuple[engine.Target
     )
 
     async def finish(result: rebuild.Rebuild) -> list[str]:
-        index = build_search_index(index_settings, read_only=False)
-        written = await rebuild.write_index(index, result.documents())
-        notes = [f"index:    {written} documents into {_where(index_settings)}"]
+        docs = result.documents()
+        if args.execute:
+            index = build_search_index(index_settings, read_only=False)
+            written = await rebuild.write_index(index, docs)
+            notes = [f"index:    {written} documents into {_where(index_settings)}"]
+        else:
+            where = _where(index_settings)
+            notes = [f"DRY RUN: would write {len(docs)} documents into {where} (--execute)"]
         if args.snapshot:
             rebuild.write_snapshot(args.snapshot, result.states)
             notes.append(f"snapshot: {args.snapshot}")
         return notes
 
-    return engine.RebuildTarget(rebuild.Rebuild(deps.codec), finish), "rebuild"
+    return engine.RebuildTarget(rebuild.Rebuild(codec), finish), f"rebuild{mode}"
 
 
 def _where(settings: Settings) -> str:
@@ -174,6 +192,8 @@ async def _archive(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         result = await restore.restore_from_archive(settings, store)
         print(f"restored {result.records} records into {len(result.restored)} partitions")
+        if result.reordered:
+            print(f"fingerprints put in spec byte order: {result.reordered}")
         if result.skipped:
             print(f"skipped (already holding records): {len(result.skipped)} partitions")
         for tp, offset in sorted(result.committed.items()):

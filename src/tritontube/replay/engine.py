@@ -1,14 +1,14 @@
 """The replay engine: read a source, feed a target, count everything.
 
-Targets:
+Targets (each is a dry run unless ``execute`` is set: it reads and counts, and writes nothing):
 
 * :class:`TopicTarget` — produce the records into a new topic, same partition, key, value,
-  headers and record timestamp (byte-exact copies);
+  headers and record timestamp (copies; a value written before issue 21 gets its schema
+  fingerprint in the specification's byte order, see ``streams.codec``);
 * :class:`GroupTarget` — position a consumer group at the first selected record of each
-  partition, so its consumers re-read from there. Moving a group's offsets is a dry run unless
-  ``execute`` is set, and a group with live members is refused;
+  partition, so its consumers re-read from there; a group with live members is refused;
 * :class:`RebuildTarget` — fold the records into states and a fresh search index
-  (``replay.rebuild``).
+  (``replay.rebuild``); the caller's ``finish`` writes the index, or in a dry run reports it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from tritontube.replay.rebuild import Rebuild
 from tritontube.replay.sources import Batch, Source
 from tritontube.settings import KafkaSettings
 from tritontube.streams import catalogue
+from tritontube.streams.codec import SchemaRegistry
 
 log = logging.getLogger(__name__)
 
@@ -96,19 +97,41 @@ async def run_replay(
 
 
 class TopicTarget:
-    """Produce into ``topic`` (created when missing; never a live catalogue topic)."""
+    """Produce into ``topic`` (created when missing; never a live catalogue topic).
 
-    def __init__(self, kafka: KafkaSettings, topic: str, partitions: int | None = None) -> None:
+    Values in the legacy fingerprint byte order are produced in the specification's order
+    (``registry.to_spec_order``: only those 8 bytes change). Without ``execute`` nothing is
+    created or produced: :meth:`close` says what would have been.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        partitions: int | None = None,
+        *,
+        execute: bool,
+        registry: SchemaRegistry | None = None,
+    ) -> None:
         live = set(catalogue.all_topic_names())
         if topic in live:
             raise ReplayRefused(f"{topic!r} is a live catalogue topic; replay into a new topic")
         self.kafka = kafka
         self.topic = topic
         self.partitions = partitions or kafka.partitions
+        self.execute = execute
+        self.registry = registry or SchemaRegistry()
         self._producer: AIOKafkaProducer | None = None
+        self._exists: int | None = None  # partitions of an existing topic (dry run)
         self._count = 0
+        self.reordered = 0
 
     async def open(self) -> None:
+        if not self.execute:
+            self._exists = await topic_partitions(self.kafka, self.topic)
+            if self._exists:
+                self.partitions = self._exists
+            return
         await create_topic(self.kafka, self.topic, self.partitions, compacted=False)
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.kafka.bootstrap_servers, linger_ms=20, acks="all"
@@ -117,14 +140,25 @@ class TopicTarget:
         parts = await self._producer.partitions_for(self.topic)
         self.partitions = len(parts)
 
+    def _value(self, value: bytes | None) -> bytes | None:
+        fixed = self.registry.to_spec_order(value)
+        if fixed is not value:
+            self.reordered += 1
+        return fixed
+
     async def write(self, batch: Batch) -> int:
+        if not self.execute:
+            for r in batch:
+                self._value(r.value)
+            self._count += len(batch)
+            return 0
         producer = self._producer
         if producer is None:
             raise RuntimeError("target not opened")
         futures = [
             await producer.send(
                 self.topic,
-                value=r.value,
+                value=self._value(r.value),
                 key=r.key,
                 partition=r.partition % self.partitions,
                 timestamp_ms=r.timestamp_ms,
@@ -140,7 +174,16 @@ class TopicTarget:
         producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()
-        return [f"produced: {self._count} records into {self.topic!r}"]
+        reordered = f"fingerprints put in spec byte order: {self.reordered}"
+        if not self.execute:
+            where = (
+                f"the existing topic {self.topic!r} ({self._exists} partitions)"
+                if self._exists
+                else f"a new topic {self.topic!r} ({self.partitions} partitions)"
+            )
+            return [f"DRY RUN: would produce {self._count} records into {where}", reordered,
+                    "(--execute)"]  # fmt: skip
+        return [f"produced: {self._count} records into {self.topic!r}", reordered]
 
 
 class GroupTarget:
@@ -199,7 +242,8 @@ class RebuildTarget:
             result = await result
         notes = [
             f"rebuilt:  {len(self.rebuild.states)} video states "
-            f"({self.rebuild.applied} changes, {self.rebuild.undecodable} undecodable skipped)"
+            f"({self.rebuild.applied} changes, {self.rebuild.undecodable} undecodable skipped, "
+            f"{self.rebuild.legacy} read in the legacy byte order)"
         ]
         if isinstance(result, list):
             notes += [str(x) for x in result]
@@ -224,6 +268,19 @@ async def create_topic(
         return True
     finally:
         await admin.close()
+
+
+async def topic_partitions(kafka: KafkaSettings, name: str) -> int:
+    """How many partitions ``name`` has; 0 when it does not exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        if name not in set(await admin.list_topics()):
+            return 0
+        described = await admin.describe_topics([name])
+    finally:
+        await admin.close()
+    return max((len(t.get("partitions", ())) for t in described), default=0)
 
 
 async def group_members(kafka: KafkaSettings, group: str) -> int:

@@ -58,6 +58,8 @@ class Rebuild:
     stats: dict[str, Any] = field(default_factory=dict)
     undecodable: int = 0
     applied: int = 0
+    legacy: int = 0  # records with the fingerprint in the pre-issue-21 byte order
+
     _streams: dict[tuple[str, int], list[ArchivedRecord]] = field(default_factory=dict)
 
     def add(self, batch: Iterable[ArchivedRecord]) -> int:
@@ -80,7 +82,12 @@ class Rebuild:
                 self._stats(record)
         return self.states
 
+    def _count_legacy(self, record: ArchivedRecord) -> None:
+        if self.codec.avro.registry.to_spec_order(record.value) is not record.value:
+            self.legacy += 1
+
     def _apply(self, record: ArchivedRecord) -> None:
+        self._count_legacy(record)
         try:
             event = self.codec.decode(record.value, expect=VIDEO_RECORDS)
         except CodecError:
@@ -93,6 +100,7 @@ class Rebuild:
             self.applied += 1
 
     def _stats(self, record: ArchivedRecord) -> None:
+        self._count_legacy(record)
         try:
             stats = self.codec.decode(record.value)
         except CodecError:

@@ -16,6 +16,12 @@ restored ends, as if everything archived had been processed. What a crash loses 
 still inside the archiver's flush window, see docs/topics.md.
 
 Partitions that already hold records are left alone, so restoring twice does nothing.
+
+Values are produced as archived, with one exception: a value written before issue 21 carries
+its schema fingerprint byte-reversed, and is produced with those 8 bytes in the specification's
+order (``SchemaRegistry.to_spec_order``; body, key, headers and timestamp untouched), so the
+restored topics are readable by any conforming Avro decoder. The archive keeps the bytes as
+they were written.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from tritontube.settings import Settings
 from tritontube.storage.port import ObjectNotFound, ObjectStore
 from tritontube.streams import archive, broker_compat, catalogue
 from tritontube.streams.archive import ArchiveFile
+from tritontube.streams.codec import SchemaRegistry
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +59,7 @@ class RestoreResult:
     moved: list[TopicPartition] = field(default_factory=list)  # offsets differ from originals
     committed_group: str | None = None
     committed: dict[TopicPartition, int] = field(default_factory=dict)  # the group's offsets
+    reordered: int = 0  # values whose fingerprint was put in the spec's byte order
 
     @property
     def records(self) -> int:
@@ -76,6 +84,7 @@ async def restore_from_archive(settings: Settings, store: ObjectStore) -> Restor
         broker_compat.apply()
     await _create_missing_topics(settings, plan)
     ends = await _end_offsets(settings, list(plan.files))
+    registry = await asyncio.to_thread(SchemaRegistry)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=20
     )
@@ -85,15 +94,19 @@ async def restore_from_archive(settings: Settings, store: ObjectStore) -> Restor
             if ends.get(tp, 0) > 0:
                 result.skipped.append(tp)
                 continue
-            result.restored[tp] = await _restore_partition(store, producer, tp, files, result)
+            result.restored[tp] = await _restore_partition(
+                store, producer, tp, files, result, registry
+            )
     finally:
         await producer.stop()
     await _commit_processed(settings, store, result)
     log.info(
-        "restored %d records into %d partitions from the archive (%d partitions skipped)",
+        "restored %d records into %d partitions from the archive (%d partitions skipped, "
+        "%d fingerprints put in spec byte order)",
         result.records,
         len(result.restored),
         len(result.skipped),
+        result.reordered,
     )
     return result
 
@@ -104,21 +117,24 @@ async def _restore_partition(
     tp: TopicPartition,
     files: list[ArchiveFile],
     result: RestoreResult,
+    registry: SchemaRegistry,
 ) -> int:
     count = 0
     for f in files:
         data = await store.get_bytes(f.key)
         records = await asyncio.to_thread(_decode, data)
+        values = [registry.to_spec_order(r.value) for r in records]
+        result.reordered += sum(v is not r.value for v, r in zip(values, records, strict=True))
         futures = [
             await producer.send(
                 tp.topic,
-                value=r.value,
+                value=value,
                 key=r.key,
                 partition=tp.partition,
                 timestamp_ms=r.timestamp_ms,
                 headers=list(r.headers) or None,
             )
-            for r in records
+            for r, value in zip(records, values, strict=True)
         ]
         metas = await asyncio.gather(*futures)
         count += len(metas)

@@ -108,6 +108,24 @@ VIDEO_STATS = TopicSpec(
     producers="video-stats agent (every change)",
     consumers="indexer agent, analytics consumers",
 )
+VIDEO_STATE_BY_OWNER = TopicSpec(
+    name="video-state-by-owner",
+    key="owner",
+    records=("VideoState",),
+    retention_ms=7 * DAY_MS,
+    producers="video-state agent (a video's first state, and its removal), re-keyed by owner",
+    consumers="owner-index agent",
+)
+SEARCH_DOCUMENTS = TopicSpec(
+    name="search-documents",
+    key="video_id",
+    records=("VideoDocument",),
+    compacted=True,
+    # One partition: its owner is the index's single writer (the embedded index allows one).
+    partitions=1,
+    producers="search-join agent (every changed document)",
+    consumers="search-writer agent",
+)
 
 TOPICS: tuple[TopicSpec, ...] = (
     UPLOADS,
@@ -119,6 +137,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     VIDEO_STATE,
     WATCH_EVENTS_BY_USER,
     VIDEO_STATS,
+    VIDEO_STATE_BY_OWNER,
+    SEARCH_DOCUMENTS,
 )
 DEAD_LETTER_RECORD = "DeadLetter"
 

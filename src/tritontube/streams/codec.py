@@ -1,15 +1,23 @@
 """Avro codecs: schemas parsed once, every message self-describing.
 
-Wire format (default): Avro single-object encoding — ``C3 01`` + the writer schema's
-CRC-64-AVRO fingerprint (8 bytes, little endian) + the Avro binary body. Any consumer holding
-the ``.avsc`` files can decode any message, of any version kept in ``schemas/`` and
-``schemas/history/``; it resolves the writer's schema to the reader's current one.
+Wire format: Avro single-object encoding exactly as the specification writes it — ``C3 01``,
+the writer schema's CRC-64-AVRO fingerprint as 8 bytes in little-endian order, then the Avro
+binary body. Any consumer holding the ``.avsc`` files can decode any message, of any version
+kept in ``schemas/`` and ``schemas/history/``; it resolves the writer's schema to the
+reader's current one.
+
+**Legacy byte order.** Until issue 21 the 8 fingerprint bytes were written reversed
+(big-endian), so no conforming decoder found their schema. Everything written then — topics,
+archive files, table changelogs — stays readable: when the 8 bytes are not the fingerprint of
+any known schema, the decoder looks them up reversed. The two orders cannot be confused:
+:class:`SchemaRegistry` refuses to load a set of schemas in which one schema's reversed
+fingerprint is another's fingerprint (``tritontube schemas check`` reports it too).
+:meth:`SchemaRegistry.to_spec_order` rewrites a legacy header in place of decoding.
 """
 
 from __future__ import annotations
 
 import io
-import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -21,7 +29,8 @@ from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
 NAMESPACE = "tritontube.events"
 MAGIC = b"\xc3\x01"
-_HEADER = struct.Struct("<2sQ")
+FINGERPRINT_SIZE = 8
+HEADER_SIZE = len(MAGIC) + FINGERPRINT_SIZE
 
 
 class CodecError(Exception):
@@ -30,10 +39,14 @@ class CodecError(Exception):
 
 @dataclass(frozen=True)
 class Decoded:
-    """A decoded message: the record's short name and its fields (reader schema applied)."""
+    """A decoded message: the record's short name and its fields (reader schema applied).
+
+    ``legacy`` is True when the message carried its fingerprint in the pre-issue-21 byte order.
+    """
 
     name: str
     value: dict[str, Any]
+    legacy: bool = False
 
 
 def full_name(name: str) -> str:
@@ -48,9 +61,23 @@ def schema_dir() -> Path:
     return Path(str(resources.files("tritontube.schemas")))
 
 
-def schema_fingerprint(parsed: Mapping[str, Any]) -> int:
-    canonical = to_parsing_canonical_form(dict(parsed))
-    return int(fingerprint(canonical, "CRC-64-AVRO"), 16)
+def canonical_fingerprint(canonical: str) -> bytes:
+    """CRC-64-AVRO of a Parsing Canonical Form, as the 8 bytes single-object encoding writes.
+
+    The specification's 64-bit fingerprint in little-endian order; fastavro's hex string
+    already lists those bytes in that order (``"int"`` → ``8f5c393f1ad57572``).
+    """
+    return bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+
+
+def schema_fingerprint(parsed: Mapping[str, Any]) -> bytes:
+    """The 8 fingerprint bytes of a parsed schema, in the order a message carries them."""
+    return canonical_fingerprint(to_parsing_canonical_form(dict(parsed)))
+
+
+def header(fp: bytes) -> bytes:
+    """The single-object header for the fingerprint ``fp`` (spec order)."""
+    return MAGIC + fp
 
 
 class SchemaRegistry:
@@ -58,22 +85,35 @@ class SchemaRegistry:
 
     ``<dir>/<namespace>.<Name>.avsc`` are the current schemas; ``<dir>/history/<version>/``
     folders are complete snapshots of earlier versions, which remain decodable forever.
+    ``by_fingerprint`` is keyed by the 8 bytes as the specification writes them,
+    ``legacy_by_fingerprint`` by the same bytes reversed (messages written before issue 21).
     """
 
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory or schema_dir()
         self.current: dict[str, dict[str, Any]] = {}
-        self.by_fingerprint: dict[int, dict[str, Any]] = {}
+        self.by_fingerprint: dict[bytes, dict[str, Any]] = {}
+        self.files: dict[bytes, Path] = {}
         for path in sorted(self.directory.glob("*.avsc")):
             parsed = _load(path)
             self.current[short_name(parsed["name"])] = parsed
-            self.by_fingerprint[schema_fingerprint(parsed)] = parsed
+            self._add(schema_fingerprint(parsed), parsed, path)
         for path in sorted(self.directory.glob("history/**/*.avsc")):
             parsed = _load(path)
-            self.by_fingerprint.setdefault(schema_fingerprint(parsed), parsed)
+            self._add(schema_fingerprint(parsed), parsed, path)
         if not self.current:
             raise CodecError(f"no .avsc schemas found in {self.directory}")
+        self.legacy_by_fingerprint = {fp[::-1]: s for fp, s in self.by_fingerprint.items()}
+        clashes = ambiguous_fingerprints(self.by_fingerprint)
+        if clashes:
+            names = ", ".join(f"{self.files[a].name} / {self.files[b].name}" for a, b in clashes)
+            raise CodecError(f"fingerprint equals another schema's reversed fingerprint: {names}")
         self._fp_of = {n: schema_fingerprint(s) for n, s in self.current.items()}
+
+    def _add(self, fp: bytes, parsed: dict[str, Any], path: Path) -> None:
+        if fp not in self.by_fingerprint:
+            self.by_fingerprint[fp] = parsed
+            self.files[fp] = path
 
     def schema(self, name: str) -> dict[str, Any]:
         try:
@@ -81,8 +121,47 @@ class SchemaRegistry:
         except KeyError:
             raise CodecError(f"unknown record type {name!r}") from None
 
-    def fingerprint_of(self, name: str) -> int:
+    def fingerprint_of(self, name: str) -> bytes:
         return self._fp_of[short_name(self.schema(name)["name"])]
+
+    def writer_of(self, data: bytes) -> tuple[dict[str, Any], bool]:
+        """The writer schema named by a message's header, and whether it is in legacy order."""
+        if len(data) < HEADER_SIZE:
+            raise CodecError("message too short for Avro single-object encoding")
+        if data[:2] != MAGIC:
+            raise CodecError(f"not Avro single-object encoding (header {data[:2]!r})")
+        fp = data[2:HEADER_SIZE]
+        writer = self.by_fingerprint.get(fp)
+        if writer is not None:
+            return writer, False
+        writer = self.legacy_by_fingerprint.get(fp)
+        if writer is not None:
+            return writer, True
+        raise CodecError(f"unknown schema fingerprint {fp.hex()}")
+
+    def to_spec_order(self, data: bytes | None) -> bytes | None:
+        """``data`` with a legacy (reversed) fingerprint put in spec order; anything else as is.
+
+        Only the 8 fingerprint bytes change; the body is not decoded. Used where history is
+        copied back into topics (restore, replay into a topic).
+        """
+        if data is None or len(data) < HEADER_SIZE or data[:2] != MAGIC:
+            return data
+        fp = data[2:HEADER_SIZE]
+        if fp in self.by_fingerprint or fp not in self.legacy_by_fingerprint:
+            return data
+        return MAGIC + fp[::-1] + data[HEADER_SIZE:]
+
+
+def ambiguous_fingerprints(by_fingerprint: Mapping[bytes, Any]) -> list[tuple[bytes, bytes]]:
+    """Pairs (a, b) of different schemas' fingerprints where a reversed equals b.
+
+    Such a pair would make a legacy message of one schema look like a current message of the
+    other; a palindromic fingerprint names the same schema either way and is no clash.
+    """
+    return sorted(
+        (fp, fp[::-1]) for fp in by_fingerprint if fp < fp[::-1] and fp[::-1] in by_fingerprint
+    )
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -105,7 +184,7 @@ class AvroCodec:
     def encode(self, name: str, value: Mapping[str, Any]) -> bytes:
         schema = self.registry.schema(name)
         buf = io.BytesIO()
-        buf.write(_HEADER.pack(MAGIC, self.registry.fingerprint_of(name)))
+        buf.write(header(self.registry.fingerprint_of(name)))
         try:
             fastavro.schemaless_writer(buf, schema, dict(value))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -113,20 +192,15 @@ class AvroCodec:
         return buf.getvalue()
 
     def decode(self, data: bytes | None, expect: Iterable[str] | None = None) -> Decoded:
-        if not data or len(data) < _HEADER.size:
+        if not data:
             raise CodecError("message too short for Avro single-object encoding")
-        magic, fp = _HEADER.unpack_from(data)
-        if magic != MAGIC:
-            raise CodecError(f"not Avro single-object encoding (header {data[:2]!r})")
-        writer = self.registry.by_fingerprint.get(fp)
-        if writer is None:
-            raise CodecError(f"unknown schema fingerprint {fp:016x}")
+        writer, legacy = self.registry.writer_of(data)
         name = short_name(writer["name"])
         if expect is not None and name not in set(expect):
             raise CodecError(f"unexpected record type {name}")
         reader = self.registry.current.get(name, writer)
         try:
-            value = fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
+            value = fastavro.schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), writer, reader)
         except (
             ValueError,
             TypeError,
@@ -138,4 +212,4 @@ class AvroCodec:
             raise CodecError(f"cannot decode {name}: {exc}") from exc
         if not isinstance(value, dict):
             raise CodecError(f"{name} did not decode to a record")
-        return Decoded(name=name, value=value)
+        return Decoded(name=name, value=value, legacy=legacy)

@@ -1,5 +1,11 @@
 """Schemas as a contract: backward-transitive compatibility, and the topic documentation.
 
+**Every file.** :func:`check` covers every ``.avsc`` in ``schemas/`` and ``schemas/history/*/``
+by globbing, so a new file is checked without a code change: it must parse (named types resolve
+from the other files of its folder), be named ``<namespace>.<Name>.avsc`` by its full name, be in
+the ``tritontube.events`` namespace, document itself and every field, and no schema's
+fingerprint may equal another's reversed (``streams.codec``: the pre-issue-21 byte order).
+
 **Compatibility.** Every current ``schemas/<ns>.<Name>.avsc`` must be able to *read* data
 written with every earlier version kept in ``schemas/history/<version>/`` (backward
 transitive). :func:`can_read` implements the Avro specification's schema-resolution rules
@@ -25,7 +31,15 @@ import fastavro
 from fastavro.utils import generate_many
 
 from tritontube.streams import catalogue
-from tritontube.streams.codec import SchemaRegistry, _load, schema_dir, short_name
+from tritontube.streams.codec import (
+    NAMESPACE,
+    CodecError,
+    SchemaRegistry,
+    _load,
+    schema_dir,
+    schema_fingerprint,
+    short_name,
+)
 
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 PROMOTIONS = {
@@ -40,11 +54,17 @@ SAMPLES = 25
 
 @dataclass(frozen=True)
 class Incompatibility:
+    """A current record that cannot read a history version's data, or (``in_file``) a problem
+    of one schema file itself, ``record`` then being the file's name."""
+
     record: str
     version: str
     problem: str
+    in_file: bool = False
 
     def __str__(self) -> str:
+        if self.in_file:
+            return f"{self.record} ({self.version}): {self.problem}"
         return f"{self.record}: cannot read {self.version} data: {self.problem}"
 
 
@@ -202,10 +222,50 @@ def history_versions(directory: Path | None = None) -> dict[str, dict[str, dict[
     return versions
 
 
-def check(directory: Path | None = None) -> list[Incompatibility]:
-    """Every incompatibility of the current schemas with every historical version."""
-    registry = SchemaRegistry(directory)
+def schema_files(directory: Path | None = None) -> list[Path]:
+    """Every ``.avsc`` :func:`check` covers: the current ones and every history version's."""
+    root = directory or schema_dir()
+    return sorted(root.glob("*.avsc")) + sorted(root.glob("history/*/*.avsc"))
+
+
+def lint(directory: Path | None = None) -> list[Incompatibility]:
+    """Problems of the files themselves (see the module doc), each named by file."""
+    root = directory or schema_dir()
     problems: list[Incompatibility] = []
+    for path in schema_files(root):
+        version = "current" if path.parent == root else path.parent.name
+        try:
+            raw = json.loads(path.read_text())
+            parsed = _load(path)
+        except (ValueError, CodecError) as exc:
+            problems.append(
+                Incompatibility(path.name, version, f"does not parse: {exc}", in_file=True)
+            )
+            continue
+        if f"{parsed['name']}.avsc" != path.name:
+            problems.append(Incompatibility(path.name, version, f"names {parsed['name']}", True))
+        if not str(parsed["name"]).startswith(f"{NAMESPACE}."):
+            problems.append(Incompatibility(path.name, version, f"not in {NAMESPACE}", True))
+        if version == "current":
+            undocumented = [f["name"] for f in raw.get("fields", []) if not f.get("doc")]
+            if not raw.get("doc") or undocumented:
+                what = ", ".join(undocumented) or "the record"
+                problems.append(Incompatibility(path.name, version, f"no doc: {what}", True))
+    if not problems:
+        try:
+            SchemaRegistry(root)
+        except CodecError as exc:  # e.g. a fingerprint clash between the byte orders
+            problems.append(Incompatibility(str(root), "current", str(exc), in_file=True))
+    return problems
+
+
+def check(directory: Path | None = None) -> list[Incompatibility]:
+    """Every problem of every schema file, and every incompatibility of the current schemas
+    with every historical version."""
+    problems = lint(directory)
+    if problems:
+        return problems
+    registry = SchemaRegistry(directory)
     for version, schemas in history_versions(directory).items():
         for name, old in sorted(schemas.items()):
             new = registry.current.get(name)
@@ -222,20 +282,112 @@ def check(directory: Path | None = None) -> list[Incompatibility]:
 
 # -- docs/topics.md -----------------------------------------------------------------------
 
+OUTSIDE_SECTION = """\
+## Reading the topics from outside
+
+Everything an analytics consumer needs is the `.avsc` files (`src/tritontube/schemas/`,
+`history/` included) and a Kafka client. Three consumers that import nothing from TritonTube:
+`examples/analytics_consumer.py` (aiokafka + fastavro), `examples/decode_with_avsc.py` (fastavro)
+and `examples/DecodeWithAvsc.java` (Apache Avro Java).
+
+### Keys
+
+Every key is the UTF-8 text of the field named in the key column above (`video_id`, `user_id`
+on `watch-events-by-user`, `owner` on `video-state-by-owner`): plain bytes, not Avro, no length
+prefix, no schema-registry framing. A dead-letter topic keeps the key of the message it holds.
+The worker's table changelogs (`<app_id>-<table>-changelog`, internal to the worker, archived
+with the topics) have UTF-8 text keys too: the video id, `<video_id>/<user_id>` for watch
+sessions, the user id for watch history, the owner for `owner_videos`, `p<partition>` for the
+trending top list.
+
+### Values: Avro single-object encoding
+
+Every value on every topic above and its dead-letter topic is one Avro message in the
+[single-object encoding](https://avro.apache.org/docs/1.12.0/specification/#single-object-encoding)
+exactly as the specification writes it:
+
+| bytes | content |
+|---|---|
+| 0-1 | `C3 01` |
+| 2-9 | the writer schema's CRC-64-AVRO fingerprint (of its Parsing Canonical Form), little-endian |
+| 10- | the Avro binary encoding of the record |
+
+Any conforming decoder finds the writer schema among the `.avsc` files by that fingerprint:
+Apache Avro Java's `BinaryMessageDecoder` (with every version added by `addSchema`), fastavro
+(`fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO")` is the hex of bytes 2-9, in
+order), or your own lookup. The table changelogs hold Avro messages the same way, one record
+type per table (`video_state`: `VideoState`; `watch_sessions`: `WatchSession`;
+`video_analytics`: `VideoAnalytics`; `trending_top`: `PartitionTrending`; `watch_history`:
+`UserHistory`; `search_sources`: `SearchSource`; `owner_videos`: `OwnerVideos`). Changelogs
+written before December 2026 hold JSON objects for all but `video_state` (a value starting with
+`{`); the worker still reads them. The fingerprints, as they appear in bytes 2-9:
+
+FINGERPRINT_TABLE
+Checked against independent implementations (`tests/contract/test_spec_encoding.py`): the
+specification's example (`"int"` → `8f5c393f1ad57572`), messages written by Apache Avro Java,
+and Avro Java decoding what the platform writes, on every topic and in the archive.
+
+### Messages written before issue 21: reversed fingerprints
+
+Until issue 21 TritonTube wrote bytes 2-9 in the reverse order (big-endian), so a conforming
+decoder finds no schema for them (Avro Java: `MissingSchemaException`). Such messages remain
+wherever they were written then: the archive files, the topics of a Kafka cluster, the table
+changelogs. To tell them apart, look bytes 2-9 up as they are; if no schema has
+that fingerprint, reverse the 8 bytes and look again — a match is a message written before the
+change. No schema's reversed fingerprint is another schema's fingerprint (the table above;
+`tritontube schemas check` fails if a new schema ever made them clash), so the two lookups can
+never name different schemas. All three examples do exactly this and report such messages as
+`legacy`. For example, `VideoStats` now starts `c3 01 b4 ca 06 f1 ae a5 13 1f`; before the change
+it started `c3 01 1f 13 a5 ae f1 06 ca b4`.
+
+TritonTube itself reads both orders everywhere (agents, replay, rebuild). `tritontube archive
+restore` (and so `make dev` on start) and `tritontube replay --to-topic` put the 8 bytes of such
+messages in the specification's order on the way back into the broker (nothing else changes),
+so restored and replayed topics are fully conforming; the archive keeps the bytes as written.
+
+### Reading "to the end" on the embedded broker
+
+The embedded development broker (Tansu 0.6, `make dev`) answers ListOffsets LATEST with the
+base offset of the newest stored batch + 1: wrong whenever that batch held more than one record.
+Every client's "end offset" / "high watermark" query goes through it — librdkafka's
+`get_watermark_offsets` and `query_watermark_offsets`, aiokafka's `end_offsets` and
+`seek_to_end`, `auto.offset.reset=latest`, kcat's `-e`. Measured with librdkafka 2.16 and
+aiokafka 0.14: 500 records sent in batches to 3 partitions that then held 148, 213 and 144
+records; both clients answered high watermarks 148, 1 and 1. The records are all there and
+Fetch returns them; only the reported end is wrong. So a consumer that reads "until the end
+offset" silently stops early, and one that starts "at the end" starts too early. Read safely:
+
+* **until idle**: consume from the beginning (or your committed offset) and stop after a few
+  seconds without a message (`examples/analytics_consumer.py --idle-exit 5`);
+* **from the archive**: the archive files are complete up to the archiver's flush window (see
+  below) and list their offsets in their names;
+* TritonTube's own consumers correct the answer with a Fetch (`streams/broker_compat.py`).
+
+Apache Kafka answers correctly; none of this applies there.
+
+### Clients tested
+
+CLIENT_TABLE
+
+No Java Kafka client is tested: none can be installed from the package registries this project
+builds with.
+"""
+
 HISTORY_SECTION = """\
 ## Event history: archive, replay, restore
 
-The worker's **archiver** (`agents/archiver.py`) copies every topic above, every dead-letter
-topic and the worker's table changelogs into the object store as Avro object container files:
+The **archiver** (`tritontube archiver`, `agents/archiver.py`; its own process and consumer
+group, so run one or several) copies every topic above, every dead-letter topic and the
+worker's table changelogs into the object store as Avro object container files:
 
     archive/<topic>/<partition>/<yyyy>/<mm>/<dd>/<start-offset>-<end-offset>.avro
 
 (offsets zero-padded to 20 digits, both inclusive; the date is the first record's timestamp).
 Each record is a `tritontube.archive.ArchivedRecord` envelope: topic, partition, offset,
-timestamp, key bytes, value bytes, headers. The value bytes are the original message (Avro
-single-object encoding), so a replay is byte-exact and any Avro tool reads the files
-(`fastavro.reader`, `avro-tools tojson`); decode the values with the `.avsc` files as in
-`examples/decode_with_avsc.py`.
+timestamp, key bytes, value bytes, headers. The value bytes are the original message as it was
+written (Avro single-object encoding; before issue 21 with the fingerprint reversed, see above),
+and any Avro tool reads the files (`fastavro.reader`, `avro-tools tojson`); decode the values
+with the `.avsc` files as in `examples/decode_with_avsc.py`.
 
 A partition's buffer is written when it holds `archive.flush_records` records or
 `archive.flush_bytes` bytes, or when its oldest record waited `archive.flush_interval_seconds`
@@ -251,18 +403,86 @@ dies without a graceful stop, events newer than the last flush — at most about
 **Checkpoints.** Each partition flushes on its own clock, so an event can be archived while
 the table change it caused is not yet. The archiver therefore also keeps
 `archive/_checkpoints/<app_id>.json`: the worker group's committed offsets, read first, and
-written only once every partition is archived up to the ends read after them (Faust flushes
-its changelog and forwarded events before it commits, so everything the committed events
-produced is then archived). The restore commits the worker's group there, never past what
-it restored, and the worker processes the events after it again, as after a worker restart on
-a real Kafka cluster; its folds ignore events they have already applied.
+written (by one member of the archiver group, the owner of `uploads` partition 0) only once the
+archiver group's committed offsets show every partition archived up to the ends read after
+them (Faust flushes its changelog and forwarded events before it commits, so everything the
+committed events produced is then archived). The restore commits the worker's group there,
+never past what it restored, and the workers process the events after it again, as after a
+restart on a real Kafka cluster; their folds ignore events they have already applied.
 
 **Replay.** `tritontube replay` reads the live topics (by offset or record timestamp) or the
-archive (by time range) and writes byte-exact copies into a new topic (`--to-topic`),
-positions a consumer group (`--to-group`, a dry run unless `--execute`), or rebuilds the
-video-state table and a fresh search index (`--rebuild`). `tritontube archive list|restore`
-inspects or restores the archive.
+archive (by time range) and copies the records into a new topic (`--to-topic`: same partition,
+key, headers, timestamp and value, a pre-issue-21 fingerprint put in spec order), positions a
+consumer group (`--to-group`), or rebuilds the video-state table and a fresh search index
+(`--rebuild`; `--snapshot FILE` also writes the rebuilt states as JSON). **Every mode is a dry
+run unless `--execute`**: it reads and counts the selection and says what it would write, but
+creates no topic, commits no offset and writes no index (only the `--snapshot` file, which you
+asked for by name). `tritontube archive list` shows the archive; `tritontube archive restore`
+is a dry run too until `--execute`, and then produces the archive into empty broker topics.
 """
+
+
+#: (client, version, result, where it is exercised) for the "Clients tested" table.
+CLIENTS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "librdkafka via `confluent-kafka` (PyPI)",
+        "2.16.1 (bundles librdkafka 2.16.0)",
+        "reads every topic",
+        "`tests/integration/test_archive_replay.py`",
+    ),
+    (
+        "aiokafka",
+        "0.14.0",
+        "reads every topic",
+        "`examples/analytics_consumer.py`, `tests/integration/test_archive_replay.py`",
+    ),
+    (
+        "Apache Avro Java (Debian `libavro-java`)",
+        "1.8.2 on OpenJDK 17",
+        "decodes every value on every topic and in the archive",
+        "`examples/DecodeWithAvsc.java`, `tests/contract/test_spec_encoding.py`",
+    ),
+    ("fastavro", "1.13", "decodes every value", "`examples/decode_with_avsc.py`"),
+    (
+        "Apache `avro` for Python",
+        "1.12.2",
+        "agrees where its canonical form does; for `timestamp-millis` fields it keeps "
+        '`{"type":"long"}`, which the specification reduces to `"long"`, so its fingerprints '
+        "of those schemas differ: do not compute fingerprints with it",
+        "`tests/contract/test_spec_encoding.py`",
+    ),
+    (
+        "kcat with librdkafka 2.0.2 (Debian 12)",
+        "1.7.1 / 2.0.2",
+        'cannot connect: `kcat -L` fails with "ApiVersionRequest failed: Local: Read '
+        'underflow"; use librdkafka 2.x from `confluent-kafka`',
+        "by hand, not in the suite",
+    ),
+)
+
+
+def client_table() -> str:
+    lines = ["| client | version | result | where |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in CLIENTS]
+    return "\n".join(lines) + "\n"
+
+
+def fingerprint_table(directory: Path | None = None) -> str:
+    """Every schema's fingerprint bytes, in spec order and as written before issue 21, with
+    the versions (``current``, ``history/<v>``) that have that exact schema."""
+    root = directory or schema_dir()
+    rows: dict[bytes, tuple[str, list[str]]] = {}
+    for path in schema_files(root):
+        fp = schema_fingerprint(_load(path))
+        version = "current" if path.parent == root else path.parent.name
+        name = short_name(path.name.removesuffix(".avsc"))
+        rows.setdefault(fp, (name, []))[1].append(version)
+    lines = ["| record | versions | bytes 2-9 | before issue 21 |", "|---|---|---|---|"]
+    for fp, (name, versions) in sorted(rows.items(), key=lambda kv: (kv[1][0], kv[1][1])):
+        lines.append(
+            f"| {name} | {', '.join(versions)} | `{fp.hex(' ')}` | `{fp[::-1].hex(' ')}` |"
+        )
+    return "\n".join(lines) + "\n\n"
 
 
 def _type_name(schema: Any) -> str:
@@ -305,8 +525,8 @@ def render_topics_doc(directory: Path | None = None) -> str:
         "Generated from `streams/catalogue.py` and `schemas/*.avsc` by",
         "`tritontube schemas doc > docs/topics.md`; a contract test keeps it in sync.",
         "Every message is Avro single-object encoding (`C3 01`, the writer schema's",
-        "CRC-64-AVRO fingerprint, the body); every topic has a dead-letter topic `<topic>.dlq`",
-        "of `DeadLetter` records.",
+        "CRC-64-AVRO fingerprint in little-endian order, the body; see below); every topic has a",
+        "dead-letter topic `<topic>.dlq` of `DeadLetter` records. Keys are UTF-8 text.",
         "",
         "| topic | key | records | policy | producers | consumers |",
         "|---|---|---|---|---|---|",
@@ -321,12 +541,14 @@ def render_topics_doc(directory: Path | None = None) -> str:
             f"| `{spec.name}` | {spec.key} | {', '.join(spec.records)} | {policy} | "
             f"{spec.producers} | {spec.consumers} |"
         )
-    out += ["", "## Records", ""]
+    outside = OUTSIDE_SECTION.replace("FINGERPRINT_TABLE\n", fingerprint_table(root))
+    out += ["", outside.replace("CLIENT_TABLE\n", client_table())]
+    out += ["## Records", ""]
     for spec in catalogue.TOPICS:
         out += [f"### `{spec.name}` (key: {spec.key})", ""]
         for record in spec.records:
             out += _record_section(record, raw[record])
-    out += ["### Nested and other records", ""]
+    out += ["### Nested records and table values", ""]
     listed = {r for spec in catalogue.TOPICS for r in spec.records}
     for name in sorted(set(raw) - listed):
         out += _record_section(name, raw[name])

@@ -1,18 +1,21 @@
 """Avro <-> domain mapping, the only place where the two meet.
 
-Each Avro record ``tritontube.events.<Name>`` maps to the domain dataclass of the same name.
-Arrays become tuples, nested records become nested dataclasses.
+Each Avro record ``tritontube.events.<Name>`` maps to the domain type of the same name (a
+frozen dataclass or a NamedTuple): topic records, table values and the worker's query answers.
+Arrays become tuples, nested records become nested domain types.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from collections.abc import Callable
 from typing import Any, TypeVar, get_args, get_origin
 
-from tritontube.domain import events
+from tritontube.domain import analytics, events, owners, queries
+from tritontube.indexer import documents, join
 from tritontube.streams.codec import AvroCodec, CodecError
 
 RECORD_TYPES: dict[str, type[Any]] = {
@@ -43,6 +46,26 @@ RECORD_TYPES: dict[str, type[Any]] = {
         events.MediaFile,
         events.Probe,
         events.RenditionSpec,
+        # table values
+        analytics.WatchSession,
+        analytics.VideoAnalytics,
+        analytics.TrendingBucket,
+        analytics.TrendingEntry,
+        analytics.PartitionTrending,
+        analytics.HistoryEntry,
+        analytics.UserHistory,
+        join.SearchSource,
+        owners.OwnedVideo,
+        owners.OwnerVideos,
+        # the search-documents topic
+        documents.VideoDocument,
+        # the worker's query answers
+        queries.VideoStateBatch,
+        queries.OwnerVideosPage,
+        queries.TrendingAnswer,
+        queries.TopicAssignment,
+        queries.WorkerMember,
+        queries.WorkerCluster,
     )
 }
 
@@ -66,25 +89,39 @@ Converter = Callable[[Any], Any]
 _PLANS: dict[type[Any], tuple[tuple[str, Converter | None], ...]] = {}
 
 
+def is_record_type(cls: Any) -> bool:
+    """A domain type with named fields: a dataclass or a NamedTuple."""
+    return isinstance(cls, type) and (
+        dataclasses.is_dataclass(cls) or (issubclass(cls, tuple) and hasattr(cls, "_fields"))
+    )
+
+
 def _field_names(cls: type[Any]) -> tuple[str, ...] | None:
-    """The field names of a dataclass type, None for any other type."""
+    """The field names of a record type (dataclass or NamedTuple), None for any other type."""
     try:
         return _FIELD_NAMES[cls]
     except KeyError:
-        names = None
+        names: tuple[str, ...] | None = None
         if dataclasses.is_dataclass(cls):
             names = tuple(f.name for f in dataclasses.fields(cls))
+        elif is_record_type(cls):
+            names = tuple(cls._fields)
         _FIELD_NAMES[cls] = names
         return names
 
 
+def type_hints(cls: type[Any]) -> dict[str, Any]:
+    """The resolved annotations of a record type (its own module's names)."""
+    return typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+
+
 def _plan(cls: type[Any]) -> tuple[tuple[str, Converter | None], ...]:
-    """Each field of a domain dataclass with the converter of its raw Avro value."""
+    """Each field of a domain record type with the converter of its raw Avro value."""
     plan = _PLANS.get(cls)
     if plan is None:
-        hints = typing.get_type_hints(cls, vars(events))
-        fields = dataclasses.fields(cls)
-        plan = _PLANS[cls] = tuple((f.name, _converter(hints[f.name])) for f in fields)
+        hints = type_hints(cls)
+        names = _field_names(cls) or ()
+        plan = _PLANS[cls] = tuple((name, _converter(hints[name])) for name in names)
     return plan
 
 
@@ -112,7 +149,7 @@ def _converter(hint: Any) -> Converter | None:
         if item is None:
             return tuple
         return lambda raw: tuple(None if x is None else item(x) for x in raw)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if is_record_type(hint):
         record: type[Any] = hint
         return lambda raw: from_avro(record, raw)
     return None
@@ -136,3 +173,8 @@ class EventCodec:
         if cls is None:
             raise CodecError(f"no domain type for {decoded.name}")
         return from_avro(cls, decoded.value)
+
+    def decode_as(self, data: bytes | None, cls: type[T]) -> T:
+        """Decode a record that must be of type ``cls``."""
+        value: T = self.decode(data, expect=(cls.__name__,))
+        return value
