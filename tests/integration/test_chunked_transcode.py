@@ -34,7 +34,7 @@ from helpers import (
 )
 from tritontube.deps import build_deps
 from tritontube.devstack.process import ManagedProcess, free_port
-from tritontube.devstack.stack import EmbeddedStack
+from tritontube.devstack.stack import EmbeddedStack, worker_name
 from tritontube.domain import transcode as tx
 from tritontube.domain.events import (
     ChunkEncoded,
@@ -95,7 +95,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             bootstrap_servers=f"127.0.0.1:{free_port()}", embedded_broker_compat=True, partitions=2
         ),
         s3=S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
-        http=HttpSettings(port=free_port(), worker_url=f"http://127.0.0.1:{worker_port}"),
+        http=HttpSettings(port=free_port()),
         worker=WorkerSettings(web_port=worker_port, data_dir=root / "worker"),
         search=SearchSettings(path=root / "search"),
         transcode=TranscodeSettings(
@@ -162,13 +162,14 @@ async def test_a_long_source_is_cut_encoded_in_chunks_and_joined_into_one_packag
 ) -> None:
     await upload(store, settings, codec, "long", source)
     state = await wait_for_state(settings, "long", terminal, timeout=240)
-    assert state["status"] == "READY", state
-    assert state["attempt"] == 1
-    assert state["duration_seconds"] == pytest.approx(SOURCE_SECONDS, abs=0.05)
-    assert state["thumbnail_key"] == "media/long/dash/poster.jpg"
+    assert state.status == "READY", state
+    assert state.attempt == 1
+    assert state.duration_seconds == pytest.approx(SOURCE_SECONDS, abs=0.05)
+    assert state.thumbnail_key == "media/long/dash/poster.jpg"
 
     chunk_results = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
-    (plan,) = results(chunk_results, "long", TranscodeChunked)
+    plan, dispatched = results(chunk_results, "long", TranscodeChunked)
+    assert (plan.dispatched, dispatched.dispatched) == (False, True)  # sent, then every part
     assert len(plan.chunk_seconds) >= 4 and plan.has_audio
     assert sum(plan.chunk_seconds) == pytest.approx(SOURCE_SECONDS, abs=0.05)
     encoded = results(chunk_results, "long", ChunkEncoded)
@@ -219,8 +220,8 @@ async def test_a_long_source_is_cut_encoded_in_chunks_and_joined_into_one_packag
     assert scratch_leftovers(settings) == []
 
 
-def worker_process(stack: EmbeddedStack) -> ManagedProcess:
-    return next(p for p in stack.processes if p.name == "worker")
+def first_worker(stack: EmbeddedStack) -> ManagedProcess:
+    return next(p for p in stack.processes if p.name == worker_name(0))
 
 
 def encoded_parts(records: list[tuple[str, Any]], video_id: str) -> list[tuple[str, int]]:
@@ -264,17 +265,24 @@ async def test_a_worker_killed_mid_chunk_costs_that_chunk_and_the_video_ends_rea
 ) -> None:
     await upload(store, settings, codec, "killed", source)
     await encoders_seen("killed", 2)  # one part done, the next one encoding
-    worker = worker_process(stack)
+    worker = first_worker(stack)
     worker.kill()
     stack.processes.remove(worker)
     stack.start_worker()
 
     state = await wait_for_state(settings, "killed", terminal, timeout=240)
-    assert state["status"] == "READY", state
-    assert state["attempt"] == 1  # a crash is a redelivery, not a retry
+    assert state.status == "READY", state
+    assert state.attempt == 1  # a crash is a redelivery, not a retry
     records = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
     parts = encoded_parts(records, "killed")
-    (plan,) = results(records, "killed", TranscodeChunked)
+    # The job's own message may come back too (its offset was not committed yet): the plan
+    # was dispatched, so the owner sends nothing again.
+    plans = results(records, "killed", TranscodeChunked)
+    assert {p.event_id for p in plans} == {
+        "killed:etag-killed#1:chunked",
+        "killed:etag-killed#1:chunked:dispatched",
+    }
+    plan = plans[0]
     assert set(parts) == {("VIDEO", i) for i in range(len(plan.chunk_seconds))} | {("AUDIO", 0)}
     # Every part was encoded once: the one that was running when the worker died has no
     # result of its first run, and those finished before it were not encoded again.
@@ -298,8 +306,8 @@ async def test_a_part_whose_encoder_dies_is_retried_with_backoff(
         os.kill(pid, signal.SIGKILL)
 
     state = await wait_for_state(settings, "retried", terminal, timeout=240)
-    assert state["status"] == "READY", state
-    assert state["attempt"] == 1  # the part was retried, not the job
+    assert state.status == "READY", state
+    assert state.attempt == 1  # the part was retried, not the job
     records = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
     (failure,) = results(records, "retried", ChunkFailed)
     assert not failure.final and failure.reason == "TRANSCODE_FAILED"
@@ -326,8 +334,8 @@ async def test_a_part_failing_for_good_fails_the_video_and_removes_its_output(
     await store.delete([source_key("doomed")])  # the upload is gone while parts remain
 
     state = await wait_for_state(settings, "doomed", terminal, timeout=240)
-    assert (state["status"], state["error_code"]) == ("FAILED", "SOURCE_MISSING"), state
-    assert state["error_message"]
+    assert (state.status, state.error_code) == ("FAILED", "SOURCE_MISSING"), state
+    assert state.error_message
     records = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
     assert any(f.final for f in results(records, "doomed", ChunkFailed))
     # What the job stored (the poster, the parts encoded before) is removed, and a part

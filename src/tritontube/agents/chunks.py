@@ -36,6 +36,7 @@ from the table with the same outcome (deterministic names and event ids).
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import os
 import random
@@ -45,16 +46,16 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import faust
-from aiohttp import ClientError, ClientTimeout
 from faust.types import EventT, StreamT, TableT
 from faust.web import Request, Response, View
 
 from tritontube import metrics
-from tritontube.agents import scratch
+from tritontube.agents import queries, scratch
 from tritontube.agents.dlq import dead_letter
+from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import TRANSCODE_CHUNKS_TABLE, Topology
 from tritontube.agents.transcode import TRANSIENT_ERRORS
 from tritontube.deps import Deps
@@ -84,14 +85,17 @@ RESULT_RECORDS = catalogue.TRANSCODE_CHUNK_RESULTS.records
 _PROGRESS_INTERVAL_SECONDS = 1.0
 _UPLOAD_CONCURRENCY = 4
 _SOURCE_URL_MARGIN_SECONDS = 600
-_STATUS_TIMEOUT_SECONDS = 2.0
+_RETRY = {"Retry-After": queries.RETRY_AFTER}
 
 
 def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
     """Add the chunk agent, the join agent and the owner's view of a chunked job."""
     table = topology.tables[TRANSCODE_CHUNKS_TABLE]
-    encoder = ChunkRunner(app, topology, deps, settings)
+    jobs = TypedTable(table, deps.codec, ChunkedJob)
+    owners = queries.Queries(app, queries.QueryTables.of(topology, deps), deps, settings)
+    encoder = ChunkRunner(topology, deps, settings, JobLookup(jobs, owners, deps))
     joiner = JoinRunner(topology, deps, table, encoder.policy)
+    token = settings.internal_token().get_secret_value().encode()
 
     @app.agent(
         topology.topic(catalogue.TRANSCODE_CHUNKS),
@@ -109,43 +113,49 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
 
     @app.page("/transcode/chunked/{video_id}")
     class ChunkedJobView(View):
-        """A chunked job as its owner holds it (routed to the owner of the video's
-        partition): what a chunk agent asks before it encodes a part."""
+        """A chunked job (``ChunkedJob``, Avro) as the owner of the video's partition holds
+        it: what a chunk agent on another worker asks before it encodes a part. Guarded
+        and routed like the query views (``agents.queries``)."""
 
         async def get(self, request: Request, video_id: str) -> Response:
-            routed = cast(Any, self.routed)  # table_route's wrapper forwards the match info
-            return cast(Response, await routed(request, video_id=video_id))
-
-        @app.table_route(table=table, match_info="video_id")  # type: ignore[arg-type]
-        async def routed(self, request: Request, video_id: str) -> Response:
-            job = read_job(table, deps, video_id)
-            if job is None:
-                return self.json({"videoId": video_id, "found": False}, status=404)
-            progress = chunks.encoding_progress(job, deps.clock.now())
-            return self.json(
-                {
-                    "videoId": video_id,
-                    "jobId": job.job_id,
-                    "attempt": job.attempt,
-                    "status": job.status,
-                    "percent": progress.percent,
-                    "parts": {
-                        "done": progress.done,
-                        "encoding": progress.encoding,
-                        "waiting": progress.waiting,
-                    },
-                    "encoded": [
-                        f"{p.kind}/{p.index}"
-                        for p in job.parts
-                        if p.status == chunks.PartStatus.DONE
-                    ],
-                }
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, b"Bearer " + token):
+                return self.json({"error": "internal token required"}, status=401)
+            if not queries.is_ready(app):
+                return self.json({"error": "rebalancing"}, status=503, headers=_RETRY)
+            try:
+                url = owners.owner_of(jobs, video_id)
+                if url is None:
+                    job = jobs.get(video_id)
+                    body = b"" if job is None else deps.codec.encode(job)
+                elif request.query.get(queries.FORWARDED):
+                    raise queries.Unavailable("moved while forwarded (rebalancing)")
+                else:
+                    body = await owners.fetch(url, request.url.path, []) or b""
+            except queries.Unavailable as exc:
+                return self.json({"error": str(exc)}, status=503, headers=_RETRY)
+            return self.bytes(
+                body, status=200 if body else 404, content_type=queries.AVRO_CONTENT_TYPE
             )
 
 
-def read_job(table: TableT[Any, Any], deps: Deps, video_id: str) -> ChunkedJob | None:
-    raw = table.get(video_id.encode())
-    return None if raw is None else deps.codec.decode(raw, expect=("ChunkedJob",))
+class JobLookup:
+    """A chunked job's state from wherever it lives: this worker's table when it owns the
+    video's partition, else the owner's view."""
+
+    def __init__(self, jobs: TypedTable[ChunkedJob], owners: queries.Queries, deps: Deps) -> None:
+        self.jobs = jobs
+        self.owners = owners
+        self.deps = deps
+
+    async def get(self, video_id: str) -> ChunkedJob | None:
+        """The job (None: the owner has none); raises queries.Unavailable when nobody can
+        say now (rebalancing, the owner unreachable)."""
+        url = self.owners.owner_of(self.jobs, video_id)
+        if url is None:
+            return self.jobs.get(video_id)
+        body = await self.owners.fetch(url, f"/transcode/chunked/{video_id}", [])
+        return None if body is None else self.deps.codec.decode_as(body, ChunkedJob)
 
 
 # --------------------------------------------------------------------------- chunk agent
@@ -154,9 +164,11 @@ def read_job(table: TableT[Any, Any], deps: Deps, video_id: str) -> ChunkedJob |
 class ChunkRunner:
     """Encodes parts for one worker; holds collaborators only (state is in the topics)."""
 
-    def __init__(self, app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
+    def __init__(
+        self, topology: Topology, deps: Deps, settings: Settings, lookup: JobLookup
+    ) -> None:
         t = settings.transcode
-        self.app = app
+        self.lookup = lookup
         self.topology = topology
         self.deps = deps
         self.settings = t
@@ -166,7 +178,6 @@ class ChunkRunner:
             cap_seconds=max(t.backoff_base_seconds, t.backoff_max_seconds),
         )
         self.scratch_root = t.scratch_dir or Path(tempfile.gettempdir())
-        self.status_url = f"http://{settings.worker.web_host}:{settings.worker.web_port}"
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._rng = random.SystemRandom()
 
@@ -190,34 +201,15 @@ class ChunkRunner:
         already encoded (a redelivery after a crash: Faust commits offsets now and then,
         so a part finished just before a worker died comes back). False when the owner
         cannot be asked: the part is encoded, a wasted encode but never a lost one."""
-        url = f"{self.status_url}/transcode/chunked/{chunk.video_id}"
         try:
-            async with self.app.http_client.get(
-                url, timeout=ClientTimeout(total=_STATUS_TIMEOUT_SECONDS)
-            ) as resp:
-                if resp.status != 200:
-                    return False
-                body = await resp.json()
-        except (ClientError, TimeoutError, ValueError) as exc:
+            job = await self.lookup.get(chunk.video_id)
+        except queries.Unavailable as exc:
             log.info("cannot ask about %s (%s); encoding it", chunk.video_id, exc)
             return False
-        same = body.get("jobId") == chunk.job_id and body.get("attempt") == chunk.attempt
-        newer = body.get("jobId") == chunk.job_id and int(body.get("attempt", 0)) > chunk.attempt
-        ended = same and body.get("status") != chunks.JobStatus.ENCODING
-        done = same and f"{chunk.kind}/{chunk.index}" in (body.get("encoded") or ())
-        if ended or newer or done:
-            log.info(
-                "skipping %s part %s%d: job %s attempt %s is %s%s",
-                chunk.video_id,
-                chunk.kind,
-                chunk.index,
-                body.get("jobId"),
-                body.get("attempt"),
-                body.get("status"),
-                " and the part is encoded" if done else "",
-            )
-            return True
-        return False
+        why = chunks.skip_part(job, chunk)
+        if why is not None:
+            log.info("skipping %s part %s%d: %s", chunk.video_id, chunk.kind, chunk.index, why)
+        return why is not None
 
     async def _attempt(self, event: EventT, chunk: TranscodeChunk) -> None:
         log.info(
@@ -417,6 +409,7 @@ class JoinRunner:
         self.topology = topology
         self.deps = deps
         self.table = table
+        self.jobs = TypedTable(table, deps.codec, ChunkedJob)
         self.policy = policy
         self._rng = random.SystemRandom()
         # When progress was last published per video: a throttle, not state (a restarted
@@ -430,7 +423,7 @@ class JoinRunner:
         except CodecError as exc:
             await dead_letter(self.topology, self.deps, event, exc)
             return
-        before = read_job(self.table, self.deps, change.video_id)
+        before = self.jobs.get(change.video_id)
         after = chunks.apply(before, change)
         if isinstance(change, ChunkEncoded):
             await self._keep_or_remove(before, after, change)
@@ -438,8 +431,13 @@ class JoinRunner:
             self._write(after)
         if after is None:
             return
-        if isinstance(change, TranscodeChunked) and after is not before:
-            await self._publish_progress(after, tx.Step.QUEUED, force=True)
+        if isinstance(change, TranscodeChunked):
+            new_plan = before is None or (before.job_id, before.attempt) != (
+                after.job_id,
+                after.attempt,
+            )
+            if new_plan:
+                await self._publish_progress(after, tx.Step.QUEUED, force=True)
             return
         if after.status == chunks.JobStatus.FAILED and (
             before is None or before.status != chunks.JobStatus.FAILED
@@ -451,7 +449,7 @@ class JoinRunner:
             await self._progress(after, force=isinstance(change, ChunkEncoded | ChunkFailed))
 
     def _write(self, job: ChunkedJob) -> None:
-        self.table[job.video_id.encode()] = self.deps.codec.encode(job)
+        self.jobs.put(job.video_id, job)
 
     async def _keep_or_remove(
         self, before: ChunkedJob | None, after: ChunkedJob | None, result: ChunkEncoded

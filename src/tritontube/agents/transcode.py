@@ -45,12 +45,13 @@ from faust.types import EventT, StreamT, TopicT
 from tritontube import metrics
 from tritontube.agents import scratch
 from tritontube.agents.dlq import dead_letter
+from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import TRANSCODE_CHUNKS_TABLE, Topology
 from tritontube.agents.video_state import read_state
 from tritontube.deps import Deps
 from tritontube.domain import chunks
 from tritontube.domain import transcode as tx
-from tritontube.domain.events import TranscodeJob
+from tritontube.domain.events import ChunkedJob, TranscodeJob
 from tritontube.domain.media import (
     LADDER,
     DashOutput,
@@ -239,9 +240,14 @@ class TranscodeRunner:
         folder: Path,
     ) -> None:
         """Cut a long source into chunks: the poster, the plan (which the join agent waits
-        for), then one TranscodeChunk per part not already encoded for this attempt (a
-        redelivered job after a crash republishes only what may be missing). Every send is
-        acknowledged before the job's message is."""
+        for), one TranscodeChunk per part, then the plan again marked as dispatched. Every
+        send is acknowledged before the job's message is. A job redelivered after a crash
+        (its offset not yet committed) sends nothing again once its plan was dispatched;
+        if the crash came while dispatching, it sends the parts not encoded yet."""
+        known = self._known(job)
+        if known is not None and known.dispatched:
+            log.info("job %s was cut into chunks already", job.job_id)
+            return
         chunk_plan = await self.deps.transcoder.plan_chunks(
             source, probe, self.settings.chunk_seconds
         )
@@ -252,7 +258,11 @@ class TranscodeRunner:
         now = self.deps.clock.now()
         planned = chunks.planned_event(job, probe, renditions, chunk_plan, thumbnail_key, now)
         await self._deliver(catalogue.TRANSCODE_CHUNK_RESULTS, job.video_id, planned)
-        done = self._encoded_parts(job)
+        done = (
+            {(p.kind, p.index) for p in known.parts if p.status == chunks.PartStatus.DONE}
+            if known is not None
+            else set()
+        )
         topic = self.topic(catalogue.TRANSCODE_CHUNKS)
         pending = [
             await topic.send(
@@ -262,6 +272,9 @@ class TranscodeRunner:
             if (part.kind, part.index) not in done
         ]
         await asyncio.gather(*pending)
+        await self._deliver(
+            catalogue.TRANSCODE_CHUNK_RESULTS, job.video_id, chunks.dispatched_event(planned)
+        )
         log.info(
             "job %s cut into %d chunk(s) of about %.0f s (%d part(s) sent)",
             job.job_id,
@@ -270,15 +283,14 @@ class TranscodeRunner:
             len(pending),
         )
 
-    def _encoded_parts(self, job: TranscodeJob) -> set[tuple[str, int]]:
-        """Parts of this very attempt that the owner's table already holds as encoded."""
-        raw = self.topology.tables[TRANSCODE_CHUNKS_TABLE].get(job.video_id.encode())
-        if raw is None:
-            return set()
-        state = self.deps.codec.decode(raw, expect=("ChunkedJob",))
-        if (state.job_id, state.attempt) != (job.job_id, job.attempt):
-            return set()
-        return {(p.kind, p.index) for p in state.parts if p.status == chunks.PartStatus.DONE}
+    def _known(self, job: TranscodeJob) -> ChunkedJob | None:
+        """This very attempt's chunked state in the owner's table, if it was planned."""
+        state = TypedTable(
+            self.topology.tables[TRANSCODE_CHUNKS_TABLE], self.deps.codec, ChunkedJob
+        ).get(job.video_id)
+        if state is None or (state.job_id, state.attempt) != (job.job_id, job.attempt):
+            return None
+        return state
 
     async def _source(self, job: TranscodeJob, folder: Path) -> Source:
         store = self.deps.object_store

@@ -74,6 +74,7 @@ __all__ = [
     "ready_to_join",
     "seek_seconds",
     "should_chunk",
+    "skip_part",
 ]
 
 VIDEO = "VIDEO"
@@ -293,7 +294,7 @@ def apply(
     (a duplicate, a late event of another attempt, anything after the job ended)."""
     if isinstance(event, TranscodeChunked):
         if job is not None and (job.job_id, job.attempt) == (event.job_id, event.attempt):
-            return job
+            return replace(job, dispatched=True) if event.dispatched and not job.dispatched else job
         if job is not None and job.job_id == event.job_id and job.attempt > event.attempt:
             return job
         return ChunkedJob(
@@ -307,6 +308,7 @@ def apply(
             renditions=tuple(event.renditions),
             planned_at=event.ts,
             parts=_parts(event),
+            dispatched=event.dispatched,
         )
     if job is None or not _same_job(job, event.job_id, event.attempt):
         return job
@@ -374,6 +376,22 @@ def _find(job: ChunkedJob, kind: str, index: int) -> int | None:
 
 def _put(parts: tuple[ChunkPart, ...], position: int, part: ChunkPart) -> tuple[ChunkPart, ...]:
     return (*parts[:position], part, *parts[position + 1 :])
+
+
+def skip_part(job: ChunkedJob | None, chunk: TranscodeChunk) -> str | None:
+    """Why a part need not be encoded given its job's state at the owner (None: encode)."""
+    if job is None or job.job_id != chunk.job_id:
+        return None  # not planned yet as far as the owner knows (or another job): encode
+    if job.attempt > chunk.attempt:
+        return f"attempt {chunk.attempt} superseded by attempt {job.attempt}"
+    if job.attempt < chunk.attempt:
+        return None
+    if job.status != JobStatus.ENCODING:
+        return f"the job is {job.status}"
+    for part in job.parts:
+        if (part.kind, part.index) == (chunk.kind, chunk.index) and part.status == PartStatus.DONE:
+            return "the part is encoded already"
+    return None
 
 
 def ready_to_join(job: ChunkedJob) -> bool:
@@ -477,6 +495,11 @@ def planned_event(
         ts=now,
         thumbnail_key=thumbnail_key,
     )
+
+
+def dispatched_event(planned: TranscodeChunked) -> TranscodeChunked:
+    """The plan again, once every part was sent: a redelivered job sends none again."""
+    return replace(planned, event_id=f"{planned.event_id}:dispatched", dispatched=True)
 
 
 def chunk_jobs(

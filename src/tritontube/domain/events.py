@@ -176,6 +176,7 @@ class TranscodeChunked:
     renditions: tuple[str, ...]
     ts: datetime
     thumbnail_key: str | None = None
+    dispatched: bool = False
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ class ChunkedJob:
     encoding_started_at: datetime | None = None
     error_code: str | None = None
     error_message: str | None = None
+    dispatched: bool = False
 
 
 @dataclass(frozen=True)
