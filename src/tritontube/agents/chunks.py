@@ -76,6 +76,7 @@ from tritontube.settings import Settings
 from tritontube.storage.port import ObjectNotFound, ObjectStoreError
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
+from tritontube.streams.partitioning import partition_of
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +179,7 @@ class ChunkRunner:
             cap_seconds=max(t.backoff_base_seconds, t.backoff_max_seconds),
         )
         self.scratch_root = t.scratch_dir or Path(tempfile.gettempdir())
+        self.partitions = catalogue.TRANSCODE_CHUNKS.partitions or settings.kafka.partitions
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._rng = random.SystemRandom()
 
@@ -350,7 +352,12 @@ class ChunkRunner:
         # The next try first: if we die between the two sends, the redelivered part (still
         # this try) simply runs again.
         retry = chunks.retry_chunk(chunk, now, delay)
-        await self._deliver(catalogue.TRANSCODE_CHUNKS, chunks.message_key(retry), retry)
+        partition = chunks.message_partition(
+            retry, partition_of(retry.video_id.encode(), self.partitions), self.partitions
+        )
+        await self._deliver(
+            catalogue.TRANSCODE_CHUNKS, chunks.message_key(retry), retry, partition=partition
+        )
         failed = chunks.failed_of(chunk, reason.value, message, False, now)
         await self._deliver(catalogue.TRANSCODE_CHUNK_RESULTS, chunk.video_id, failed)
         metrics.TRANSCODE_CHUNK_RETRIES.inc()
@@ -359,9 +366,11 @@ class ChunkRunner:
         failed = chunks.failed_of(chunk, reason.value, message, True, self.deps.clock.now())
         await self._deliver(catalogue.TRANSCODE_CHUNK_RESULTS, chunk.video_id, failed)
 
-    async def _deliver(self, spec: catalogue.TopicSpec, key: str, record: Any) -> None:
+    async def _deliver(
+        self, spec: catalogue.TopicSpec, key: str, record: Any, *, partition: int | None = None
+    ) -> None:
         pending = await self.topology.topic(spec).send(
-            key=key.encode(), value=self.deps.codec.encode(record)
+            key=key.encode(), value=self.deps.codec.encode(record), partition=partition
         )
         await pending
 

@@ -51,7 +51,7 @@ from tritontube.agents.video_state import read_state
 from tritontube.deps import Deps
 from tritontube.domain import chunks
 from tritontube.domain import transcode as tx
-from tritontube.domain.events import ChunkedJob, TranscodeJob
+from tritontube.domain.events import ChunkedJob, TranscodeChunk, TranscodeJob
 from tritontube.domain.media import (
     LADDER,
     DashOutput,
@@ -71,6 +71,7 @@ from tritontube.settings import Settings
 from tritontube.storage.port import ObjectNotFound, ObjectStoreError
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
+from tritontube.streams.partitioning import partition_of
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,7 @@ class TranscodeRunner:
             cap_seconds=max(t.backoff_base_seconds, t.backoff_max_seconds),
         )
         self.scratch_root = t.scratch_dir or Path(tempfile.gettempdir())
+        self.partitions = catalogue.TRANSCODE_CHUNKS.partitions or settings.kafka.partitions
         self._rng = random.SystemRandom()
 
     # ---- one event
@@ -266,7 +268,9 @@ class TranscodeRunner:
         topic = self.topic(catalogue.TRANSCODE_CHUNKS)
         pending = [
             await topic.send(
-                key=chunks.message_key(part).encode(), value=self.deps.codec.encode(part)
+                key=chunks.message_key(part).encode(),
+                value=self.deps.codec.encode(part),
+                partition=self.chunk_partition(part),
             )
             for part in chunks.chunk_jobs(job, probe, renditions, chunk_plan, now)
             if (part.kind, part.index) not in done
@@ -281,6 +285,11 @@ class TranscodeRunner:
             len(chunk_plan.spans),
             self.settings.chunk_seconds,
             len(pending),
+        )
+
+    def chunk_partition(self, part: TranscodeChunk) -> int:
+        return chunks.message_partition(
+            part, partition_of(part.video_id.encode(), self.partitions), self.partitions
         )
 
     def _known(self, job: TranscodeJob) -> ChunkedJob | None:

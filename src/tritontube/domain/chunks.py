@@ -69,6 +69,7 @@ __all__ = [
     "boundary_windows",
     "encoding_progress",
     "keyframe_expression",
+    "message_partition",
     "part_key",
     "plan_chunks",
     "ready_to_join",
@@ -563,8 +564,17 @@ def retry_chunk(chunk: TranscodeChunk, now: datetime, delay_seconds: float) -> T
 
 
 def message_key(chunk: TranscodeChunk) -> str:
-    """The chunk's message key: its part, so that a job's parts spread over partitions."""
+    """The chunk's message key: the video and the part."""
     return part_key(chunk.video_id, chunk.kind, chunk.index)
+
+
+def message_partition(chunk: TranscodeChunk, video_partition: int, partitions: int) -> int:
+    """The partition of ``transcode-chunks`` a part goes to: round robin from the video's
+    own partition, so that a job's parts spread evenly over the partitions (and so over
+    the workers that own them). Hashing each part's key would too, on average only: five
+    parts all landed in one of two partitions one time in sixteen."""
+    offset = chunk.index if chunk.kind == VIDEO else chunk.chunk_count
+    return (video_partition + offset) % partitions
 
 
 def _event_id(chunk: TranscodeChunk, what: str) -> str:
