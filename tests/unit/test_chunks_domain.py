@@ -342,3 +342,34 @@ def test_every_part_of_a_job_is_planned_with_the_same_settings() -> None:
     assert retry.chunk_attempt == 2 and retry.not_before == T0 + timedelta(seconds=2)
     planned = chunks.planned_event(job, probe, renditions, plan, "media/v/dash/poster.jpg", T0)
     assert planned.chunk_seconds == (30.0, 30.0, 30.0) and planned.event_id == "j#1:chunked"
+
+
+# --------------------------------------------------------------------------- routing parts
+
+
+def test_a_jobs_parts_go_round_robin_over_the_partitions() -> None:
+    probe = make_probe(1280, 720, duration_seconds=180.0, video_seconds=180.0)
+    job = TranscodeJob("j", "v", "uploads/v/source.mp4", ("720p",), "media/v/dash/", 1, T0, T0)
+    plan = chunks.ChunkPlan(
+        Fraction(30), 2, chunks.plan_chunks(180.0, Fraction(30), 2, 30.0), 180.0
+    )
+    parts = chunks.chunk_jobs(job, probe, LADDER[1:2], plan, T0)
+    assert [chunks.message_partition(p, 3, 4) for p in parts] == [3, 0, 1, 2, 3, 0, 1]  # audio last
+    # Each partition gets its share: 7 parts over 4 partitions, none more than 2.
+    counts = [sum(1 for p in parts if chunks.message_partition(p, 0, 4) == q) for q in range(4)]
+    assert sorted(counts) == [1, 2, 2, 2]
+
+
+def test_parts_of_ended_superseded_or_encoded_jobs_are_skipped() -> None:
+    probe = make_probe(1280, 720, duration_seconds=90.0, video_seconds=90.0)
+    job = TranscodeJob("j", "v", "uploads/v/source.mp4", ("720p",), "media/v/dash/", 1, T0, T0)
+    plan = chunks.ChunkPlan(Fraction(30), 2, chunks.plan_chunks(90.0, Fraction(30), 2, 30.0), 90.0)
+    part = chunks.chunk_jobs(job, probe, LADDER[1:2], plan, T0)[0]
+    state = fold(plan_event())
+    assert state is not None
+    assert chunks.skip_part(None, part) is None  # the owner knows nothing yet: encode
+    assert chunks.skip_part(state, part) is None
+    assert chunks.skip_part(chunks.apply(state, encoded(0)), part) == "the part is encoded already"
+    assert chunks.skip_part(chunks.joined(state), part) == "the job is JOINED"
+    newer = chunks.apply(state, plan_event(attempt=2))
+    assert chunks.skip_part(newer, part) == "attempt 1 superseded by attempt 2"

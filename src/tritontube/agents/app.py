@@ -19,6 +19,7 @@ from tritontube.agents import (
     lag,
     owners,
     queries,
+    queue,
     transcode,
     video_state,
 )
@@ -105,6 +106,7 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
         chunks.register(app, topology, deps, settings)
     owners.register(app, topology, deps)
     queries.register(app, topology, deps, settings)
+    queue.register(app, topology, deps, settings)
     analytics.register(app, topology, deps, settings)
     indexer.register(app, topology, deps, settings, search)
     lag.register(app, settings)

@@ -42,8 +42,11 @@ _ANALYTICS_TABLES = {
 # both Avro. Written while folding transcode-chunk-results (keyed by video id), so every
 # entry of a video lives in its partition, with its owner.
 TRANSCODE_CHUNKS_TABLE = "transcode_chunks"
+# The transcode queue (agents/queue.py): every video waiting to be encoded (WaitingVideo).
+TRANSCODE_WAITING_TABLE = "transcode_waiting"
 _TRANSCODE_TABLES = {
     TRANSCODE_CHUNKS_TABLE: ("Chunked transcode jobs and their finished parts by video id.", False),
+    TRANSCODE_WAITING_TABLE: ("Videos waiting to be encoded, since when, by video id.", False),
 }
 
 
