@@ -24,6 +24,7 @@ import pytest
 from helpers import (
     ffmpeg,
     of,
+    produce,
     publish_upload,
     read_all,
     scratch_leftovers,
@@ -44,6 +45,7 @@ from tritontube.domain.events import (
     TranscodeChunk,
     TranscodeChunked,
     TranscodeFailed,
+    TranscodeJob,
     TranscodeProgress,
     TranscodeSucceeded,
 )
@@ -222,6 +224,23 @@ async def test_a_long_source_is_cut_encoded_in_chunks_and_joined_into_one_packag
     assert all({r.name for r in u.renditions} == {rendition.name} for u in encoding)
     assert scratch_leftovers(settings) == []
 
+    # A rerun after success changes nothing: the job comes again (as after a crash before
+    # its offset was committed), and so does a part. Both are skipped, nothing is written.
+    jobs = await read_all(settings, catalogue.TRANSCODE_JOBS.name, codec)
+    (job,) = of(jobs, "long", TranscodeJob)
+    part = next(v for _, v in chunk_jobs if isinstance(v, TranscodeChunk) and v.video_id == "long")
+    await produce(settings, catalogue.TRANSCODE_JOBS.name, [("long", codec.encode(job))])
+    await produce(settings, catalogue.TRANSCODE_CHUNKS.name, [("long/video/0", codec.encode(part))])
+    before = {i.key: (i.size, i.etag) for i in await store.list("media/long/")}
+    await asyncio.sleep(5)
+    after = {i.key: (i.size, i.etag) for i in await store.list("media/long/")}
+    assert after == before
+    again = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
+    assert len(results(again, "long", ChunkEncoded)) == len(encoded)
+    final = await read_all(settings, catalogue.TRANSCODE_PROGRESS.name, codec)
+    assert len(results(final, "long", TranscodeSucceeded)) == 1
+    assert (await wait_for_state(settings, "long", terminal)).version == state.version
+
 
 def first_worker(stack: EmbeddedStack) -> ManagedProcess:
     return next(p for p in stack.processes if p.name == worker_name(0))
@@ -363,3 +382,19 @@ async def test_a_part_failing_for_good_fails_the_video_and_removes_its_output(
     progress = await read_all(settings, catalogue.TRANSCODE_PROGRESS.name, codec)
     assert [f.final for f in results(progress, "doomed", TranscodeFailed)] == [True]
     assert results(progress, "doomed", TranscodeSucceeded) == []
+
+
+async def test_undecodable_parts_and_results_go_to_their_dead_letter_topics(
+    settings: Settings, stack: EmbeddedStack, codec: EventCodec
+) -> None:
+    garbage = b"\xc3\x01not an avro message"
+    await produce(settings, catalogue.TRANSCODE_CHUNKS.name, [("junk/video/0", garbage)])
+    await produce(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, [("junk", garbage)])
+    for spec in (catalogue.TRANSCODE_CHUNKS, catalogue.TRANSCODE_CHUNK_RESULTS):
+        letters = await wait_for(
+            lambda spec=spec: asyncio.run(read_all(settings, spec.dlq, codec)),
+            timeout=60,
+            what=f"a dead letter on {spec.dlq}",
+        )
+        (letter,) = [v for _, v in letters if v.value == garbage]
+        assert letter.source_topic == spec.name and letter.error_type == "CodecError"
