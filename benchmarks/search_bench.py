@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import secrets
 import statistics
 import tempfile
 import time
@@ -41,6 +42,7 @@ from tritontube.indexer.factory import cursor_secret
 from tritontube.indexer.query import SearchQuery
 from tritontube.indexer.tantivy_index import TantivyIndex
 from tritontube.settings import (
+    AuthSettings,
     HttpSettings,
     KafkaSettings,
     S3Settings,
@@ -81,6 +83,7 @@ def _settings(root: Path) -> Settings:
         worker=WorkerSettings(web_port=worker_port, data_dir=root / "worker"),
         search=SearchSettings(path=root / "search"),
         data_dir=root / "data",
+        auth=AuthSettings(secret=secrets.token_urlsafe(32)),  # the worker refuses the placeholder
     )
 
 

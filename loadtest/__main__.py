@@ -28,6 +28,7 @@ import aiohttp
 from benchmarks.common import FFMPEG
 
 from loadtest import report, scenarios
+from tritontube.cli import token_settings
 from tritontube.http.auth import mint_token
 from tritontube.settings import Settings
 
@@ -64,7 +65,7 @@ def make_clip(seconds: float, size: str) -> bytes:
 
 
 async def run(args: argparse.Namespace) -> Path:
-    settings = Settings()
+    settings = token_settings(Settings())  # the dev stack's own secret, as `token create`
     wanted = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = set(wanted) - set(ALL)
     if unknown:

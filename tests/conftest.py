@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from tritontube.devstack.process import free_port
 from tritontube.devstack.s3rver import S3rverServer
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.settings import (
+    AuthSettings,
     HttpSettings,
     KafkaSettings,
     S3Settings,
@@ -121,6 +123,9 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "search": SearchSettings(path=tmp_path / "search"),
             "upload": UploadSettings(),
             "data_dir": tmp_path / "data",
+            # A secret of its own, as in production: `tritontube api`/`worker` refuse the
+            # shipped placeholder outside dev mode.
+            "auth": AuthSettings(secret=secrets.token_urlsafe(32)),
         }
         groups.update(overrides)
         return Settings(**groups)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -430,3 +431,15 @@ def make_probe(width: int, height: int, **overrides: object) -> Probe:
         audio_stream_index=1,
     )
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def json_log(path: Path) -> list[dict[str, Any]]:
+    """A process's log file as the JSON objects it holds: every line must be one."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    records: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"not a JSON log line in {path.name}: {line[:300]!r}") from None
+    return records

@@ -17,6 +17,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The placeholder default of ``auth.secret``: public, so never accepted outside dev mode.
+SHIPPED_AUTH_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - a known placeholder
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names them, binds nothing
+
 
 class _Group(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -107,7 +111,12 @@ class HttpSettings(_Group):
     host: str = Field("127.0.0.1", description="Listen address.")
     port: int = Field(8080, ge=0, le=65535, description="Listen port (0 picks a free one).")
     public_url: str | None = Field(
-        None, description="Base URL as users reach it; defaults to http://host:port."
+        None,
+        description=(
+            "Base URL as users reach it (signed media URLs are built on it, never on a request's "
+            "Host header); defaults to http://host:port, which `tritontube api` refuses when the "
+            "host is a wildcard address or the port is 0."
+        ),
     )
     cors_origins: tuple[str, ...] = Field(
         (), description="Origins allowed by CORS; empty means same-origin only."
@@ -120,6 +129,27 @@ class HttpSettings(_Group):
             "settings (worker.advertised_url, else worker.web_host:worker.web_port)."
         ),
     )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A connection that has not sent a request's complete headers this long after their "
+            "first byte (or after connecting) is closed: slow clients cannot hold connections."
+        ),
+    )
+
+    @property
+    def base_url(self) -> str:
+        """The URL users reach this API at: ``public_url`` or ``http://host:port``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url_is_guessed(self) -> bool:
+        """True when ``base_url`` cannot be right: no public_url and a wildcard host or port 0."""
+        return not self.public_url and (self.host in WILDCARD_HOSTS or self.port == 0)
 
 
 class RateLimitSettings(_Group):
@@ -190,8 +220,12 @@ class AuthSettings(_Group):
     """Bearer tokens (JWT, HS256)."""
 
     secret: SecretStr = Field(
-        SecretStr("dev-only-secret-change-me-0123456789abcdef"),
-        description="HS256 signing secret; set a long random value in production.",
+        SecretStr(SHIPPED_AUTH_SECRET),
+        description=(
+            "HS256 signing secret (media URL and page-token keys derive from it); set a long "
+            "random value. `tritontube api`/`worker` refuse the shipped default unless dev_mode "
+            "is on; `tritontube dev` replaces it with a random secret kept in data_dir."
+        ),
     )
     issuer: str = Field("tritontube", description="`iss` claim of minted tokens.")
     token_ttl_seconds: int = Field(86400, ge=60, description="Lifetime of minted tokens.")
@@ -424,13 +458,35 @@ class Settings(BaseSettings):
         description="Root of the embedded stack's on-disk state (object store, search index).",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["json", "console"] = Field(
+        "json",
+        description=(
+            "`json`: one JSON object per line with bound fields (video_id, job_id, topic, "
+            "partition, offset, request_id); `console`: the same for a terminal."
+        ),
+    )
+    dev_mode: bool = Field(
+        False,
+        description=(
+            "Development mode: `tritontube api`/`worker` accept the shipped default auth secret. "
+            "Never in production; `tritontube dev` does not need it (it makes its own secret)."
+        ),
+    )
+
+    @property
+    def uses_shipped_secret(self) -> bool:
+        """True when ``auth.secret`` is the public placeholder."""
+        return self.auth.secret.get_secret_value() == SHIPPED_AUTH_SECRET
 
     def worker_advertised_url(self) -> str:
         """Where this worker's web server is reached (see ``worker.advertised_url``)."""
         w = self.worker
         if w.advertised_url:
             return w.advertised_url.rstrip("/")
-        host = socket.gethostname() if w.web_host in ("0.0.0.0", "::", "") else w.web_host  # noqa: S104
+        host = w.web_host
+        if host in WILDCARD_HOSTS:
+            # Bound to every address: advertise this machine's own (a container's IP).
+            host = socket.gethostbyname(socket.gethostname())
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{w.web_port}"

@@ -147,18 +147,26 @@ def states() -> dict[str, VideoState]:
 
 
 @pytest.fixture
-async def worker_stub(states: dict[str, VideoState], aiohttp_server: ClientFactory) -> TestServer:
+def internal_token() -> list[str]:
+    """The internal token the stub accepts: set by ``settings`` once the stack's secret is
+    known (the stub is started before the settings that name its URL)."""
+    return []
+
+
+@pytest.fixture
+async def worker_stub(
+    states: dict[str, VideoState], aiohttp_server: ClientFactory, internal_token: list[str]
+) -> TestServer:
     """The worker's ``/cluster``, ``/videos/{id}`` and ``/owners/{owner}/videos`` views over
     ``states``, with the real codec and the real owner index and cursor."""
     codec = build_deps(Settings()).codec
-    token = f"Bearer {Settings().internal_token().get_secret_value()}"
 
     def avro(record: Any) -> web.Response:
         return web.Response(body=codec.encode(record), content_type=AVRO_CONTENT_TYPE)
 
     @web.middleware
     async def internal_only(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.headers.get("Authorization") != token:
+        if request.headers.get("Authorization") not in internal_token:
             return web.json_response({"error": "internal token required"}, status=401)
         response: web.StreamResponse = await handler(request)
         return response
@@ -203,14 +211,18 @@ def clock() -> PinnedClock:
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings], worker_stub: TestServer) -> Settings:
+def settings(
+    make_settings: Callable[..., Settings], worker_stub: TestServer, internal_token: list[str]
+) -> Settings:
     worker_url = str(worker_stub.make_url("")).rstrip("/")
-    return make_settings(
+    made = make_settings(
         http=HttpSettings(worker_urls=(worker_url,)),
         # Nothing listens here: the tests that read objects use ``media_client`` (s3rver).
         s3=S3Settings(endpoint_url="http://127.0.0.1:9"),
         playback=PlaybackSettings(media_url_ttl_seconds=TTL, media_url_bucket_seconds=60),
     )
+    internal_token.append(f"Bearer {made.internal_token().get_secret_value()}")
+    return made
 
 
 @pytest.fixture
@@ -262,6 +274,25 @@ async def test_playback_info_has_the_contract_shape_and_signed_urls(
     assert path_of(body["thumbnailUrl"]).endswith("/pub/thumbnail.jpg")
     expires = datetime.fromisoformat(body["expiresAt"])
     assert T0 + timedelta(seconds=TTL) <= expires < T0 + timedelta(seconds=TTL + 60)
+
+
+@pytest.mark.parametrize("public_url", [None, "https://tube.example/"])
+async def test_signed_urls_are_built_on_the_settings_never_on_the_host_header(
+    aiohttp_client: ClientFactory, settings: Settings, deps: Deps, public_url: str | None
+) -> None:
+    http = settings.http.model_copy(update={"public_url": public_url})
+    configured = settings.model_copy(update={"http": http})
+    client = await aiohttp_client(create_http_app(configured, deps))
+    resp = await client.get(
+        "/v1/videos/pub/playbackInfo",
+        headers={**auth(settings, "bob"), "Host": "evil.example", "X-Forwarded-Host": "evil"},
+    )
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    base = "https://tube.example" if public_url else f"http://127.0.0.1:{settings.http.port}"
+    for url in (body["manifestUrl"], body["thumbnailUrl"]):
+        assert url.startswith(f"{base}/media/"), url
+        assert "evil" not in url
 
 
 async def test_playable_as_soon_as_the_first_rendition_is_ready(
@@ -371,6 +402,7 @@ async def media_client(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     worker_stub: TestServer,
+    internal_token: list[str],
     s3rver: S3rverServer,
     clock: PinnedClock,
 ) -> AsyncIterator[tuple[TestClient, Settings]]:  # type: ignore[type-arg]
@@ -379,6 +411,7 @@ async def media_client(
         s3=S3Settings(endpoint_url=s3rver.endpoint_url),
         playback=PlaybackSettings(media_url_ttl_seconds=TTL, media_url_bucket_seconds=60),
     )
+    internal_token.append(f"Bearer {settings.internal_token().get_secret_value()}")
     store = S3ObjectStore.from_settings(settings.s3)
     try:
         for vid in ("pub", "priv"):

@@ -17,6 +17,8 @@ from typing import IO
 import pytest
 
 from tritontube.devstack.process import free_port, port_open
+from tritontube.http.auth import mint_token
+from tritontube.settings import SHIPPED_AUTH_SECRET, AuthSettings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -62,6 +64,15 @@ def readyz(port: int) -> dict[str, object]:
         return dict(json.load(exc))
     except OSError:
         return {"ready": False}
+
+
+def status_with(url: str, token: str) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - loopback
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def read_until(stdout: IO[str], text: str, lines: list[str], timeout: float) -> None:
@@ -113,6 +124,12 @@ def test_dev_starts_ready_survives_a_kill_and_stops_every_child(
             body = json.load(resp)
         assert body["ready"] is True
         assert set(body["checks"]) == {"broker", "objectStore", "search", "worker"}
+        # The stack signs with its own secret (kept in the data dir), not the public placeholder.
+        search = f"http://127.0.0.1:{ports['http']}/v1/videos:search"
+        assert status_with(search, token) == 200
+        forged = mint_token(AuthSettings(secret=SHIPPED_AUTH_SECRET), "demo")
+        assert status_with(search, forged) == 401
+        assert (tmp_path / "data" / "auth-secret").stat().st_mode & 0o777 == 0o600
 
         # kill -9 from outside, as a user injecting a fault would: the stack brings it back.
         killed = child_pid(proc.pid, marker)

@@ -18,6 +18,7 @@ import pytest
 from helpers import (
     clip,
     ffmpeg,
+    json_log,
     of,
     publish_upload,
     read_all,
@@ -188,6 +189,11 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
     assert done.cpu_seconds > 0 and done.wall_seconds > 0
     assert of(progress, "happy", TranscodeFailed) == []
     assert scratch_leftovers(settings) == []
+    # An operator follows the job in the worker's JSON log by video and job id.
+    logged = [r for r in json_log(tmp_path / "logs" / "worker.log") if r.get("video_id") == "happy"]
+    encode = [r for r in logged if r.get("topic") == catalogue.TRANSCODE_JOBS.name]
+    assert encode and {r["job_id"] for r in encode} == {done.job_id}
+    assert all(isinstance(r["offset"], int) and r["attempt"] == 1 for r in encode)
 
 
 async def test_with_streaming_off_the_source_is_downloaded_into_scratch_first(

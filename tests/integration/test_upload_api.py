@@ -64,14 +64,34 @@ class Api:
         return data
 
     async def complete(
-        self, video_id: str, etag: str, user: str = "alice"
+        self, video_id: str, etag: str, user: str = "alice", request_id: str | None = None
     ) -> tuple[int, dict[str, Any]]:
+        extra = {"X-Request-Id": request_id} if request_id else {}
         resp = await self.client.post(
             "/v1/videos:completeUpload",
             json={"videoId": video_id},
-            headers={**self.auth(user), "If-Match": f'"{etag}"'},
+            headers={**self.auth(user), "If-Match": f'"{etag}"', **extra},
         )
+        if request_id:
+            assert resp.headers["X-Request-Id"] == request_id
         return resp.status, await resp.json()
+
+    async def records(self, topic: str, video_id: str) -> list[Any]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        found = []
+        try:
+            for _ in range(4):
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found += [r for r in records if r.key == video_id.encode()]
+        finally:
+            await consumer.stop()
+        return found
 
     async def count(self, topic: str) -> int:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka.bootstrap_servers)
@@ -131,8 +151,13 @@ async def test_happy_path_reaches_pending_transcode_with_exactly_one_job(
     session = await api.upload_url(len(clip))
     assert session["upload"]["fields"]["key"] == f"uploads/{session['videoId']}/source.mp4"
     assert await post_form(session["upload"], clip) in (200, 201, 204)
-    status, body = await api.complete(session["videoId"], session["etag"])
+    status, body = await api.complete(
+        session["videoId"], session["etag"], request_id="req-0001-abcd"
+    )
     assert status == 200, body
+    # The request's id travels with the event it published (a record header), for the logs.
+    completed = await api.records(catalogue.UPLOADS.name, session["videoId"])
+    assert (catalogue.REQUEST_ID_HEADER, b"req-0001-abcd") in completed[-1].headers
     assert body["status"] == "PENDING_TRANSCODE"
     assert body["currentStatus"] in {"PENDING_TRANSCODE", "TRANSCODING", "READY"}
     assert body["videoId"] == session["videoId"]

@@ -17,6 +17,7 @@ from tritontube.agents import (
     faust_fixes,
     indexer,
     lag,
+    logcontext,
     owners,
     queries,
     queue,
@@ -85,6 +86,7 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
     if settings.kafka.embedded_broker_compat:
         broker_compat.apply()
     app = _faust_app(settings)
+    app.sensors.add(logcontext.LogContextSensor())  # topic/partition/offset/video_id in logs
     topology = build_topology(app, settings)
     search = build_search_index(settings, read_only=False)
 

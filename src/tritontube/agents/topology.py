@@ -18,6 +18,10 @@ from tritontube.settings import Settings
 from tritontube.streams import catalogue
 from tritontube.streams.catalogue import TopicSpec
 
+#: Faust applies a standby replica's changelog records in batches of this many; its default
+#: (the recovery buffer, 1000) leaves a standby of a quiet partition stale for good, and a
+#: worker taking the partition over would then replay it. 1: a standby is always current.
+STANDBY_BUFFER_SIZE = 1
 VIDEO_STATE_TABLE = "video_state"
 # Watch analytics, owner listings and search indexing; values are Avro (streams/tables.py).
 WATCH_SESSIONS_TABLE = "watch_sessions"
@@ -104,6 +108,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),
         partitions=settings.kafka.partitions,
+        standby_buffer_size=STANDBY_BUFFER_SIZE,
         help="VideoState (Avro single-object bytes) by video id.",
     )
     tables = {
@@ -130,6 +135,7 @@ def _bytes_table(
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),
         partitions=settings.kafka.partitions,
+        standby_buffer_size=STANDBY_BUFFER_SIZE,
         use_partitioner=use_partitioner,
         help=help_text,
     )

@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import faust
+import structlog
 from aiokafka.errors import KafkaError
 from faust.types import EventT, StreamT, TopicT
 
@@ -139,6 +140,7 @@ class TranscodeRunner:
         except CodecError as exc:
             await dead_letter(self.topology, self.deps, event, exc)
             return
+        structlog.contextvars.bind_contextvars(job_id=job.job_id, attempt=job.attempt)
         if self._skip(job):
             return
         await self._wait_until_due(job)

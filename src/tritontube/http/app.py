@@ -18,6 +18,7 @@ from tritontube.http import (
     keys,
     openapi,
     playback,
+    requestlog,
     search,
     security,
     spa,
@@ -110,6 +111,7 @@ async def _frozen_heap(app: web.Application) -> AsyncIterator[None]:
 def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app = web.Application(
         middlewares=[
+            requestlog.request_context_middleware,
             metrics_middleware,
             problem_middleware,
             security.cors_middleware,
@@ -122,6 +124,7 @@ def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app[keys.DEPS] = deps
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit)
     security.install(app, settings.http.cors_origins)
+    app.on_response_prepare.append(requestlog.add_request_id)
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(_frozen_heap)  # last: the clients opened above are frozen too
     app.router.add_get("/openapi.json", openapi.openapi_json)

@@ -30,17 +30,17 @@ from tritontube.domain.video import Status, is_playable
 from tritontube.http import keys
 from tritontube.http.auth import current_user
 from tritontube.http.media_tokens import MediaSigner, MediaTokenError, Refusal, object_key
+from tritontube.http.params import parse_query
 from tritontube.http.problems import PROBLEM_TYPE, ProblemError
 from tritontube.http.videos import failure_body, load_state, state_unavailable, video_id_param
 from tritontube.http.worker_client import WorkerUnavailableError
+from tritontube.queries import ListVideosParams
 from tritontube.storage.port import ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError
 
 log = logging.getLogger(__name__)
 
 MEDIA_SIGNER = web.AppKey("media_signer", MediaSigner)
 CHUNK_BYTES = 512 * 1024
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 _TRANSIENT = frozenset({Status.UPLOADED, Status.PENDING_TRANSCODE, Status.TRANSCODING})
 _CONTENT_TYPES = {
     ".mpd": "application/dash+xml",
@@ -71,8 +71,9 @@ async def load_viewable(request: web.Request, video_id: str) -> VideoState:
 
 
 def base_url(request: web.Request) -> str:
-    public = request.app[keys.SETTINGS].http.public_url
-    return public.rstrip("/") if public else f"{request.scheme}://{request.host}"
+    """Where users reach the API, from the settings: never the request's ``Host`` header,
+    which the client chooses (``Host: evil.example`` would sign URLs to another site)."""
+    return request.app[keys.SETTINGS].http.base_url
 
 
 async def thumbnail_url(
@@ -188,24 +189,6 @@ async def video_metadata(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "private, no-cache"})
 
 
-def _page_size(request: web.Request) -> int:
-    raw = request.query.get("pageSize", str(DEFAULT_PAGE_SIZE))
-    # isascii: '³'.isdigit() is True, and int('³') raises.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-        raise _invalid("pageSize", f"an integer from 1 to {MAX_PAGE_SIZE}")
-    return int(raw)
-
-
-def _page_token(request: web.Request) -> str | None:
-    raw = request.query.get("pageToken") or None
-    if raw is not None:
-        try:
-            owners.decode_cursor(raw)
-        except owners.InvalidPageTokenError:
-            raise _invalid("pageToken", "a token from a previous page") from None
-    return raw
-
-
 def _invalid(field: str, expected: str) -> ProblemError:
     return ProblemError(
         422,
@@ -222,13 +205,16 @@ async def list_videos(request: web.Request) -> web.Response:
     Complete with any number of workers: the owner's videos are one key of a table
     repartitioned by owner (``domain.owners``); pages follow a cursor, not an offset."""
     user = current_user(request)
-    owner = request.query.get("owner")
-    if owner not in ("me", user):
+    params = parse_query(request, ListVideosParams)
+    if params.owner not in ("me", user):
         raise _invalid("owner", "'me' (public listings are search's job)")
-    size = _page_size(request)
-    token = _page_token(request)
+    if params.page_token is not None:
+        try:
+            owners.decode_cursor(params.page_token)
+        except owners.InvalidPageTokenError:
+            raise _invalid("pageToken", "a token from a previous page") from None
     try:
-        page = await request.app[keys.WORKER].owned(user, size, token)
+        page = await request.app[keys.WORKER].owned(user, params.page_size, params.page_token)
     except WorkerUnavailableError as exc:
         raise state_unavailable(exc) from exc
     return web.json_response(

@@ -23,7 +23,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, If-Match, If-None-Match, Range"
-EXPOSED_HEADERS = "ETag, Retry-After, Content-Range, Location"
+EXPOSED_HEADERS = "ETag, Retry-After, Content-Range, Location, X-Request-Id"
 PREFLIGHT_MAX_AGE = "600"
 
 # Paths the SPA serves as HTML/JS/media: their CSP is the SPA's business (it talks to the

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 
 DAY_MS = 24 * 3600 * 1000
+# Record header naming the API request that published a record (its log ``request_id``).
+REQUEST_ID_HEADER = "x-request-id"
 
 
 @dataclass(frozen=True)
