@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import math
 import os
+import secrets
 import tempfile
 import time
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ from tritontube.domain.events import (
     UploadSessionCreated,
     VideoState,
 )
-from tritontube.settings import Settings, TranscodeSettings
+from tritontube.settings import AuthSettings, Settings, TranscodeSettings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import catalogue
 
@@ -85,7 +86,9 @@ def _stack_settings(root: Path, chunked: bool, chunk_seconds: float) -> Settings
         chunk_seconds=chunk_seconds,
         niceness=0,  # nothing else is meant to run; niced encodes would only blur the figures
     )
-    return base.model_copy(update={"transcode": transcode})
+    # The worker refuses the shipped placeholder secret.
+    auth = AuthSettings(secret=secrets.token_urlsafe(32))
+    return base.model_copy(update={"transcode": transcode, "auth": auth})
 
 
 async def _parts(settings: Settings, video_id: str) -> tuple[ChunkEncoded, ...]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ from tritontube.domain.events import (
 )
 from tritontube.domain.manifest import read_tracks
 from tritontube.settings import (
+    AuthSettings,
     HttpSettings,
     KafkaSettings,
     S3Settings,
@@ -110,6 +112,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             backoff_max_seconds=1.0,
         ),
         data_dir=root / "data",
+        auth=AuthSettings(secret=secrets.token_urlsafe(32)),  # the worker refuses the placeholder
     )
 
 
