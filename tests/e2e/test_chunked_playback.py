@@ -3,9 +3,9 @@ cut into chunks that both encode, joined, then played by dash.js in Chromium acr
 chunk boundary, switching rendition at each one.
 
 The source is 60 s of 720p with audio (720p and 480p renditions): long enough for four
-chunks of about 15 s (``transcode.chunk_seconds``), short enough for the suite (the 90 s
-case of the issue runs at low resolution in ``tests/integration/test_chunked_transcode.py``). At each
-boundary the test seeks to just before it, asks dash.js for the other rendition and waits
+chunks of about 15 s (``transcode.chunk_seconds``), short enough for the suite (the
+issue's 90 s case runs at low resolution in ``tests/integration/test_chunked_transcode.py``).
+At each boundary the test seeks to just before it, asks dash.js for the other rendition and waits
 until playback is well past the boundary: a gap, an overlap or a timestamp jump between
 two chunks stalls or errors there, and renditions whose segments did not line up would
 not switch cleanly.

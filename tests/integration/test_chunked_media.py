@@ -15,17 +15,15 @@ outlasts the video, and Matroska.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from helpers import ffmpeg
+from helpers import Stream, ffmpeg, read_streams, source_seconds
 from tritontube.domain import chunks
 from tritontube.domain.events import ChunkedJob, ChunkEncoded, MediaFile
 from tritontube.domain.media import (
@@ -137,47 +135,6 @@ async def one_pass(source: Path, out: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- reading back
-
-
-@dataclass(frozen=True)
-class Stream:
-    kind: str
-    frames: tuple[float, ...]  # presentation times, sorted
-    keyframes: tuple[float, ...]
-    end: float  # last presentation time + its duration
-
-
-def read_streams(manifest: Path) -> list[Stream]:
-    """Every stream of the package as ffmpeg's DASH demuxer presents it, read one stream at
-    a time (reading them all at once, ffprobe 5.1 dropped the last packet of one of them,
-    from a one-pass package too)."""
-    listing = _ffprobe_json(manifest, "stream=index,codec_type")
-    streams = []
-    for entry in listing["streams"]:
-        data = _ffprobe_json(
-            manifest, "packet=pts_time,duration_time,flags", "-select_streams", str(entry["index"])
-        )
-        packets = sorted(data["packets"], key=lambda p: float(p["pts_time"]))
-        times = tuple(float(p["pts_time"]) for p in packets)
-        keys = tuple(float(p["pts_time"]) for p in packets if "K" in p["flags"])
-        end = float(packets[-1]["pts_time"]) + float(packets[-1].get("duration_time") or 0)
-        streams.append(Stream(entry["codec_type"], times, keys, end))
-    return streams
-
-
-def _ffprobe_json(path: Path, entries: str, *options: str) -> dict[str, Any]:
-    out = subprocess.run(
-        [FFPROBE, "-v", "error", *options, "-show_entries", entries, "-of", "json", str(path)],
-        capture_output=True, text=True, check=True, timeout=120,
-    )  # fmt: skip
-    data: dict[str, Any] = json.loads(out.stdout)
-    return data
-
-
-def source_seconds(source: Path) -> dict[str, float]:
-    """How long each kind of stream of the source plays (first packet to last end)."""
-    streams = read_streams(source)
-    return {s.kind: s.end - s.frames[0] for s in streams}
 
 
 def assert_plays_like_the_source(package: Package, source: Path, rate: float) -> list[Stream]:

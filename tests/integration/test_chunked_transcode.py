@@ -22,14 +22,19 @@ from typing import Any
 
 import pytest
 
+import helpers
 from helpers import (
+    decode_errors,
+    download_prefix,
     ffmpeg,
+    frame_gaps,
     of,
     produce,
     publish_upload,
-    read_all,
+    read_streams,
     scratch_leftovers,
     source_key,
+    source_seconds,
     terminal,
     wait_for,
     wait_for_state,
@@ -157,6 +162,11 @@ async def stored_package(store: S3ObjectStore, prefix: str) -> tuple[str, dict[s
     return manifest, objects
 
 
+async def read_all(settings: Settings, topic: str, codec: EventCodec) -> list[tuple[str, Any]]:
+    """Every decodable record of ``topic`` (the dead-letter test puts garbage on them)."""
+    return await helpers.read_all(settings, topic, codec, skip_undecodable=True)
+
+
 def results(records: list[tuple[str, Any]], video_id: str, kind: type) -> list[Any]:
     return of(records, video_id, kind)
 
@@ -165,7 +175,12 @@ def results(records: list[tuple[str, Any]], video_id: str, kind: type) -> list[A
 
 
 async def test_a_long_source_is_cut_encoded_in_chunks_and_joined_into_one_package(
-    settings: Settings, stack: EmbeddedStack, store: S3ObjectStore, codec: EventCodec, source: Path
+    settings: Settings,
+    stack: EmbeddedStack,
+    store: S3ObjectStore,
+    codec: EventCodec,
+    source: Path,
+    tmp_path: Path,
 ) -> None:
     await upload(store, settings, codec, "long", source)
     state = await wait_for_state(settings, "long", terminal, timeout=240)
@@ -205,6 +220,18 @@ async def test_a_long_source_is_cut_encoded_in_chunks_and_joined_into_one_packag
     assert [s.number for s in video[0].segments] == list(range(1, len(video[0].segments) + 1))
     for before, after in zip(video[0].segments, video[0].segments[1:], strict=False):
         assert after.start == before.end  # no gap, no overlap, chunk boundaries included
+
+    # The stored package, read back by ffmpeg's own DASH demuxer: it decodes without an
+    # error, the video is continuous at 25 fps across every chunk boundary, and video and
+    # audio last what the source lasts (within 50 ms).
+    folder = await download_prefix(store, "media/long/dash/", tmp_path / "long")
+    assert await asyncio.to_thread(decode_errors, folder / "manifest.mpd") == ""
+    streams = await asyncio.to_thread(read_streams, folder / "manifest.mpd")
+    expected = await asyncio.to_thread(source_seconds, source)
+    for stream in streams:
+        assert stream.end - stream.frames[0] == pytest.approx(expected[stream.kind], abs=0.05)
+    (picture,) = [s for s in streams if s.kind == "video"]
+    assert frame_gaps(picture, 25.0) == [] and len(picture.frames) == 25 * SOURCE_SECONDS
 
     # The same renditions metadata as the one pass: checksums over the stored files.
     progress = await read_all(settings, catalogue.TRANSCODE_PROGRESS.name, codec)
@@ -401,3 +428,23 @@ async def test_undecodable_parts_and_results_go_to_their_dead_letter_topics(
         )
         (letter,) = [v for _, v in letters if v.value == garbage]
         assert letter.source_topic == spec.name and letter.error_type == "CodecError"
+
+
+async def test_a_long_source_without_audio_is_chunked_without_an_audio_part(
+    settings: Settings,
+    stack: EmbeddedStack,
+    store: S3ObjectStore,
+    codec: EventCodec,
+    tmp_path: Path,
+) -> None:
+    silent = long_clip(tmp_path / "silent.mp4", 60, audio=False)
+    await upload(store, settings, codec, "silent", silent)
+    state = await wait_for_state(settings, "silent", terminal, timeout=240)
+    assert state.status == "READY", state
+    records = await read_all(settings, catalogue.TRANSCODE_CHUNK_RESULTS.name, codec)
+    assert {e.kind for e in results(records, "silent", ChunkEncoded)} == {"VIDEO"}
+    folder = await download_prefix(store, "media/silent/dash/", tmp_path / "silent")
+    assert await asyncio.to_thread(decode_errors, folder / "manifest.mpd") == ""
+    streams = await asyncio.to_thread(read_streams, folder / "manifest.mpd")
+    assert [s.kind for s in streams] == ["video"]
+    assert frame_gaps(streams[0], 25.0) == [] and len(streams[0].frames) == 25 * 60
