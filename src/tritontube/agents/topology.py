@@ -41,6 +41,19 @@ _ANALYTICS_TABLES = {
 }
 
 
+# Chunked transcoding (agents/chunks.py): the state of each chunked job by video id
+# (ChunkedJob) and each finished part's result by "<video id>/<kind>/<index>" (ChunkEncoded),
+# both Avro. Written while folding transcode-chunk-results (keyed by video id), so every
+# entry of a video lives in its partition, with its owner.
+TRANSCODE_CHUNKS_TABLE = "transcode_chunks"
+# The transcode queue (agents/queue.py): every video waiting to be encoded (WaitingVideo).
+TRANSCODE_WAITING_TABLE = "transcode_waiting"
+_TRANSCODE_TABLES = {
+    TRANSCODE_CHUNKS_TABLE: ("Chunked transcode jobs and their finished parts by video id.", False),
+    TRANSCODE_WAITING_TABLE: ("Videos waiting to be encoded, since when, by video id.", False),
+}
+
+
 def _topic(app: faust.App, settings: Settings, spec: TopicSpec, name: str | None = None) -> TopicT:
     retention = None
     if spec.retention_ms is not None and spec.retention_ms > 0:
@@ -100,7 +113,7 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
     )
     tables = {
         name: _bytes_table(app, settings, name, help_text, use_partitioner=by_key)
-        for name, (help_text, by_key) in _ANALYTICS_TABLES.items()
+        for name, (help_text, by_key) in (_ANALYTICS_TABLES | _TRANSCODE_TABLES).items()
     }
     return Topology(
         topics=topics,
