@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import math
 import os
-import secrets
 import tempfile
 import time
 from dataclasses import dataclass
@@ -52,7 +51,7 @@ from tritontube.domain.events import (
     UploadSessionCreated,
     VideoState,
 )
-from tritontube.settings import AuthSettings, Settings, TranscodeSettings
+from tritontube.settings import Settings, TranscodeSettings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import catalogue
 
@@ -86,9 +85,7 @@ def _stack_settings(root: Path, chunked: bool, chunk_seconds: float) -> Settings
         chunk_seconds=chunk_seconds,
         niceness=0,  # nothing else is meant to run; niced encodes would only blur the figures
     )
-    # The worker refuses the shipped placeholder secret.
-    auth = AuthSettings(secret=secrets.token_urlsafe(32))
-    return base.model_copy(update={"transcode": transcode, "auth": auth})
+    return base.model_copy(update={"transcode": transcode})
 
 
 async def _parts(settings: Settings, video_id: str) -> tuple[ChunkEncoded, ...]:
