@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import os
 import random
+import secrets
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from tritontube.domain.events import UploadCompleted, UploadSessionCreated, Watc
 from tritontube.domain.queries import VideoStateBatch
 from tritontube.settings import (
     ArchiveSettings,
+    AuthSettings,
     HttpSettings,
     KafkaSettings,
     S3Settings,
@@ -65,6 +67,7 @@ def _settings(root: Path) -> Settings:
         worker=WorkerSettings(web_port=free_port(), data_dir=root / "worker"),
         search=SearchSettings(path=root / "search"),
         archive=ArchiveSettings(enabled=False, restore_on_start=False),
+        auth=AuthSettings(secret=secrets.token_urlsafe(32)),  # the worker refuses the placeholder
         data_dir=root / "data",
     )
 

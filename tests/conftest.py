@@ -151,8 +151,15 @@ def stack_factory(
         archiver: bool = True,
     ) -> EmbeddedStack:
         """``archiver=False``: no archiver process (a test that drives an Archiver itself)."""
+        # Free ports for every worker (``make dev`` takes consecutive ones): a port next to a
+        # free one may be anybody's on a busy machine.
+        ports = [settings.worker.web_port, *(free_port() for _ in range(workers - 1))]
         stack = EmbeddedStack(
-            settings=settings, log_dir=tmp_path / "logs", with_api=with_api, workers=workers
+            settings=settings,
+            log_dir=tmp_path / "logs",
+            with_api=with_api,
+            workers=workers,
+            worker_ports=ports,
         )
         stacks.append(stack)
         try:

@@ -3,8 +3,9 @@
 What to rank comes from the workers (the viewer's history, trending, the co-watchers of the
 seed video) and the search index (videos sharing tags, the most viewed and the newest); how to
 rank is pure (``domain.recommend``, docs/search.md). Only READY public videos are ever
-recommended: every candidate is a search hit or a searchable document. Reads of the workers
-degrade (an empty signal) rather than fail the recommendations; the index is required.
+recommended: every candidate is a search hit or a searchable document. The workers and the
+index must both answer (a 503 otherwise): recommendations without some of the signals would
+be another answer than the complete one.
 REST: ``http/search.py``; gRPC: ``grpc/servicer.py``.
 """
 
@@ -26,7 +27,7 @@ from tritontube.http.worker_client import WorkerQueryError, WorkerUnavailableErr
 from tritontube.indexer.documents import VideoDocument, is_searchable
 from tritontube.indexer.port import SearchIndex, SearchUnavailable
 from tritontube.indexer.query import MAX_PAGE_SIZE, SearchHit, SearchQuery, to_hit
-from tritontube.problems import not_found
+from tritontube.problems import not_found, unavailable
 from tritontube.queries import RecommendationsParams
 from tritontube.search import search_unavailable
 from tritontube.services import Services
@@ -74,16 +75,22 @@ async def recommend_videos(
         found = await _recommend(services, user, params.video_id, params.page_size)
     except SearchUnavailable as exc:
         raise search_unavailable(exc) from exc
+    except WorkerUnavailableError as exc:
+        raise unavailable("video state", exc) from exc
     metrics.RECOMMENDATION_SECONDS.observe(time.perf_counter() - started)
     return found
 
 
 async def _degrade(read: Awaitable[T], what: str) -> T | None:
-    """A worker read, or None: recommendations degrade rather than fail."""
+    """A worker read, or None when the worker refused the query itself (a defect, logged).
+
+    An unavailable worker (rebalancing, down) is NOT degraded around: recommendations made
+    without the viewer's history or without some partitions' trending would be a different
+    answer than the complete one, so the call is a 503 with Retry-After instead."""
     try:
         return await read
-    except (WorkerUnavailableError, WorkerQueryError) as exc:
-        log.info("worker read %s unavailable: %s", what, exc)
+    except WorkerQueryError as exc:
+        log.warning("worker read %s refused: %s", what, exc)
         return None
 
 
@@ -161,11 +168,7 @@ async def _seed_is_visible(services: Services, user: str, seed: VideoDocument | 
         return True
     if seed.owner != user:
         return False
-    try:
-        state = await services.workers.video_state(seed.video_id)
-    except WorkerUnavailableError:
-        return True  # the index says it is theirs; the workers cannot say more now
-    return not is_deleted(state)
+    return not is_deleted(await services.workers.video_state(seed.video_id))
 
 
 async def _recommend(

@@ -324,6 +324,27 @@ class TranscodeSettings(_Group):
     )
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable.")
     ffprobe: str = Field("ffprobe", description="ffprobe executable.")
+    # Chunked transcoding (agents/chunks.py, docs/transcoding.md).
+    chunk_threshold_seconds: float = Field(
+        180.0,
+        ge=0,
+        description="Sources whose video is longer than this are cut into chunks that any "
+        "worker encodes (MP4/QuickTime and Matroska/WebM sources; others take the one pass); "
+        "0 never cuts.",
+    )
+    chunk_seconds: float = Field(
+        60.0,
+        ge=2,
+        description="Target length of a chunk, in seconds of video (cuts land on segment "
+        "boundaries near a source keyframe).",
+    )
+    max_concurrent_chunks: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Chunks one worker encodes at once (each ffmpeg uses every core; each "
+        "needs up to memory_limit_bytes and the scratch space of one chunk's output).",
+    )
 
     @property
     def longest_run_seconds(self) -> float:

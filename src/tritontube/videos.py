@@ -22,6 +22,7 @@ from tritontube.domain import owners
 from tritontube.domain import video as vs
 from tritontube.domain.events import RenditionState, VideoState
 from tritontube.domain.queries import OwnerVideosPage
+from tritontube.domain.queue import QueuePosition, is_waiting
 from tritontube.http.worker_client import WorkerUnavailableError
 from tritontube.problems import Problem, invalid, not_found, unavailable
 from tritontube.queries import VIDEO_ID_PATTERN, ListVideosParams
@@ -127,9 +128,26 @@ async def list_videos(services: Services, user: str, params: ListVideosParams) -
 # -- GetTranscodeStatus ---------------------------------------------------------------------
 
 
-async def transcode_status(services: Services, user: str, video_id: str) -> VideoState:
-    """The owner's view of the transcode (anyone else: 404)."""
-    return await load_state(services, user, video_id, owner_only=True)
+@dataclass(frozen=True)
+class TranscodeView:
+    """The owner's view of a transcode; ``queue`` while it waits, when the workers can tell."""
+
+    state: VideoState
+    queue: QueuePosition | None = None
+
+
+async def transcode_status(services: Services, user: str, video_id: str) -> TranscodeView:
+    """The owner's view of the transcode (anyone else: 404). While the video waits to be
+    encoded, its place in the queue ("position 6 of 20") when the workers can tell now: a
+    status is never refused for it."""
+    state = await load_state(services, user, video_id, owner_only=True)
+    place = None
+    if is_waiting(state):
+        try:
+            place = await services.workers.queue_position(state.video_id)
+        except WorkerUnavailableError as exc:
+            log.info("no queue position for %s now: %s", state.video_id, exc)
+    return TranscodeView(state, place)
 
 
 # -- GetPlaybackInfo ------------------------------------------------------------------------

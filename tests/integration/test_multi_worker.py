@@ -12,11 +12,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -46,25 +47,38 @@ async def test_each_abandoned_session_expires_once_with_standby_replicas(
     expires each of them exactly once."""
     base = make_settings()
     settings = make_settings(
+        # The freeze below must stay well inside the session timeout on a loaded machine: a
+        # frozen worker the group gave up on would expire its old sessions as a zombie.
+        kafka=base.kafka.model_copy(update={"session_timeout_ms": 12000}),
         worker=base.worker.model_copy(update={"transcode_enabled": False, "standby_replicas": 1}),
-        upload=UploadSettings(expiry_scan_seconds=0.2),
+        # Scans far enough apart that a scan's expiries are folded before the next one (a
+        # scan sooner than the fold would expire a session again: harmless, the fold
+        # ignores it, but this test counts events).
+        upload=UploadSettings(expiry_scan_seconds=1.0),
         archive=ArchiveSettings(enabled=False),
     )
     assert isinstance(settings.worker, WorkerSettings)
     stack = stack_factory(settings, workers=2)
     ids = [f"ex{i:02d}" for i in range(16)]
-    ttl = timedelta(seconds=4)
+    ttl = timedelta(seconds=6)
+    created = datetime.now(UTC)
+    sessions = [
+        dataclasses.replace(session(v), created_at=created, expires_at=created + ttl) for v in ids
+    ]
     await produce(
-        settings, catalogue.UPLOADS.name, [(v, codec.encode(session(v, ttl=ttl))) for v in ids]
+        settings, catalogue.UPLOADS.name, [(s.video_id, codec.encode(s)) for s in sessions]
     )
     await wait_for(lambda: len(owned_videos(settings) or ()) == len(ids), timeout=30)
     frozen = stack.worker_processes()[1]
     assert frozen.pid is not None
     os.kill(frozen.pid, signal.SIGSTOP)
+    frozen_at = datetime.now(UTC)
     try:
-        await asyncio.sleep(ttl.total_seconds() + 1.5)  # expired, and many scans by the other
+        # Until well past the expiry: the other worker scans its standby copy many times.
+        await asyncio.sleep((created + ttl - frozen_at).total_seconds() + 2.5)
     finally:
         os.kill(frozen.pid, signal.SIGCONT)
+    assert frozen_at < created + ttl, "the sessions expired before the freeze: nothing tested"
 
     def all_expired() -> bool:
         videos = owned_videos(settings)

@@ -21,19 +21,16 @@ Web views (routed to the worker owning the key): ``/users/{user_id}/history``,
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 from faust.types import EventT, StreamT, TopicT
 
 from tritontube import metrics
 from tritontube.agents.dlq import dead_letter
-from tritontube.agents.tables import TypedTable
+from tritontube.agents.tables import TypedTable, attributed_to
 from tritontube.agents.topology import (
     TRENDING_TABLE,
     VIDEO_ANALYTICS_TABLE,
@@ -95,21 +92,6 @@ class AnalyticsTables:
     def top(self, partition: int) -> tuple[an.TrendingEntry, ...]:
         found = self.trending.get(f"p{partition}")
         return () if found is None else found.top
-
-
-@contextmanager
-def attributed_to(event: EventT) -> Iterator[None]:
-    """Table writes made inside are attributed to ``event``.
-
-    Faust takes a table write's changelog partition (and a RocksDB store its partition
-    database) from the stream's current event, which a ``take_events`` batch does not set
-    in the agent's task; a write made on behalf of a batched event sets it explicitly.
-    """
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 class BatchState:

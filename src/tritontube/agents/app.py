@@ -13,12 +13,14 @@ from mode import Service
 
 from tritontube.agents import (
     analytics,
+    chunks,
     faust_fixes,
     indexer,
     lag,
     logcontext,
     owners,
     queries,
+    queue,
     transcode,
     video_state,
 )
@@ -103,8 +105,10 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
     video_state.register(app, topology, deps, settings)
     if settings.worker.transcode_enabled:
         transcode.register(app, topology, deps, settings)
+        chunks.register(app, topology, deps, settings)
     owners.register(app, topology, deps)
     queries.register(app, topology, deps, settings)
+    queue.register(app, topology, deps, settings)
     analytics.register(app, topology, deps, settings)
     indexer.register(app, topology, deps, settings, search)
     lag.register(app, settings)

@@ -11,11 +11,14 @@ scan (an expiry sweep, a local trending answer) must never act on those.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 
 import faust
-from faust.types import TableT
+from faust.streams import _current_event
+from faust.types import EventT, TableT
 
 from tritontube.streams.partitioning import partition_of
 from tritontube.streams.records import EventCodec
@@ -63,3 +66,18 @@ class TypedTable(Generic[T]):
         for key, raw in list(self.table.items()):
             if partition_of(key, partitions) in mine:
                 yield key.decode(), decode_value(self.codec, raw, self.cls)
+
+
+@contextmanager
+def attributed_to(event: EventT) -> Iterator[None]:
+    """Table writes made inside are attributed to ``event``.
+
+    Faust takes a table write's changelog partition (and a RocksDB store its partition
+    database) from the stream's current event, which a ``take_events`` batch does not set
+    in the agent's task; a write made on behalf of a batched event sets it explicitly.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

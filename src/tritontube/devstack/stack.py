@@ -121,7 +121,9 @@ class EmbeddedStack:
             grpc = g.model_copy(update={"port": free_port(g.host)})
             self.settings = self.settings.model_copy(update={"grpc": grpc})
         host, base = self.settings.worker.web_host, self.settings.worker.web_port
-        for index in range(self.workers):
+        if self.worker_ports and len(self.worker_ports) != self.workers:
+            raise ValueError("worker_ports must name one port per worker")
+        for index in range(len(self.worker_ports), self.workers):
             port = base + index
             if index and (port > 65535 or port_open(host, port) or port in self.worker_ports):
                 port = free_port(host)

@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tritontube import videos
 from tritontube.domain import analytics as an
 from tritontube.domain.events import VideoState
+from tritontube.domain.queue import QueuePosition
 from tritontube.domain.video import Status, is_playable, metadata_etag
 from tritontube.indexer.query import SearchHit
 from tritontube.v1 import web_pb2 as pb
@@ -65,7 +66,7 @@ def video(state: VideoState, *, is_owner: bool) -> pb.Video:
     return message
 
 
-def transcode_status(state: VideoState) -> pb.TranscodeStatus:
+def transcode_status(state: VideoState, queue: QueuePosition | None = None) -> pb.TranscodeStatus:
     message = pb.TranscodeStatus(
         video_id=state.video_id,
         status=state.status,
@@ -85,6 +86,8 @@ def transcode_status(state: VideoState) -> pb.TranscodeStatus:
     error = failure(state)
     if error is not None:
         message.error.CopyFrom(error)
+    if queue is not None:
+        message.queue.CopyFrom(pb.QueuePosition(position=queue.position, length=queue.length))
     return message
 
 

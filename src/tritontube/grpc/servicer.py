@@ -103,8 +103,8 @@ class WebServicer(web_pb2_grpc.WebServicer):
     async def GetTranscodeStatus(
         self, request: pb.GetTranscodeStatusRequest, context: Context
     ) -> pb.TranscodeStatus:
-        state = await videos.transcode_status(self.services, current_user(), request.video_id)
-        return messages.transcode_status(state)
+        view = await videos.transcode_status(self.services, current_user(), request.video_id)
+        return messages.transcode_status(view.state, view.queue)
 
     async def GetPlaybackInfo(
         self, request: pb.GetPlaybackInfoRequest, context: Context

@@ -162,6 +162,13 @@ _RESPONSES: dict[str, dict[str, Any]] = {
             "error": _obj(
                 ["code", "message"], {"code": {"type": "string"}, "message": {"type": "string"}}
             ),
+            "queue": _obj(
+                ["position", "length"],
+                {
+                    "position": {"type": "integer", "minimum": 1},
+                    "length": {"type": "integer", "minimum": 1},
+                },
+            ),
         },
     ),
     "VideoMetadata": _obj(

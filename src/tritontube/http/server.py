@@ -54,14 +54,19 @@ CLIENT_FAULTS: tuple[type[BaseException], ...] = (
 )
 
 
+def _is_request_target(line: object) -> bool:
+    """Whether an over-long line aiohttp reports is a request target (``/path...``,
+    ``http://...``, ``*``) rather than a header name or value."""
+    head = bytes(line[:12]) if isinstance(line, bytes | bytearray) else str(line)[:12].encode()
+    return head.startswith((b"/", b"*")) or b"://" in head
+
+
 def _client_error_status(exc: BaseException | None, status: int) -> tuple[int, str]:
     """The status and title for a request the parser refused."""
-    if isinstance(exc, LineTooLong):
+    if isinstance(exc, LineTooLong) and exc.args:
         # aiohttp says 400 for both; RFC 9110 has a status for each.
-        text = str(exc)
-        if "status line" in text.lower() or "url" in text.lower() or "bytearray(b'/" in text:
-            return 414, HTTPStatus(414).phrase
-        return 431, HTTPStatus(431).phrase
+        code = 414 if _is_request_target(exc.args[0]) else 431
+        return code, HTTPStatus(code).phrase
     try:
         return status, HTTPStatus(status).phrase
     except ValueError:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from tritontube import videos
 from tritontube.domain.events import VideoState
+from tritontube.domain.queue import QueuePosition
 from tritontube.domain.video import is_playable
 from tritontube.http.auth import current_user
 from tritontube.http.keys import services
@@ -36,7 +37,7 @@ def renditions_json(state: VideoState) -> list[dict[str, Any]]:
     ]
 
 
-def transcode_status_body(state: VideoState) -> dict[str, Any]:
+def transcode_status_body(state: VideoState, queue: QueuePosition | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "videoId": state.video_id,
         "status": state.status,
@@ -54,6 +55,8 @@ def transcode_status_body(state: VideoState) -> dict[str, Any]:
     error = failure_body(state)
     if error is not None:
         body["error"] = error
+    if queue is not None:
+        body["queue"] = {"position": queue.position, "length": queue.length}
     return body
 
 
@@ -90,11 +93,11 @@ def video_response(view: videos.VideoView) -> web.Response:
 
 
 async def transcode_status(request: web.Request) -> web.Response:
-    """GET /v1/videos/{video_id}/transcodeStatus (the owner only)."""
-    state = await videos.transcode_status(
+    """GET /v1/videos/{video_id}/transcodeStatus (the owner only); ``queue`` while waiting."""
+    view = await videos.transcode_status(
         services(request), current_user(request), request.match_info["video_id"]
     )
-    return web.json_response(transcode_status_body(state))
+    return web.json_response(transcode_status_body(view.state, view.queue))
 
 
 async def video_metadata(request: web.Request) -> web.Response:

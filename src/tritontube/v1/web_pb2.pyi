@@ -174,7 +174,7 @@ class RenditionProgress(_message.Message):
     def __init__(self, name: _Optional[str] = ..., status: _Optional[str] = ..., progress: _Optional[float] = ...) -> None: ...
 
 class TranscodeStatus(_message.Message):
-    __slots__ = ("video_id", "status", "progress", "step", "eta_seconds", "attempt", "renditions", "version", "updated_at", "error")
+    __slots__ = ("video_id", "status", "progress", "step", "eta_seconds", "attempt", "renditions", "version", "updated_at", "error", "queue")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +185,7 @@ class TranscodeStatus(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     status: str
     progress: float
@@ -195,7 +196,16 @@ class TranscodeStatus(_message.Message):
     version: int
     updated_at: _timestamp_pb2.Timestamp
     error: Failure
-    def __init__(self, video_id: _Optional[str] = ..., status: _Optional[str] = ..., progress: _Optional[float] = ..., step: _Optional[str] = ..., eta_seconds: _Optional[float] = ..., attempt: _Optional[int] = ..., renditions: _Optional[_Iterable[_Union[RenditionProgress, _Mapping]]] = ..., version: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
+    queue: QueuePosition
+    def __init__(self, video_id: _Optional[str] = ..., status: _Optional[str] = ..., progress: _Optional[float] = ..., step: _Optional[str] = ..., eta_seconds: _Optional[float] = ..., attempt: _Optional[int] = ..., renditions: _Optional[_Iterable[_Union[RenditionProgress, _Mapping]]] = ..., version: _Optional[int] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[Failure, _Mapping]] = ..., queue: _Optional[_Union[QueuePosition, _Mapping]] = ...) -> None: ...
+
+class QueuePosition(_message.Message):
+    __slots__ = ("position", "length")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    length: int
+    def __init__(self, position: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class RetryTranscodeRequest(_message.Message):
     __slots__ = ("video_id",)

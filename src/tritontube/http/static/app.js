@@ -387,6 +387,7 @@
     $("tc-progress-text").textContent = `${pct}%`;
     let text = ts.status.replace(/_/g, " ").toLowerCase();
     if (ts.step) text += ` — ${ts.step}`;
+    if (ts.queue) text += ` — position ${ts.queue.position} of ${ts.queue.length} in the queue`;
     if (ts.etaSeconds != null && ts.status === "TRANSCODING") text += ` (about ${Math.ceil(ts.etaSeconds)} s left)`;
     if (ts.error) text = `Failed: ${ts.error.message || ts.error.code}`;
     $("tc-status").textContent = text;
