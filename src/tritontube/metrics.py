@@ -11,11 +11,6 @@ HTTP_REQUEST_SECONDS = Histogram(
     "HTTP request latency by route and status.",
     ("method", "route", "status"),
 )
-GRPC_REQUEST_SECONDS = Histogram(
-    "tritontube_grpc_request_duration_seconds",
-    "gRPC call latency by method and status code.",
-    ("method", "code"),
-)
 HTTP_RATE_LIMITED = Counter(
     "tritontube_http_rate_limited_total", "Requests refused with 429 by scope.", ("scope",)
 )

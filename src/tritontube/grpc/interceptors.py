@@ -27,7 +27,7 @@ import grpc
 import structlog
 from pydantic import ValidationError
 
-from tritontube import metrics, tokens
+from tritontube import tokens
 from tritontube.grpc.errors import internal_error, status_code, to_grpc_status
 from tritontube.problems import Problem, validation_problem
 from tritontube.ratelimit import RateLimiter
@@ -115,7 +115,6 @@ class ApiInterceptor(grpc.aio.ServerInterceptor):
                 problem = internal_error()
             code = grpc.StatusCode.OK if problem is None else status_code(problem)
             elapsed = time.perf_counter() - started
-            metrics.GRPC_REQUEST_SECONDS.labels(name, code.name).observe(elapsed)
             log.info(
                 "request",
                 extra={"status": code.name, "duration_ms": round(1000 * elapsed, 2)},
