@@ -28,7 +28,8 @@ segments (``domain.chunks.join`` refuses parts that do not fit), written after e
 it lists is in the store, then ``RenditionReady`` per rendition and ``TranscodeSucceeded``,
 like the one pass. A part that failed for good fails the video with its reason and
 removes what the job stored. A result that arrives for a job that failed (a part that was
-running somewhere) has its files removed. A redelivered result, a second plan of the same
+running somewhere) has its files removed; one for a video its owner deleted removes the
+video's media (the purge may have run before the part's upload). A redelivered result, a second plan of the same
 attempt or a result after the join change nothing; a join interrupted by a crash runs again
 from the table with the same outcome (deterministic names and event ids).
 """
@@ -58,6 +59,7 @@ from tritontube.agents.dlq import dead_letter
 from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import TRANSCODE_CHUNKS_TABLE, Topology
 from tritontube.agents.transcode import TRANSIENT_ERRORS
+from tritontube.agents.video_state import discard_if_deleted
 from tritontube.deps import Deps
 from tritontube.domain import chunks
 from tritontube.domain import transcode as tx
@@ -432,6 +434,8 @@ class JoinRunner:
         except CodecError as exc:
             await dead_letter(self.topology, self.deps, event, exc)
             return
+        if await discard_if_deleted(self.topology, self.deps, change.video_id):
+            return  # the owner deleted the video: nothing of its job is kept or joined
         before = self.jobs.get(change.video_id)
         after = chunks.apply(before, change)
         if isinstance(change, ChunkEncoded):

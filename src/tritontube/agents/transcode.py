@@ -48,9 +48,9 @@ from tritontube.agents import scratch
 from tritontube.agents.dlq import dead_letter
 from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import TRANSCODE_CHUNKS_TABLE, Topology
-from tritontube.agents.video_state import read_state
+from tritontube.agents.video_state import discard_if_deleted, read_state
 from tritontube.deps import Deps
-from tritontube.domain import chunks, video
+from tritontube.domain import chunks
 from tritontube.domain import transcode as tx
 from tritontube.domain.events import ChunkedJob, TranscodeChunk, TranscodeJob
 from tritontube.domain.media import (
@@ -148,19 +148,7 @@ class TranscodeRunner:
             return
         with metrics.TRANSCODE_IN_FLIGHT.track_inprogress():
             await self._attempt(event, job)
-        await self._discard_if_deleted(job)
-
-    async def _discard_if_deleted(self, job: TranscodeJob) -> None:
-        """The owner deleted the video while it was encoding: the purge may have run before
-        this job's last upload, so remove what it wrote (nothing references it)."""
-        if not video.is_deleted(read_state(self.topology, self.deps, job.video_id)):
-            return
-        try:
-            removed = await self.deps.object_store.delete_prefix(video.media_prefix(job.video_id))
-        except ObjectStoreError as exc:
-            log.warning("could not remove the output of deleted %s: %s", job.video_id, exc)
-            return
-        log.info("removed %d object(s) of deleted video %s", removed, job.video_id)
+        await discard_if_deleted(self.topology, self.deps, job.video_id)
 
     def _skip(self, job: TranscodeJob) -> bool:
         why = tx.skip_reason(job, read_state(self.topology, self.deps, job.video_id))

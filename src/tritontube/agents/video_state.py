@@ -170,6 +170,22 @@ async def purge(topology: Topology, deps: Deps, state: VideoState) -> None:
     log.info("purged %s: %d object(s) removed", state.video_id, removed)
 
 
+async def discard_if_deleted(topology: Topology, deps: Deps, video_id: str) -> bool:
+    """For the transcoders: when the owner deleted the video while it was being encoded, the
+    purge may have run before their last upload; remove the video's media (nothing references
+    it) and say so. Runs on the owner of the video's partition (the table is local)."""
+    if not video.is_deleted(read_state(topology, deps, video_id)):
+        return False
+    try:
+        removed = await deps.object_store.delete_prefix(video.media_prefix(video_id))
+    except ObjectStoreError as exc:
+        log.warning("could not remove the output of deleted %s: %s", video_id, exc)
+        return True
+    if removed:
+        log.info("removed %d object(s) of deleted video %s", removed, video_id)
+    return True
+
+
 async def _remove_partial_upload(deps: Deps, state: VideoState) -> None:
     prefix = video.upload_prefix(state.video_id)
     try:
