@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 
 def _env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
-    ports = {name: free_port() for name in ("http", "broker", "s3", "worker", "grpc")}
+    ports = {name: free_port() for name in ("http", "broker", "s3", "worker", "grpc", "archive")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRITONTUBE_")}
     env.update(
         {
@@ -36,6 +36,8 @@ def _env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
             "TRITONTUBE_S3__ENDPOINT_URL": f"http://127.0.0.1:{ports['s3']}",
             "TRITONTUBE_WORKER__WEB_PORT": str(ports["worker"]),
             "TRITONTUBE_GRPC__PORT": str(ports["grpc"]),
+            # Every port its own: a default one (6070) may be another stack's on a busy machine.
+            "TRITONTUBE_ARCHIVE__WEB_PORT": str(ports["archive"]),
             "TRITONTUBE_WORKER__DATA_DIR": str(tmp_path / "worker"),
             "TRITONTUBE_SEARCH__PATH": str(tmp_path / "search"),
             "TRITONTUBE_DATA_DIR": str(tmp_path / "data"),
