@@ -13,7 +13,7 @@ import pytest
 from tritontube.deps import build_deps
 from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import free_port
-from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.seaweedfs import Credentials, SeaweedFSServer
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.settings import (
     HttpSettings,
@@ -61,14 +61,15 @@ def broker(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def s3rver(tmp_path: Path) -> Iterator[S3rverServer]:
-    server = S3rverServer(
+def object_store(tmp_path: Path) -> Iterator[SeaweedFSServer]:
+    """A fresh embedded object store (SeaweedFS) with bucket ``tritontube``; its keys are the
+    server's ``access_key_id``/``secret_access_key`` (:func:`helpers.store_settings`)."""
+    server = SeaweedFSServer(
         directory=tmp_path / "objects",
         port=free_port(),
         bucket="tritontube",
         cors_origins=["http://127.0.0.1"],
-        log_path=tmp_path / "logs" / "s3rver.log",
-        silent=True,
+        log_path=tmp_path / "logs" / "objectstore.log",
     )
     with server:
         yield server
@@ -105,13 +106,18 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
         """``transcode_agent=False``: no transcode agent (tests that publish its events by hand)."""
         worker_port = free_port()
         http_port = free_port()
+        keys = Credentials.generate()  # the stack's object store takes the app's keys from here
         groups: dict[str, object] = {
             "kafka": KafkaSettings(
                 bootstrap_servers=f"127.0.0.1:{free_port()}",
                 embedded_broker_compat=True,
                 partitions=2,
             ),
-            "s3": S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
+            "s3": S3Settings(
+                endpoint_url=f"http://127.0.0.1:{free_port()}",
+                access_key_id=keys.access_key_id,
+                secret_access_key=keys.secret_access_key,  # type: ignore[arg-type]
+            ),
             "http": HttpSettings(port=http_port, worker_url=f"http://127.0.0.1:{worker_port}"),
             "worker": WorkerSettings(
                 web_port=worker_port,

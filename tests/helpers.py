@@ -28,13 +28,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
-from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.process import ManagedProcess
+from tritontube.devstack.seaweedfs import SeaweedFSServer
+from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import UploadCompleted, UploadSessionCreated
 from tritontube.domain.media import Probe
 from tritontube.http.auth import mint_token
 from tritontube.indexer.port import SearchIndex
 from tritontube.indexer.query import SearchQuery
-from tritontube.settings import Settings
+from tritontube.settings import S3Settings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import catalogue
 from tritontube.streams.records import EventCodec
@@ -304,7 +306,7 @@ def restarted_clock_ts(
     return joined
 
 
-def s3rver_store(server: S3rverServer, **options: Any) -> S3ObjectStore:
+def server_store(server: SeaweedFSServer, **options: Any) -> S3ObjectStore:
     """An S3 client for ``server``'s bucket (``options``: S3ObjectStore's others); close it."""
     return S3ObjectStore(
         endpoint_url=server.endpoint_url,
@@ -313,6 +315,23 @@ def s3rver_store(server: S3rverServer, **options: Any) -> S3ObjectStore:
         secret_access_key=server.secret_access_key,
         **options,
     )
+
+
+def store_settings(server: SeaweedFSServer, **overrides: Any) -> S3Settings:
+    """The ``s3`` settings group that reaches ``server``'s bucket with its app keys."""
+    fields: dict[str, Any] = {
+        "endpoint_url": server.endpoint_url,
+        "bucket": server.bucket,
+        "access_key_id": server.access_key_id,
+        "secret_access_key": server.secret_access_key,
+        **overrides,
+    }
+    return S3Settings(**fields)
+
+
+def process_named(stack: EmbeddedStack, name: str) -> ManagedProcess:
+    """The stack's child called ``name`` (``objectstore``, ``broker``, ``worker``, ``api``)."""
+    return next(p for p in stack.processes if p.name == name)
 
 
 def _processes() -> Iterator[tuple[int, str, bytes]]:

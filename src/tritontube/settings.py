@@ -68,7 +68,7 @@ class S3Settings(_Group):
     """The object store holding uploads, DASH output and the event archive."""
 
     endpoint_url: str | None = Field(
-        "http://127.0.0.1:4569",
+        "http://127.0.0.1:8333",
         description="S3 endpoint; None means AWS's own endpoints for `region`.",
     )
     public_endpoint_url: str | None = Field(
@@ -79,10 +79,19 @@ class S3Settings(_Group):
         ),
     )
     region: str = Field("us-east-1", description="S3 region.")
-    access_key_id: str = Field("S3RVER", description="Access key id.")
-    secret_access_key: SecretStr = Field(SecretStr("S3RVER"), description="Secret access key.")
+    access_key_id: str | None = Field(
+        None,
+        description=(
+            "Access key id. Unset: boto3's default chain (environment, instance role); the "
+            "embedded stack (`tritontube dev`) generates keys once per data_dir and keeps them "
+            "in <data_dir>/objects/credentials.json (0600), which the CLI also reads."
+        ),
+    )
+    secret_access_key: SecretStr | None = Field(
+        None, description="Secret access key (unset: as access_key_id)."
+    )
     bucket: str = Field("tritontube", description="Bucket for uploads, media and archive.")
-    force_path_style: bool = Field(True, description="Path-style addressing (MinIO, s3rver).")
+    force_path_style: bool = Field(True, description="Path-style addressing (MinIO, SeaweedFS).")
 
 
 class SearchSettings(_Group):

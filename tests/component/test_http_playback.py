@@ -2,7 +2,7 @@
 
 Video state comes from a stub of the worker's web views serving states folded by the real
 domain state machine and serialised by the worker's own ``state_json``; media objects live in
-a real s3rver (tests marked ``integration``). The app's clock is pinned so that expiry is tested
+a real SeaweedFS (tests marked ``integration``). The app's clock is pinned so that expiry is tested
 by moving time, not by sleeping.
 """
 
@@ -19,10 +19,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from helpers import auth, problem
+from helpers import auth, problem, store_settings
 from tritontube.agents.views import state_json
 from tritontube.deps import Deps, build_deps
-from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.seaweedfs import SeaweedFSServer
 from tritontube.domain import video
 from tritontube.domain.events import (
     Rendition,
@@ -179,8 +179,12 @@ def settings(make_settings: Callable[..., Settings], worker_stub: TestServer) ->
     worker_url = str(worker_stub.make_url("")).rstrip("/")
     return make_settings(
         http=HttpSettings(worker_url=worker_url),
-        # Nothing listens here: the tests that read objects use ``media_client`` (s3rver).
-        s3=S3Settings(endpoint_url="http://127.0.0.1:9"),
+        # Nothing listens here: the tests that read objects use ``media_client`` (SeaweedFS).
+        s3=S3Settings(
+            endpoint_url="http://127.0.0.1:9",
+            access_key_id="component-test",
+            secret_access_key="component-test-secret",  # type: ignore[arg-type]
+        ),
         playback=PlaybackSettings(media_url_ttl_seconds=TTL, media_url_bucket_seconds=60),
     )
 
@@ -343,12 +347,12 @@ async def media_client(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     worker_stub: TestServer,
-    s3rver: S3rverServer,
+    object_store: SeaweedFSServer,
     clock: PinnedClock,
 ) -> AsyncIterator[tuple[TestClient, Settings]]:  # type: ignore[type-arg]
     settings = make_settings(
         http=HttpSettings(worker_url=str(worker_stub.make_url("")).rstrip("/")),
-        s3=S3Settings(endpoint_url=s3rver.endpoint_url),
+        s3=store_settings(object_store),
         playback=PlaybackSettings(media_url_ttl_seconds=TTL, media_url_bucket_seconds=60),
     )
     store = S3ObjectStore.from_settings(settings.s3)

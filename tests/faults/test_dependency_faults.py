@@ -18,8 +18,16 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pydantic import SecretStr
 
-from helpers import clip, publish_upload, source_key, terminal, wait_for_state
+from helpers import (
+    clip,
+    process_named,
+    publish_upload,
+    source_key,
+    terminal,
+    wait_for_state,
+)
 from tritontube.deps import build_deps
 from tritontube.devstack.osmem import osmem_url, running_osmem
 from tritontube.devstack.stack import EmbeddedStack
@@ -31,7 +39,6 @@ from tritontube.settings import (
     ArchiveSettings,
     AuthSettings,
     RateLimitSettings,
-    S3Settings,
     SearchSettings,
     Settings,
     TranscodeSettings,
@@ -129,7 +136,7 @@ async def test_broker_restart_503_then_nothing_acknowledged_is_lost(
     base = make_settings()
     settings = make_settings(
         kafka=base.kafka,
-        s3=S3Settings(endpoint_url=base.s3.endpoint_url, secret_access_key=S3_SECRET),
+        s3=base.s3.model_copy(update={"secret_access_key": SecretStr(S3_SECRET)}),
         http=base.http,
         worker=base.worker,
         auth=AuthSettings(secret=SECRET),
@@ -154,10 +161,9 @@ async def test_broker_restart_503_then_nothing_acknowledged_is_lost(
     archived_after = await _wait_archived(settings, catalogue.UPLOADS.name, len(accepted))
     await _wait_checkpoint(settings)
 
-    broker = stack.processes[0]
-    assert broker.name == "broker"
+    broker = process_named(stack, "broker")
     broker.kill()
-    worker = stack.processes[-1]
+    worker = process_named(stack, "worker")
     worker.kill()  # its consumer would only log errors; it restarts with the broker
 
     refusals = []
@@ -235,8 +241,7 @@ async def test_the_whole_stack_killed_mid_encode_still_ends_ready_after_the_rest
     encoding = await wait_for_state(settings, "cut", lambda s: True)
     assert (encoding["status"], encoding["step"]) == ("TRANSCODING", "ENCODING"), encoding
 
-    broker, worker = stack.processes[0], stack.processes[-1]
-    assert (broker.name, worker.name) == ("broker", "worker")
+    broker, worker = process_named(stack, "broker"), process_named(stack, "worker")
     worker.kill()
     broker.kill()
     # As `make dev` brings a dead broker back: restore from the archive, then the worker.
@@ -259,9 +264,7 @@ async def test_object_store_down_refuses_completion_and_nothing_becomes_ready(
     headers = _auth(settings)
     resp = await client.post("/v1/videos:uploadURL", json=BODY, headers=headers)
     session = await resp.json()
-    s3rver = stack.processes[1]
-    assert s3rver.name == "s3rver", s3rver.name
-    s3rver.kill()
+    process_named(stack, "objectstore").kill()
     resp, took = await _timed(
         client.post(
             "/v1/videos:completeUpload",

@@ -1,10 +1,10 @@
 """The archiver's checkpoint of the worker group, and the restore that commits the group there.
 
-Real embedded broker and s3rver; the worker is played by hand (records produced and offsets
-committed as Faust does it) so that the moment that matters can be held still: an event
-archived and committed while the table change it caused is still in the changelog's flush
-window. One CI run of the broker fault test hit exactly that by chance, and the restore then
-committed the group past the event, so its change was never made again.
+Real embedded broker and object store (SeaweedFS); the worker is played by hand (records
+produced and offsets committed as Faust does it) so that the moment that matters can be held
+still: an event archived and committed while the table change it caused is still in the
+changelog's flush window. One CI run of the broker fault test hit exactly that by chance, and
+the restore then committed the group past the event, so its change was never made again.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The upload pipeline against real services: broker, s3rver, worker, and the API in process.
+"""The upload pipeline against real services: broker, SeaweedFS, worker, and the API in process.
 
 A real multipart POST goes to the pre-signed URL; jobs are read from `transcode-jobs` with a
 plain aiokafka consumer, outside the application's code.
@@ -175,11 +175,18 @@ async def test_refusals_publish_nothing(api: Api, clip: bytes) -> None:
     status, body = await api.complete("doesnotexist", etag)
     assert (status, body["code"]) == (404, "NOT_FOUND")
 
-    # The dev object store does not enforce the POST policy: a larger file gets stored...
-    assert await post_form(session["upload"], clip + b"\0" * 100) in (200, 201, 204)
+    # The store enforces the policy's size (exactly the declared one): a larger or a smaller
+    # file is refused by the store itself and nothing is stored...
+    assert await post_form(session["upload"], clip + b"\0" * 100) == 400
+    assert await post_form(session["upload"], clip[:-1]) == 400
+    status, body = await api.complete(vid, etag)
+    assert (status, body["code"]) == (409, "OBJECT_MISSING")
+    # ...a store that did not would still be caught by completeUpload's own check...
+    store = build_deps(api.settings).object_store
+    await store.put_bytes(session["upload"]["fields"]["key"], clip + b"\0" * 100, "video/mp4")
     status, body = await api.complete(vid, etag)
     assert (status, body["code"]) == (422, "SIZE_MISMATCH")
-    # ...and so does a non-video file of exactly the declared size.
+    # ...and a non-video file of exactly the declared size passes the policy, not the sniffing.
     assert await post_form(session["upload"], b"%PDF-1.4 " + b"x" * (len(clip) - 9)) in (
         200,
         201,
@@ -214,10 +221,14 @@ async def test_every_accepted_content_type_reaches_pending_transcode(
 
 async def test_content_type_mismatch_is_refused(api: Api, clip: bytes) -> None:
     session = await api.upload_url(len(clip))
-    # A client that tampers with the signed Content-Type field: real S3 rejects the policy,
-    # the development stores do not, so the service must check.
+    # A client that tampers with the signed Content-Type field: the store rejects the policy.
     tampered = {"Content-Type": "video/webm"}
-    assert await post_form(session["upload"], clip, **tampered) in (200, 201, 204)
+    assert await post_form(session["upload"], clip, **tampered) == 403
+    status, body = await api.complete(session["videoId"], session["etag"])
+    assert (status, body["code"]) == (409, "OBJECT_MISSING")
+    # A store that accepted it anyway (one that does not enforce policies) is caught here.
+    store = build_deps(api.settings).object_store
+    await store.put_bytes(session["upload"]["fields"]["key"], clip, "video/webm")
     status, body = await api.complete(session["videoId"], session["etag"])
     assert (status, body["code"]) == (422, "CONTENT_TYPE_MISMATCH")
 
@@ -233,9 +244,10 @@ async def test_abandoned_session_expires_and_its_partial_object_is_removed(
     stack_factory(settings)
     api = Api(await aiohttp_client(create_http_app(settings, build_deps(settings))), settings)
     session = await api.upload_url(len(clip))
-    assert await post_form(session["upload"], clip[: len(clip) // 2]) in (200, 201, 204)
     store = build_deps(settings).object_store
     key = session["upload"]["fields"]["key"]
+    # What an abandoned upload leaves (the POST itself is all or nothing on a real store).
+    await store.put_bytes(key, clip[: len(clip) // 2], "video/mp4")
     assert await store.head(key) is not None
     await asyncio.sleep(6.5)
     status, body = await api.complete(session["videoId"], session["etag"])

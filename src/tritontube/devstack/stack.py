@@ -35,9 +35,9 @@ from pydantic import SecretStr
 
 from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import ManagedProcess, ProcessFailedError
-from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.seaweedfs import Credentials, SeaweedFSServer, with_keys
 from tritontube.replay.restore import restore_from_archive
-from tritontube.settings import Settings
+from tritontube.settings import S3Settings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams.admin import ensure_topics
 
@@ -71,6 +71,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def explicit_credentials(s3: S3Settings) -> Credentials | None:
+    """The app's keys when the settings name them, else None (the store's own are used)."""
+    if s3.access_key_id is None or s3.secret_access_key is None:
+        return None
+    return Credentials(s3.access_key_id, s3.secret_access_key.get_secret_value())
+
+
+def store_settings(settings: Settings, store: SeaweedFSServer) -> Settings:
+    """``settings`` with the embedded store's app keys when they name none themselves."""
+    if explicit_credentials(settings.s3) is not None:
+        return settings
+    return with_keys(settings, store.credentials["app"])
+
+
 def _host_port(url: str) -> tuple[str, int]:
     parts = urlsplit(url if "://" in url else f"tcp://{url}")
     if parts.hostname is None or parts.port is None:
@@ -87,27 +101,36 @@ class EmbeddedStack:
     with_api: bool = True
     processes: list[ManagedProcess] = field(default_factory=list)
 
+    def object_store(self) -> SeaweedFSServer:
+        """The embedded object store of these settings (not started), in data_dir/objects."""
+        s = self.settings
+        if s.s3.endpoint_url is None:
+            raise ValueError("the embedded stack needs settings.s3.endpoint_url")
+        s3_host, s3_port = _host_port(s.s3.endpoint_url)
+        return SeaweedFSServer(
+            directory=s.data_dir / "objects",
+            port=s3_port,
+            bucket=s.s3.bucket,
+            cors_origins=list(s.http.cors_origins) or [self.public_url],
+            host=s3_host,
+            app_credentials=explicit_credentials(s.s3),
+            log_path=self.log_dir / "objectstore.log",
+        )
+
     def _python(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "tritontube.cli", *args]
 
     def start_infrastructure(self) -> None:
-        s = self.settings
-        host, port = _host_port(s.kafka.bootstrap_servers.split(",")[0])
-        self._start(tansu_process(host, port, self.log_dir))
-        if s.s3.endpoint_url is None:
-            raise ValueError("the embedded stack needs settings.s3.endpoint_url")
-        s3_host, s3_port = _host_port(s.s3.endpoint_url)
-        origins = list(s.http.cors_origins) or [self.public_url]
-        s3rver = S3rverServer(
-            directory=s.data_dir / "objects",
-            port=s3_port,
-            bucket=s.s3.bucket,
-            cors_origins=origins,
-            host=s3_host,
-            log_path=self.log_dir / "s3rver.log",
-            silent=True,
-        )
-        self._start(s3rver.build_process())
+        """The object store, then the broker whose storage it is (stopped the other way round:
+        Tansu cannot stop cleanly once its store is gone)."""
+        store = self.object_store()
+        self.settings = store_settings(self.settings, store)
+        proc = store.build_process()
+        self._start(proc)
+        store.wait_ready(proc)
+        host, port = _host_port(self.settings.kafka.bootstrap_servers.split(",")[0])
+        broker = tansu_process(host, port, self.log_dir)
+        self._start(broker)
         # Run in a thread of its own: callers may be inside an event loop (async tests).
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, self._prepare()).result()

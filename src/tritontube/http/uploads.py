@@ -152,8 +152,13 @@ async def create_upload_url(request: web.Request) -> web.Response:
     video_id = new_video_id()
     key = video.source_key(video_id, body.file_name)
     try:
+        # The policy pins the key, the type and the declared size: the store refuses the rest.
         post = await request.app[keys.OBJECT_STORE].presign_post(
-            key, body.content_type, body.size_bytes, up.session_ttl_seconds
+            key,
+            body.content_type,
+            body.size_bytes,
+            up.session_ttl_seconds,
+            min_size_bytes=body.size_bytes,
         )
     except ObjectStoreError as exc:
         raise _unavailable("object store", exc) from exc

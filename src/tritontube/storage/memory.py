@@ -74,11 +74,17 @@ class InMemoryObjectStore:
             raise ObjectNotFound(self.bucket)
 
     async def presign_post(
-        self, key: str, content_type: str, max_size_bytes: int, expires_in: int
+        self,
+        key: str,
+        content_type: str,
+        max_size_bytes: int,
+        expires_in: int,
+        *,
+        min_size_bytes: int = 1,
     ) -> PresignedPost:
         self._check_available()
-        if max_size_bytes < 1:
-            raise ValueError("max_size_bytes must be at least 1")
+        if not 1 <= min_size_bytes <= max_size_bytes:
+            raise ValueError("need 1 <= min_size_bytes <= max_size_bytes")
         if expires_in < 1:
             raise ValueError("expires_in must be at least 1 second")
         expiration = self._clock() + timedelta(seconds=expires_in)
@@ -88,7 +94,7 @@ class InMemoryObjectStore:
                 {"bucket": self.bucket},
                 {"key": key},
                 {"Content-Type": content_type},
-                ["content-length-range", 1, max_size_bytes],
+                ["content-length-range", min_size_bytes, max_size_bytes],
             ],
         }
         encoded = base64.b64encode(json.dumps(policy).encode()).decode()

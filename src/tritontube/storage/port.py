@@ -1,6 +1,6 @@
 """The object-store port: what the rest of TritonTube may ask of S3 and nothing more.
 
-Adapters: :class:`tritontube.storage.s3.S3ObjectStore` (boto3; AWS S3, MinIO, s3rver, moto) and
+Adapters: :class:`tritontube.storage.s3.S3ObjectStore` (boto3; AWS S3, MinIO, SeaweedFS, moto) and
 :class:`tritontube.storage.memory.InMemoryObjectStore` (a fake for unit tests of pure logic).
 
 Keys are plain S3 object keys (``uploads/<video_id>/source``); the bucket is fixed per store.
@@ -72,9 +72,16 @@ class ObjectStore(Protocol):
         ...
 
     async def presign_post(
-        self, key: str, content_type: str, max_size_bytes: int, expires_in: int
+        self,
+        key: str,
+        content_type: str,
+        max_size_bytes: int,
+        expires_in: int,
+        *,
+        min_size_bytes: int = 1,
     ) -> PresignedPost:
-        """A form upload of exactly ``key`` with ``content_type`` and 1..max_size_bytes bytes."""
+        """A form upload of exactly ``key`` with ``content_type`` and min..max_size_bytes
+        bytes (a store that enforces policies refuses any other key, type or size)."""
         ...
 
     async def presign_get(self, key: str, expires_in: int, *, internal: bool = False) -> str:

@@ -1,4 +1,4 @@
-"""``S3ObjectStore``: the object-store port over boto3 (AWS S3, MinIO, s3rver, moto).
+"""``S3ObjectStore``: the object-store port over boto3 (AWS S3, MinIO, SeaweedFS, moto).
 
 boto3 is synchronous, so every call runs in a worker thread (``asyncio.to_thread``) and the event
 loop never blocks. Transport failures (connection refused, timeouts, 5xx) become
@@ -96,7 +96,7 @@ class S3ObjectStore:
             retries={"mode": "standard", "max_attempts": max_attempts},
             max_pool_connections=max_pool_connections,
             # boto3 >= 1.36 adds CRC checksums (headers, or aws-chunked trailers on streamed
-            # bodies) to every upload by default; S3 clones such as s3rver predate that
+            # bodies) to every upload by default; not every S3-compatible store speaks that
             # protocol. Checksums only where the API demands them (e.g. DeleteObjects).
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
@@ -124,7 +124,11 @@ class S3ObjectStore:
             public_endpoint_url=settings.public_endpoint_url,
             region=settings.region,
             access_key_id=settings.access_key_id,
-            secret_access_key=settings.secret_access_key.get_secret_value(),
+            secret_access_key=(
+                settings.secret_access_key.get_secret_value()
+                if settings.secret_access_key is not None
+                else None
+            ),
             bucket=settings.bucket,
             force_path_style=settings.force_path_style,
         )
@@ -154,10 +158,16 @@ class S3ObjectStore:
         await self._run("head_bucket", self.bucket, self._client.head_bucket, Bucket=self.bucket)
 
     async def presign_post(
-        self, key: str, content_type: str, max_size_bytes: int, expires_in: int
+        self,
+        key: str,
+        content_type: str,
+        max_size_bytes: int,
+        expires_in: int,
+        *,
+        min_size_bytes: int = 1,
     ) -> PresignedPost:
-        if max_size_bytes < 1:
-            raise ValueError("max_size_bytes must be at least 1")
+        if not 1 <= min_size_bytes <= max_size_bytes:
+            raise ValueError("need 1 <= min_size_bytes <= max_size_bytes")
         if expires_in < 1:
             raise ValueError("expires_in must be at least 1 second")
         # boto3 adds the {"bucket": ...} and exact {"key": key} conditions itself.
@@ -170,7 +180,7 @@ class S3ObjectStore:
             Fields={"Content-Type": content_type},
             Conditions=[
                 {"Content-Type": content_type},
-                ["content-length-range", 1, max_size_bytes],
+                ["content-length-range", min_size_bytes, max_size_bytes],
             ],
             ExpiresIn=expires_in,
         )
