@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from tritontube.http.media_tokens import MEDIA_TYPES
 from tritontube.http.uploads import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
@@ -484,8 +485,16 @@ def _paths() -> dict[str, Any]:
                     },
                 ],
                 "responses": {
-                    "200": {"description": "The object", "content": {"*/*": {}}},
-                    "206": {"description": "A byte range", "content": {"*/*": {}}},
+                    "200": {
+                        "description": "The object, with its fixed media type (other file "
+                        "types are 404), nosniff, a sandbox CSP and "
+                        "`Access-Control-Allow-Origin: *`",
+                        "content": {t: {} for t in MEDIA_TYPES.values()},
+                    },
+                    "206": {
+                        "description": "A byte range",
+                        "content": {t: {} for t in MEDIA_TYPES.values()},
+                    },
                     "304": {"description": "Not modified"},
                     **_problems(403, 404, 416, 503),
                 },
