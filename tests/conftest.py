@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers import StoreBucket
 from tritontube.deps import build_deps
 from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import free_port
@@ -28,6 +30,7 @@ from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams.records import EventCodec
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+SHARED_BUCKET_PREFIX = "tt-test-"
 
 
 @pytest.fixture(autouse=True)
@@ -60,10 +63,35 @@ def broker(tmp_path: Path) -> Iterator[str]:
         proc.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFSServer]:
+    """One embedded object store (SeaweedFS) for the session: tests get a bucket each."""
+    root = tmp_path_factory.mktemp("shared-object-store")
+    server = SeaweedFSServer(
+        directory=root / "objects",
+        port=free_port(),
+        bucket=f"{SHARED_BUCKET_PREFIX}shared",
+        cors_origins=["http://127.0.0.1"],
+        app_scope=f"{SHARED_BUCKET_PREFIX}*",
+        log_path=root / "objectstore.log",
+    )
+    with server:
+        yield server
+
+
 @pytest.fixture
-def object_store(tmp_path: Path) -> Iterator[SeaweedFSServer]:
-    """A fresh embedded object store (SeaweedFS) with bucket ``tritontube``; its keys are the
-    server's ``access_key_id``/``secret_access_key`` (:func:`helpers.store_settings`)."""
+def object_store(shared_object_store: SeaweedFSServer) -> StoreBucket:
+    """A fresh, empty bucket of its own on the session's object store (with its app keys):
+    starting a store per test cost ~3 s each. Tests that stop or kill the store use
+    :func:`private_object_store`."""
+    bucket = StoreBucket.of(shared_object_store, f"{SHARED_BUCKET_PREFIX}{uuid.uuid4().hex[:20]}")
+    bucket.create()
+    return bucket
+
+
+@pytest.fixture
+def private_object_store(tmp_path: Path) -> Iterator[SeaweedFSServer]:
+    """An embedded object store of this test's own, bucket ``tritontube`` (to stop or kill)."""
     server = SeaweedFSServer(
         directory=tmp_path / "objects",
         port=free_port(),

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
@@ -306,7 +307,36 @@ def restarted_clock_ts(
     return joined
 
 
-def server_store(server: SeaweedFSServer, **options: Any) -> S3ObjectStore:
+@dataclasses.dataclass(frozen=True)
+class StoreBucket:
+    """One bucket of a running embedded object store, with the app keys that reach it (what
+    the ``object_store`` fixture hands out)."""
+
+    endpoint_url: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: str
+
+    @classmethod
+    def of(cls, server: SeaweedFSServer, bucket: str) -> StoreBucket:
+        return cls(server.endpoint_url, bucket, server.access_key_id, server.secret_access_key)
+
+    def create(self) -> None:
+        """Create the bucket (blocking, plain boto3: fixtures call it outside any loop)."""
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+        )
+        try:
+            client.create_bucket(Bucket=self.bucket)
+        finally:
+            client.close()
+
+
+def server_store(server: SeaweedFSServer | StoreBucket, **options: Any) -> S3ObjectStore:
     """An S3 client for ``server``'s bucket (``options``: S3ObjectStore's others); close it."""
     return S3ObjectStore(
         endpoint_url=server.endpoint_url,
@@ -317,7 +347,7 @@ def server_store(server: SeaweedFSServer, **options: Any) -> S3ObjectStore:
     )
 
 
-def store_settings(server: SeaweedFSServer, **overrides: Any) -> S3Settings:
+def store_settings(server: SeaweedFSServer | StoreBucket, **overrides: Any) -> S3Settings:
     """The ``s3`` settings group that reaches ``server``'s bucket with its app keys."""
     fields: dict[str, Any] = {
         "endpoint_url": server.endpoint_url,

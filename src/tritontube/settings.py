@@ -293,16 +293,14 @@ class ArchiveSettings(_Group):
     flush_interval_seconds: float = Field(
         5.0,
         gt=0,
-        description=(
-            "... or once its oldest record waited this long: the window of events an embedded "
-            "stack can lose when it dies without a graceful stop."
-        ),
+        description="... or once its oldest record waited this long.",
     )
     restore_on_start: bool = Field(
-        True,
+        False,
         description=(
-            "Embedded stack only: on start, produce the archived records back into the (empty, "
-            "in-memory) broker before the worker starts."
+            "Embedded stack only: on start, produce the archived records back into empty "
+            "partitions of the broker before the worker starts. Off: the embedded broker is "
+            "durable (Tansu on the object store); `tritontube archive restore` does it by hand."
         ),
     )
 

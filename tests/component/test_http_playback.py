@@ -19,10 +19,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from helpers import auth, problem, store_settings
+from helpers import StoreBucket, auth, problem, store_settings
 from tritontube.agents.views import state_json
 from tritontube.deps import Deps, build_deps
-from tritontube.devstack.seaweedfs import SeaweedFSServer
 from tritontube.domain import video
 from tritontube.domain.events import (
     Rendition,
@@ -347,7 +346,7 @@ async def media_client(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     worker_stub: TestServer,
-    object_store: SeaweedFSServer,
+    object_store: StoreBucket,
     clock: PinnedClock,
 ) -> AsyncIterator[tuple[TestClient, Settings]]:  # type: ignore[type-arg]
     settings = make_settings(

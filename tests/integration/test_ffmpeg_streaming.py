@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ffmpeg, server_store
+from helpers import StoreBucket, ffmpeg, server_store
 from tritontube.devstack.seaweedfs import SeaweedFSServer
 from tritontube.domain.media import LADDER, FailureReason, MediaError, plan_renditions
 from tritontube.media.ffmpeg import FfmpegTranscoder
@@ -26,7 +26,7 @@ KEY = "uploads/v1/source.mp4"
 
 
 @pytest.fixture
-def store(object_store: SeaweedFSServer) -> Iterator[S3ObjectStore]:
+def store(object_store: StoreBucket) -> Iterator[S3ObjectStore]:
     adapter = server_store(object_store)
     yield adapter
     adapter.close()
@@ -88,14 +88,15 @@ async def test_an_object_deleted_from_the_store_is_source_missing(
 
 
 async def test_a_store_that_is_down_is_a_transient_failure(
-    object_store: SeaweedFSServer,
-    store: S3ObjectStore,
-    transcoder: FfmpegTranscoder,
-    index_at_end: Path,
+    private_object_store: SeaweedFSServer, transcoder: FfmpegTranscoder, index_at_end: Path
 ) -> None:
-    await store.upload_file(index_at_end, KEY, "video/mp4")
-    source = await remote(store)
-    object_store.stop()
+    store = server_store(private_object_store)
+    try:
+        await store.upload_file(index_at_end, KEY, "video/mp4")
+        source = await remote(store)
+    finally:
+        store.close()
+    private_object_store.stop()
     with pytest.raises(MediaError) as caught:
         await transcoder.probe(source)
     assert caught.value.transient, caught.value.detail

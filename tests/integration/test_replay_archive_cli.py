@@ -19,9 +19,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from helpers import read_topic, store_settings
+from helpers import StoreBucket, read_topic, store_settings
 from tritontube.devstack.process import free_port
-from tritontube.devstack.seaweedfs import SeaweedFSServer
 from tritontube.devstack.stack import settings_env
 from tritontube.replay.engine import create_topic
 from tritontube.settings import KafkaSettings, Settings
@@ -237,7 +236,7 @@ FILES = [
 
 @pytest.fixture
 async def archive_settings(
-    broker: str, object_store: SeaweedFSServer, make_settings: Callable[..., Settings]
+    broker: str, object_store: StoreBucket, make_settings: Callable[..., Settings]
 ) -> Settings:
     """An empty broker and an object store holding :data:`FILES` (and one foreign object)."""
     settings = make_settings(kafka=kafka_at(broker), s3=store_settings(object_store))

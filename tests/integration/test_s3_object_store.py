@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
-from helpers import server_store
+from helpers import StoreBucket, server_store
 from tritontube.devstack.process import free_port
 from tritontube.devstack.seaweedfs import (
     BROKER_BUCKET,
@@ -98,7 +98,7 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture(params=["seaweedfs", "moto"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "seaweedfs":
-        server: SeaweedFSServer = request.getfixturevalue("seaweedfs")
+        server: StoreBucket = request.getfixturevalue("object_store")  # a bucket of its own
         return Backend(
             "seaweedfs",
             server.endpoint_url,
@@ -377,8 +377,9 @@ async def _status(
 
 
 async def test_seaweedfs_refuses_anonymous_read_write_list_and_delete(
-    seaweedfs: SeaweedFSServer,
+    shared_object_store: SeaweedFSServer, object_store: StoreBucket
 ) -> None:
+    seaweedfs = object_store
     adapter = server_store(seaweedfs)
     try:
         await adapter.put_bytes("uploads/v1/source.mp4", b"private video", "video/mp4")
@@ -394,7 +395,7 @@ async def test_seaweedfs_refuses_anonymous_read_write_list_and_delete(
         ("PUT", f"{base}/archive/uploads/0/evil.avro", b"forged history"),
         ("PUT", f"{base}/uploads/v1/source.mp4", b"substituted"),
         ("DELETE", f"{base}/uploads/v1/source.mp4", None),
-        ("GET", f"{seaweedfs.endpoint_url}/{BROKER_BUCKET}?list-type=2", None),
+        ("GET", f"{shared_object_store.endpoint_url}/{BROKER_BUCKET}?list-type=2", None),
         ("GET", f"{seaweedfs.endpoint_url}/", None),
     ):
         status, _ = await _status(method, url, data=data)
@@ -408,9 +409,10 @@ async def test_seaweedfs_refuses_anonymous_read_write_list_and_delete(
 
 
 async def test_seaweedfs_keys_of_the_event_log_cannot_touch_the_app_bucket(
-    seaweedfs: SeaweedFSServer,
+    shared_object_store: SeaweedFSServer, object_store: StoreBucket
 ) -> None:
-    broker = seaweedfs.broker_credentials
+    seaweedfs = object_store
+    broker = shared_object_store.broker_credentials
     adapter = S3ObjectStore(
         endpoint_url=seaweedfs.endpoint_url,
         bucket=seaweedfs.bucket,
@@ -427,10 +429,10 @@ async def test_seaweedfs_keys_of_the_event_log_cannot_touch_the_app_bucket(
         adapter.close()
 
 
-async def test_seaweedfs_enforces_the_presigned_post_policy(seaweedfs: SeaweedFSServer) -> None:
+async def test_seaweedfs_enforces_the_presigned_post_policy(object_store: StoreBucket) -> None:
     """Another key, another type, a size outside the declared one or a forged signature: the
     store refuses the form by itself; the victim's key is never written."""
-    adapter = server_store(seaweedfs)
+    adapter = server_store(object_store)
     try:
         victim = "uploads/victim/source.mp4"
         post = await adapter.presign_post(
@@ -464,8 +466,9 @@ async def test_seaweedfs_enforces_the_presigned_post_policy(seaweedfs: SeaweedFS
         adapter.close()
 
 
-async def test_seaweedfs_honours_conditional_puts(seaweedfs: SeaweedFSServer) -> None:
+async def test_seaweedfs_honours_conditional_puts(object_store: StoreBucket) -> None:
     """Tansu's s3:// engine relies on these for its optimistic concurrency."""
+    seaweedfs = object_store
     adapter = server_store(seaweedfs)
     client = adapter._client  # boto3, to send the raw conditional headers
     try:
@@ -548,12 +551,13 @@ async def test_seaweedfs_cors_headers_on_upload_and_presigned_get(
 
 
 async def test_seaweedfs_serves_nothing_but_signed_s3_on_its_other_ports(
-    seaweedfs: SeaweedFSServer,
+    shared_object_store: SeaweedFSServer, object_store: StoreBucket
 ) -> None:
     """The master's and the filer's HTTP APIs are off (the filer's would read and write any
     file, the master's /col/delete drop a bucket); volume reads need a JWT; gRPC needs the
     CA's client certificate."""
-    adapter = server_store(seaweedfs)
+    seaweedfs = shared_object_store
+    adapter = server_store(object_store)
     try:
         await adapter.put_bytes("uploads/v1/source.mp4", b"private video", "video/mp4")
     finally:
@@ -561,7 +565,7 @@ async def test_seaweedfs_serves_nothing_but_signed_s3_on_its_other_ports(
     ports = json.loads((seaweedfs.directory / "conf" / "ports.json").read_text())
     host = seaweedfs.host
     filer, master, volume = ports["filer"], ports["master"], ports["volume"]
-    bucket_path = f"/buckets/{seaweedfs.bucket}/uploads/v1/source.mp4"
+    bucket_path = f"/buckets/{object_store.bucket}/uploads/v1/source.mp4"
     assert (await _status("GET", f"http://{host}:{filer}{bucket_path}"))[0] == 404
     assert (await _status("PUT", f"http://{host}:{filer}{bucket_path}", data=b"x"))[0] == 404
     assert (await _status("GET", f"http://{host}:{master}/dir/assign"))[0] == 404
@@ -575,7 +579,7 @@ async def test_seaweedfs_serves_nothing_but_signed_s3_on_its_other_ports(
         answer = await asyncio.wait_for(reader.read(64), 5)
         writer.close()
         assert not answer.startswith(b"\x00\x00"), (name, answer)  # no HTTP/2 SETTINGS frame
-    adapter = server_store(seaweedfs)
+    adapter = server_store(object_store)
     try:
         assert await adapter.get_bytes("uploads/v1/source.mp4") == b"private video"
     finally:

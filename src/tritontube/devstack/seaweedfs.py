@@ -172,7 +172,7 @@ def with_keys(settings: Settings, creds: Credentials) -> Settings:
     return settings.model_copy(update={"s3": s3})
 
 
-def _identities(app: Credentials, app_bucket: str, broker: Credentials) -> str:
+def _identities(app: Credentials, app_scope: str, broker: Credentials) -> str:
     def identity(name: str, creds: Credentials, bucket: str, admin: bool) -> dict[str, object]:
         actions = [f"{a}:{bucket}" for a in ("Read", "Write", "List", "Tagging")]
         return {
@@ -186,7 +186,7 @@ def _identities(app: Credentials, app_bucket: str, broker: Credentials) -> str:
     return json.dumps(
         {
             "identities": [
-                identity("tritontube", app, app_bucket, admin=True),
+                identity("tritontube", app, app_scope, admin=True),
                 identity("event-log", broker, BROKER_BUCKET, admin=False),
             ]
         },
@@ -287,7 +287,9 @@ class SeaweedFSServer:
 
     ``directory`` holds ``data/`` (volumes, filer metadata), ``conf/`` (S3 identities, TLS and
     JWT material, ports) and ``credentials.json``. ``app_credentials`` replaces the app
-    identity of ``credentials.json`` (settings that name their own keys).
+    identity of ``credentials.json`` (settings that name their own keys). ``app_scope`` is
+    the bucket name, or pattern ending in ``*``, the app identity may use (default:
+    ``bucket``; the test suite shares one store among tests, one bucket each).
     Use it as a context manager in tests so that it stops even when the test fails.
     """
 
@@ -297,6 +299,7 @@ class SeaweedFSServer:
     cors_origins: Sequence[str]
     host: str = "127.0.0.1"
     app_credentials: Credentials | None = None
+    app_scope: str | None = None
     log_path: Path | None = None
     process: ManagedProcess | None = field(default=None, init=False)
     credentials: Mapping[str, Credentials] = field(default_factory=dict, init=False)
@@ -343,7 +346,10 @@ class SeaweedFSServer:
             folder.chmod(0o700)
         identities = conf / "s3.json"
         _write_private(
-            identities, _identities(self.credentials["app"], self.bucket, self.broker_credentials)
+            identities,
+            _identities(
+                self.credentials["app"], self.app_scope or self.bucket, self.broker_credentials
+            ),
         )
         _write_private(conf / "security.toml", _security_toml(conf, self.host))
         ports = _internal_ports(conf / "ports.json", self.host)

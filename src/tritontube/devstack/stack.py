@@ -1,4 +1,4 @@
-"""The embedded stack: broker, object store, search directory, worker and API on loopback.
+"""The embedded stack: object store, broker, search directory, worker and API on loopback.
 
 ``tritontube dev`` (``make dev``) runs it in the foreground until SIGINT/SIGTERM; the test suite
 starts the same stack on free ports. Every child runs in its own process group and is stopped
@@ -6,10 +6,10 @@ starts the same stack on free ports. Every child runs in its own process group a
 
 ``tritontube dev`` also supervises its children, as systemd or Kubernetes would in production:
 a child that dies is started again, so faults can be injected from outside (``kill -9`` the
-worker, the broker, the API) and their recovery watched. The broker is in memory, so after it
-the stack refills it from the archive and restarts the worker (whose group offsets went with
-the broker). A child that dies :data:`RESTART_LIMIT` times within :data:`RESTART_WINDOW_SECONDS`
-stops the stack instead.
+object store, the broker, the worker, the API) and their recovery watched. The broker keeps its
+log in the object store (Tansu's ``s3://`` engine on SeaweedFS): what it acknowledged survives
+its death and the store's, and a restarted ``make dev`` finds every event again. A child that
+dies :data:`RESTART_LIMIT` times within :data:`RESTART_WINDOW_SECONDS` stops the stack instead.
 """
 
 from __future__ import annotations
@@ -33,9 +33,14 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from tritontube.devstack.broker import tansu_process
+from tritontube.devstack.broker import s3_storage, tansu_process
 from tritontube.devstack.process import ManagedProcess, ProcessFailedError
-from tritontube.devstack.seaweedfs import Credentials, SeaweedFSServer, with_keys
+from tritontube.devstack.seaweedfs import (
+    BROKER_BUCKET,
+    Credentials,
+    SeaweedFSServer,
+    with_keys,
+)
 from tritontube.replay.restore import restore_from_archive
 from tritontube.settings import S3Settings, Settings
 from tritontube.storage.s3 import S3ObjectStore
@@ -129,7 +134,13 @@ class EmbeddedStack:
         self._start(proc)
         store.wait_ready(proc)
         host, port = _host_port(self.settings.kafka.bootstrap_servers.split(",")[0])
-        broker = tansu_process(host, port, self.log_dir)
+        broker = tansu_process(
+            host,
+            port,
+            self.log_dir,
+            storage=s3_storage(BROKER_BUCKET),
+            storage_env=store.broker_env(),
+        )
         self._start(broker)
         # Run in a thread of its own: callers may be inside an event loop (async tests).
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -200,18 +211,9 @@ class EmbeddedStack:
             raise
 
     def revive(self, proc: ManagedProcess) -> None:
-        """Start a child that died again (fault recovery); see the module docstring."""
-        if proc.name != "broker":
-            proc.start(timeout=60 if proc.name == "worker" else 30)
-            return
-        workers = [p for p in self.processes if p.name == "worker"]
-        for worker in workers:
-            worker.stop()
-        proc.start()
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, self._prepare()).result()
-        for worker in workers:
-            worker.start(timeout=60)
+        """Start a child that died again (fault recovery); see the module docstring. The
+        broker and the object store keep their data on disk, so nothing needs refilling."""
+        proc.start(timeout=60 if proc.name == "worker" else 30)
 
     def _start(self, proc: ManagedProcess, timeout: float = 30.0) -> None:
         self.processes.append(proc)
@@ -241,6 +243,18 @@ class EmbeddedStack:
         return body
 
     def stop(self) -> None:
+        """Stop every child, the last started first (the broker before its store). Without
+        its store Tansu ignores SIGTERM, and without a broker a worker's graceful stop waits
+        for its full grace with nothing to commit: those are ended at once."""
+
+        def down(name: str) -> bool:
+            return not any(p.name == name and p.running() for p in self.processes)
+
+        for name, needs in (("broker", "objectstore"), ("worker", "broker")):
+            if down(needs):
+                for proc in self.processes:
+                    if proc.name == name:
+                        proc.kill()
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()

@@ -235,6 +235,8 @@ async def complete_upload(request: web.Request) -> web.Response:
         state = await worker.wait_for(body.video_id, lambda s: s is not None, timeout=2.0)
     except WorkerUnavailableError as exc:
         raise _unavailable("video state", exc) from exc
+    if state is None:
+        await _store_reachable(request)  # the embedded event log is read from the store
     if state is None or state["owner"] != user:
         _reject("not_found")
         raise ProblemError(404, "Not Found", "no such upload session", code="NOT_FOUND")
@@ -280,6 +282,16 @@ async def complete_upload(request: web.Request) -> web.Response:
         raise _unavailable("video state", TimeoutError("completion not yet applied"))
     metrics.UPLOADS_COMPLETED.inc()
     return _complete_answer(done)
+
+
+async def _store_reachable(request: web.Request) -> None:
+    """503 rather than "no such session" while the object store is down: the worker cannot
+    read a session the log acknowledged when the log's storage (the embedded broker keeps it
+    in the object store) cannot be read."""
+    try:
+        await request.app[keys.OBJECT_STORE].ping()
+    except ObjectStoreError as exc:
+        raise _unavailable("object store", exc) from exc
 
 
 async def _verify_object(request: web.Request, state: dict[str, Any]) -> None:
