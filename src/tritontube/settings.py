@@ -183,7 +183,35 @@ class UploadSettings(_Group):
     expiry_scan_seconds: float = Field(
         30.0, gt=0, description="How often the worker expires abandoned upload sessions."
     )
-    max_size_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload.")
+    max_size_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Largest upload in one request (pre-signed POST)."
+    )
+    multipart_threshold_bytes: int = Field(
+        64 * 1024**2,
+        ge=1,
+        description=(
+            "Clients that can upload in parts (`resumable: true`, the SPA) get a multipart "
+            "session above this size: parts in parallel, resumable after a reload."
+        ),
+    )
+    multipart_max_size_bytes: int = Field(
+        20 * 1024**3, ge=1, description="Largest upload in parts (at most 10,000 parts)."
+    )
+    part_size_bytes: int = Field(
+        16 * 1024**2,
+        ge=5 * 1024**2,
+        description="Size of each part but the last (S3's minimum is 5 MiB); larger when the "
+        "upload would need more than 10,000 parts.",
+    )
+    multipart_session_ttl_seconds: int = Field(
+        24 * 3600,
+        ge=1,
+        description="Validity of a multipart session: a large upload may be resumed for this "
+        "long; then it expires and its parts are aborted.",
+    )
+    part_url_ttl_seconds: int = Field(
+        3600, ge=1, description="Validity of one pre-signed part URL (the client asks again)."
+    )
     allowed_content_types: tuple[str, ...] = Field(
         (
             "video/mp4",
