@@ -262,7 +262,8 @@
     const urls = {};
     async function urlFor(n) {
       if (!urls[n]) {
-        const batch = todo.filter((m) => m >= n && !(m in record.done)).slice(0, SIGN_BATCH);
+        // n and the next parts still to send, signed together.
+        const batch = [n, ...todo.filter((m) => m > n && !urls[m])].slice(0, SIGN_BATCH);
         const signed = await api(base, {
           method: "POST",
           body: { uploadId: record.uploadId, partNumbers: batch },
@@ -308,6 +309,16 @@
     }
   }
 
+  // The file of an unfinished upload chosen again: the form is that upload's, ready to resume.
+  $("up-file").addEventListener("change", () => {
+    const file = $("up-file").files[0];
+    const record = file && pendingUploads()[fileKey(file)];
+    if (!record) return;
+    if (!$("up-title").value.trim()) $("up-title").value = record.title || record.name;
+    setUploadProgress((100 * doneBytes(record)) / record.size);
+    $("up-status").textContent = "Press Upload to resume: the stored parts are not sent again.";
+  });
+
   $("upload-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const file = $("up-file").files[0];
@@ -344,6 +355,7 @@
             partCount: session.multipart.partCount,
             size: file.size,
             name: file.name,
+            title: $("up-title").value.trim(),
             expiresAt: session.expiresAt,
             done: {},
           };
