@@ -152,7 +152,7 @@ class EmbeddedStack:
         try:
             await store.ensure_bucket()
             if self.settings.archive.restore_on_start:
-                # Durable history: the broker is in memory; refill it before the worker starts.
+                # Opt-in (off by default: the broker is durable): refill empty partitions.
                 await restore_from_archive(self.settings, store)
         finally:
             store.close()

@@ -287,6 +287,13 @@
           } catch (e) {
             inflight[n] = 0;
             delete urls[n]; // a fresh URL for the next try
+            if (!navigator.onLine) {
+              // Offline: wait for the network to come back; that is not a failed attempt.
+              status.textContent = "Connection lost: the upload continues when it is back…";
+              await new Promise((r) => window.addEventListener("online", r, { once: true }));
+              attempt -= 1;
+              continue;
+            }
             if (attempt >= PART_RETRIES) throw e;
             await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
           }
