@@ -12,8 +12,8 @@ worker, API as child processes on free loopback ports):
    started: seconds until its ``/readyz`` answers 200 (tables recovered) and the table holds
    every session.
 
-The memory broker is the former embedded default, for comparison; the stack itself always
-uses the durable one.
+The memory broker (``kafka.embedded_log_storage=memory``) is the former embedded default, for
+comparison.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from aiokafka import AIOKafkaProducer
 
 from benchmarks.common import FFMPEG, Figure, full_mode, percentile
 from tritontube.deps import build_deps
-from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import free_port
 from tritontube.devstack.seaweedfs import Credentials
 from tritontube.devstack.stack import EmbeddedStack
@@ -50,24 +49,15 @@ from tritontube.settings import (
 from tritontube.streams import catalogue
 
 
-class MemoryBrokerStack(EmbeddedStack):
-    """The embedded stack with the former memory-storage broker (the comparison only)."""
-
-    def start_infrastructure(self) -> None:
-        store = self.object_store()
-        proc = store.build_process()
-        self._start(proc)
-        store.wait_ready(proc)
-        port = int(self.settings.kafka.bootstrap_servers.rsplit(":", 1)[1])
-        self._start(tansu_process("127.0.0.1", port, self.log_dir))
-
-
-def _settings(root: Path) -> Settings:
+def _settings(root: Path, storage: str) -> Settings:
     keys = Credentials.generate()
     worker_port = free_port()
     return Settings(
         kafka=KafkaSettings(
-            bootstrap_servers=f"127.0.0.1:{free_port()}", embedded_broker_compat=True, partitions=4
+            bootstrap_servers=f"127.0.0.1:{free_port()}",
+            embedded_broker_compat=True,
+            partitions=4,
+            embedded_log_storage="memory" if storage == "memory" else "object-store",
         ),
         s3=S3Settings(
             endpoint_url=f"http://127.0.0.1:{free_port()}",
@@ -174,9 +164,8 @@ async def _until_held(settings: Settings, count: int, timeout: float = 300) -> N
 
 
 def _one(storage: str, sessions: int, calls: int, root: Path) -> list[Figure]:
-    settings = _settings(root)
-    kind = MemoryBrokerStack if storage == "memory" else EmbeddedStack
-    stack = kind(settings=settings, log_dir=root / "logs")
+    settings = _settings(root, storage)
+    stack = EmbeddedStack(settings=settings, log_dir=root / "logs")
     clip = _clip(root / "clip.mp4")
     try:
         stack.start()

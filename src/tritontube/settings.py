@@ -33,6 +33,15 @@ class KafkaSettings(_Group):
             "and the tests turn it on."
         ),
     )
+    embedded_log_storage: Literal["object-store", "memory"] = Field(
+        "object-store",
+        description=(
+            "Embedded stack only: where its broker (Tansu) keeps the log. `object-store`: in "
+            "the embedded SeaweedFS, durable (an acknowledged event survives kill -9 of any "
+            "process and a restart); `memory`: lost with the broker, independent of the store "
+            "(tests that take the store away while the log stays up)."
+        ),
+    )
     partitions: int = Field(4, ge=1, description="Partitions for topics this app creates.")
     replication_factor: int = Field(1, ge=1, description="Replication for created topics.")
     session_timeout_ms: int = Field(

@@ -218,10 +218,14 @@ async def test_an_unavailable_store_is_retried_with_backoff_then_dead_lettered(
     codec: EventCodec,
     media: Media,
 ) -> None:
+    # The store goes away while the event log stays up, as S3 and Kafka are independent in
+    # production: the embedded log must not live in that store here.
+    base = make_settings()
     settings = make_settings(
+        kafka=base.kafka.model_copy(update={"embedded_log_storage": "memory"}),
         transcode=transcode_settings(
             tmp_path, max_attempts=4, backoff_base_seconds=1.0, backoff_max_seconds=3.0
-        )
+        ),
     )
     stack = stack_factory(settings)
     store = store_for(settings)

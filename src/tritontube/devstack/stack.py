@@ -134,13 +134,16 @@ class EmbeddedStack:
         self._start(proc)
         store.wait_ready(proc)
         host, port = _host_port(self.settings.kafka.bootstrap_servers.split(",")[0])
-        broker = tansu_process(
-            host,
-            port,
-            self.log_dir,
-            storage=s3_storage(BROKER_BUCKET),
-            storage_env=store.broker_env(),
-        )
+        if self.settings.kafka.embedded_log_storage == "memory":
+            broker = tansu_process(host, port, self.log_dir)
+        else:
+            broker = tansu_process(
+                host,
+                port,
+                self.log_dir,
+                storage=s3_storage(BROKER_BUCKET),
+                storage_env=store.broker_env(),
+            )
         self._start(broker)
         # Run in a thread of its own: callers may be inside an event loop (async tests).
         with concurrent.futures.ThreadPoolExecutor(1) as pool:

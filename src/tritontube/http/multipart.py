@@ -28,9 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tritontube.domain import video
 from tritontube.domain.multipart import MAX_PARTS, PartPlan
 from tritontube.http import keys
+from tritontube.http.auth import current_user
 from tritontube.http.problems import ProblemError
 from tritontube.http.uploads import UPLOAD_ID_PATTERN, part_plan, read_json, stored_parts
-from tritontube.http.videos import load_state, video_id_param
+from tritontube.http.videos import video_id_param
+from tritontube.http.worker_client import WorkerUnavailableError
 from tritontube.storage.port import ObjectStoreError
 
 MAX_PARTS_PER_REQUEST = 100
@@ -60,8 +62,24 @@ def _iso(value: datetime) -> str:
 
 
 async def _open_session(request: web.Request) -> dict[str, Any]:
-    """The caller's own session, still open for parts (404 / 409 / 410 problems otherwise)."""
-    state = await load_state(request, video_id_param(request), owner_only=True)
+    """The caller's own session, still open for parts (404 / 409 / 410 problems otherwise).
+    Right after uploadURL the session event may still be on its way to the worker: wait for
+    it briefly, as completeUpload does."""
+    video_id = video_id_param(request)
+    try:
+        state = await request.app[keys.WORKER].wait_for(
+            video_id, lambda s: s is not None, timeout=2.0
+        )
+    except WorkerUnavailableError as exc:
+        raise ProblemError(
+            503,
+            "Service Unavailable",
+            f"video state unavailable: {exc}",
+            code="UNAVAILABLE",
+            headers={"Retry-After": "2"},
+        ) from exc
+    if state is None or state["owner"] != current_user(request):
+        raise ProblemError(404, "Not Found", "no such video", code="NOT_FOUND")
     if state["status"] == video.Status.EXPIRED or request.app[
         keys.DEPS
     ].clock.now() >= datetime.fromisoformat(state["expires_at"]):
