@@ -106,6 +106,9 @@ class EmbeddedStack:
     with_api: bool = True
     processes: list[ManagedProcess] = field(default_factory=list)
 
+    def _python(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "tritontube.cli", *args]
+
     def object_store(self) -> SeaweedFSServer:
         """The embedded object store of these settings (not started), in data_dir/objects."""
         s = self.settings
@@ -121,9 +124,6 @@ class EmbeddedStack:
             app_credentials=explicit_credentials(s.s3),
             log_path=self.log_dir / "objectstore.log",
         )
-
-    def _python(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "tritontube.cli", *args]
 
     def start_infrastructure(self) -> None:
         """The object store, then the broker whose storage it is (stopped the other way round:
