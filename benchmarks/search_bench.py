@@ -2,7 +2,7 @@
 
     python -m benchmarks.search_bench [--videos 100000] [--watch-events 20000] [--queries 300]
 
-Starts a fresh embedded stack (broker, s3rver, worker) on free loopback ports, then:
+Starts a fresh embedded stack (broker, SeaweedFS, worker) on free loopback ports, then:
 
 1. produces N READY ``VideoState`` records on ``video-state`` and times the indexer agent
    until all N are in the tantivy index (indexing rate, documents/s);
@@ -256,7 +256,7 @@ def main() -> None:
         stack = EmbeddedStack(settings=s, log_dir=root / "logs", with_api=False)
         try:
             stack.start()
-            rows = asyncio.run(run(args, s))
+            rows = asyncio.run(run(args, stack.settings))
         finally:
             stack.stop()
     width = max(len(r.what) for r in rows)
@@ -279,7 +279,7 @@ def figures(quick: bool) -> list[Figure]:
         stack = EmbeddedStack(settings=s, log_dir=root / "logs", with_api=False)
         try:
             stack.start()
-            rows = {r.what: r.value for r in asyncio.run(run(args, s))}
+            rows = {r.what: r.value for r in asyncio.run(run(args, stack.settings))}
         finally:
             stack.stop()
 

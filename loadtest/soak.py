@@ -61,7 +61,7 @@ ROLES = (  # (role, a fragment of its command line), first match wins
     ("api", "tritontube.cli api"),
     ("dev", "tritontube.cli dev"),
     ("broker", "tansu"),
-    ("object store", "s3rver"),
+    ("archiver", "tritontube.cli archiver"),
     ("object store", "weed"),
     ("ffmpeg", "ffmpeg"),
     ("ffmpeg", "ffprobe"),

@@ -24,17 +24,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
-from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.process import ManagedProcess
+from tritontube.devstack.seaweedfs import SeaweedFSServer
+from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import UploadCompleted, UploadSessionCreated, VideoState
 from tritontube.domain.media import Probe
 from tritontube.http.auth import mint_token
 from tritontube.indexer.port import SearchIndex
 from tritontube.indexer.query import SearchQuery
-from tritontube.settings import Settings
+from tritontube.settings import S3Settings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import catalogue
 from tritontube.streams.codec import AvroCodec, CodecError, SchemaRegistry
@@ -335,7 +338,36 @@ def restarted_clock_ts(
     return joined
 
 
-def s3rver_store(server: S3rverServer, **options: Any) -> S3ObjectStore:
+@dataclasses.dataclass(frozen=True)
+class StoreBucket:
+    """One bucket of a running embedded object store, with the app keys that reach it (what
+    the ``object_store`` fixture hands out)."""
+
+    endpoint_url: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: str
+
+    @classmethod
+    def of(cls, server: SeaweedFSServer, bucket: str) -> StoreBucket:
+        return cls(server.endpoint_url, bucket, server.access_key_id, server.secret_access_key)
+
+    def create(self) -> None:
+        """Create the bucket (blocking, plain boto3: fixtures call it outside any loop)."""
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+        )
+        try:
+            client.create_bucket(Bucket=self.bucket)
+        finally:
+            client.close()
+
+
+def server_store(server: SeaweedFSServer | StoreBucket, **options: Any) -> S3ObjectStore:
     """An S3 client for ``server``'s bucket (``options``: S3ObjectStore's others); close it."""
     return S3ObjectStore(
         endpoint_url=server.endpoint_url,
@@ -344,6 +376,23 @@ def s3rver_store(server: S3rverServer, **options: Any) -> S3ObjectStore:
         secret_access_key=server.secret_access_key,
         **options,
     )
+
+
+def store_settings(server: SeaweedFSServer | StoreBucket, **overrides: Any) -> S3Settings:
+    """The ``s3`` settings group that reaches ``server``'s bucket with its app keys."""
+    fields: dict[str, Any] = {
+        "endpoint_url": server.endpoint_url,
+        "bucket": server.bucket,
+        "access_key_id": server.access_key_id,
+        "secret_access_key": server.secret_access_key,
+        **overrides,
+    }
+    return S3Settings(**fields)
+
+
+def process_named(stack: EmbeddedStack, name: str) -> ManagedProcess:
+    """The stack's child called ``name`` (``objectstore``, ``broker``, ``worker``, ``api``)."""
+    return next(p for p in stack.processes if p.name == name)
 
 
 def _processes() -> Iterator[tuple[int, str, bytes]]:

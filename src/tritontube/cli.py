@@ -281,8 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tritontube.devstack.seaweedfs import with_embedded_store_keys
+
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    # Without S3 keys of its own, a command uses those `make dev` generated for its store.
+    settings = with_embedded_store_keys(Settings())
     _configure_logging(settings)
     try:
         check_secret(settings, args.command)

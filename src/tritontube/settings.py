@@ -40,6 +40,15 @@ class KafkaSettings(_Group):
             "and the tests turn it on."
         ),
     )
+    embedded_log_storage: Literal["object-store", "memory"] = Field(
+        "object-store",
+        description=(
+            "Embedded stack only: where its broker (Tansu) keeps the log. `object-store`: in "
+            "the embedded SeaweedFS, durable (an acknowledged event survives kill -9 of any "
+            "process and a restart); `memory`: lost with the broker, independent of the store "
+            "(tests that take the store away while the log stays up)."
+        ),
+    )
     partitions: int = Field(4, ge=1, description="Partitions for topics this app creates.")
     replication_factor: int = Field(1, ge=1, description="Replication for created topics.")
     session_timeout_ms: int = Field(
@@ -75,7 +84,7 @@ class S3Settings(_Group):
     """The object store holding uploads, DASH output and the event archive."""
 
     endpoint_url: str | None = Field(
-        "http://127.0.0.1:4569",
+        "http://127.0.0.1:8333",
         description="S3 endpoint; None means AWS's own endpoints for `region`.",
     )
     public_endpoint_url: str | None = Field(
@@ -86,10 +95,19 @@ class S3Settings(_Group):
         ),
     )
     region: str = Field("us-east-1", description="S3 region.")
-    access_key_id: str = Field("S3RVER", description="Access key id.")
-    secret_access_key: SecretStr = Field(SecretStr("S3RVER"), description="Secret access key.")
+    access_key_id: str | None = Field(
+        None,
+        description=(
+            "Access key id. Unset: boto3's default chain (environment, instance role); the "
+            "embedded stack (`tritontube dev`) generates keys once per data_dir and keeps them "
+            "in <data_dir>/objects/credentials.json (0600), which the CLI also reads."
+        ),
+    )
+    secret_access_key: SecretStr | None = Field(
+        None, description="Secret access key (unset: as access_key_id)."
+    )
     bucket: str = Field("tritontube", description="Bucket for uploads, media and archive.")
-    force_path_style: bool = Field(True, description="Path-style addressing (MinIO, s3rver).")
+    force_path_style: bool = Field(True, description="Path-style addressing (MinIO, SeaweedFS).")
 
 
 class SearchSettings(_Group):
@@ -260,7 +278,35 @@ class UploadSettings(_Group):
     expiry_scan_seconds: float = Field(
         30.0, gt=0, description="How often the worker expires abandoned upload sessions."
     )
-    max_size_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload.")
+    max_size_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Largest upload in one request (pre-signed POST)."
+    )
+    multipart_threshold_bytes: int = Field(
+        64 * 1024**2,
+        ge=1,
+        description=(
+            "Clients that can upload in parts (`resumable: true`, the SPA) get a multipart "
+            "session above this size: parts in parallel, resumable after a reload."
+        ),
+    )
+    multipart_max_size_bytes: int = Field(
+        20 * 1024**3, ge=1, description="Largest upload in parts (at most 10,000 parts)."
+    )
+    part_size_bytes: int = Field(
+        16 * 1024**2,
+        ge=5 * 1024**2,
+        description="Size of each part but the last (S3's minimum is 5 MiB); larger when the "
+        "upload would need more than 10,000 parts.",
+    )
+    multipart_session_ttl_seconds: int = Field(
+        24 * 3600,
+        ge=1,
+        description="Validity of a multipart session: a large upload may be resumed for this "
+        "long; then it expires and its parts are aborted.",
+    )
+    part_url_ttl_seconds: int = Field(
+        3600, ge=1, description="Validity of one pre-signed part URL (the client asks again)."
+    )
     allowed_content_types: tuple[str, ...] = Field(
         (
             "video/mp4",
@@ -395,16 +441,14 @@ class ArchiveSettings(_Group):
     flush_interval_seconds: float = Field(
         5.0,
         gt=0,
-        description=(
-            "... or once its oldest record waited this long: the window of events an embedded "
-            "stack can lose when it dies without a graceful stop."
-        ),
+        description="... or once its oldest record waited this long.",
     )
     restore_on_start: bool = Field(
-        True,
+        False,
         description=(
-            "Embedded stack only: on start, produce the archived records back into the (empty, "
-            "in-memory) broker before the worker starts."
+            "Embedded stack only: on start, produce the archived records back into empty "
+            "partitions of the broker before the worker starts. Off: the embedded broker is "
+            "durable (Tansu on the object store); `tritontube archive restore` does it by hand."
         ),
     )
 

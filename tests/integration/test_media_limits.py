@@ -2,7 +2,7 @@
 
 The adapter-level limits (timeout, memory ceiling, cancellation) are tested in
 ``test_ffmpeg_transcoder.py`` and ``validate_probe`` in the unit tests; here real files go the
-production way (source in s3rver, UploadSessionCreated + UploadCompleted, the video-state
+production way (source in the object store, UploadSessionCreated + UploadCompleted, the video-state
 agent's TranscodeJob, the transcode agent in a worker) with small limits in settings:
 
 * a 2000x2000 single-frame clip (a few KB that decode to 4 Mpx per frame) against

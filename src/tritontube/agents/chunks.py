@@ -29,9 +29,10 @@ it lists is in the store, then ``RenditionReady`` per rendition and ``TranscodeS
 like the one pass. A part that failed for good fails the video with its reason and
 removes what the job stored. A result that arrives for a job that failed (a part that was
 running somewhere) has its files removed; one for a video its owner deleted removes the
-video's media (the purge may have run before the part's upload). A redelivered result, a second plan of the same
-attempt or a result after the join change nothing; a join interrupted by a crash runs again
-from the table with the same outcome (deterministic names and event ids).
+video's media (the purge may have run before the part's upload). A redelivered result, a
+second plan of the same attempt or a result after the join change nothing; a join
+interrupted by a crash runs again from the table with the same outcome (deterministic names
+and event ids).
 """
 
 from __future__ import annotations

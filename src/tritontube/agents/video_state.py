@@ -187,8 +187,12 @@ async def discard_if_deleted(topology: Topology, deps: Deps, video_id: str) -> b
 
 
 async def _remove_partial_upload(deps: Deps, state: VideoState) -> None:
+    """An expired session's leftovers: its unfinished multipart upload (the parts), any object."""
     prefix = video.upload_prefix(state.video_id)
     try:
+        aborted = await deps.object_store.abort_multipart_uploads(prefix)
+        if aborted:
+            log.info("aborted %d abandoned multipart upload(s) under %s", aborted, prefix)
         removed = await deps.object_store.delete_prefix(prefix)
     except ObjectStoreError as exc:
         # The session is EXPIRED either way; a later expiry scan cannot retry a terminal

@@ -27,7 +27,7 @@ from tritontube.queries import (
     TrendingParams,
 )
 from tritontube.services import Services
-from tritontube.uploads import CompleteUploadRequest, UploadUrlRequest
+from tritontube.uploads import CompleteUploadRequest, SignPartsRequest, UploadUrlRequest
 from tritontube.v1 import web_pb2 as pb
 from tritontube.v1 import web_pb2_grpc
 from tritontube.watch import WatchEventBatch
@@ -77,15 +77,69 @@ class WebServicer(web_pb2_grpc.WebServicer):
                 "fileName": request.file_name,
                 "contentType": request.content_type,
                 "sizeBytes": request.size_bytes,
+                "resumable": request.resumable,
                 **_given(visibility=request.visibility),
             }
         )
         grant = await uploads.create_upload_url(self.services, current_user(), body)
-        return pb.UploadSession(
+        session = pb.UploadSession(
             video_id=grant.video_id,
-            upload=pb.UploadForm(url=grant.post.url, fields=dict(grant.post.fields)),
             expires_at=messages.timestamp(grant.expires_at),
             etag=grant.etag,
+        )
+        if grant.post is not None:
+            session.upload.CopyFrom(
+                pb.UploadForm(url=grant.post.url, fields=dict(grant.post.fields))
+            )
+        if grant.multipart is not None:
+            plan = grant.multipart.plan
+            session.multipart.CopyFrom(
+                pb.MultipartUpload(
+                    upload_id=grant.multipart.upload_id,
+                    part_size_bytes=plan.part_size,
+                    part_count=plan.count,
+                )
+            )
+        return session
+
+    async def SignUploadParts(
+        self, request: pb.SignUploadPartsRequest, context: Context
+    ) -> pb.UploadParts:
+        user = current_user()
+        await uploads.open_session(self.services, user, request.video_id)
+        body = SignPartsRequest.model_validate(
+            {"uploadId": request.upload_id, "partNumbers": list(request.part_numbers)}
+        )
+        signed = await uploads.sign_parts(self.services, user, request.video_id, body)
+        return pb.UploadParts(
+            video_id=signed.video_id,
+            upload_id=signed.upload_id,
+            size_bytes=signed.plan.size_bytes,
+            part_size_bytes=signed.plan.part_size,
+            part_count=signed.plan.count,
+            parts=[
+                pb.UploadPart(part_number=p.number, size_bytes=p.size_bytes, url=p.url)
+                for p in signed.parts
+            ],
+            expires_at=messages.timestamp(signed.expires_at),
+        )
+
+    async def ListUploadParts(
+        self, request: pb.ListUploadPartsRequest, context: Context
+    ) -> pb.UploadParts:
+        state, plan, parts = await uploads.list_parts(
+            self.services, current_user(), request.video_id, request.upload_id
+        )
+        return pb.UploadParts(
+            video_id=state.video_id,
+            upload_id=request.upload_id,
+            size_bytes=plan.size_bytes,
+            part_size_bytes=plan.part_size,
+            part_count=plan.count,
+            parts=[
+                pb.UploadPart(part_number=p.part_number, size_bytes=p.size, etag=p.etag)
+                for p in parts
+            ],
         )
 
     async def CompleteUpload(
@@ -93,9 +147,11 @@ class WebServicer(web_pb2_grpc.WebServicer):
     ) -> pb.CompleteUploadResponse:
         if not request.etag:
             raise precondition_required("send the session's etag in etag")
-        body = CompleteUploadRequest.model_validate({"videoId": request.video_id})
+        body = CompleteUploadRequest.model_validate(
+            {"videoId": request.video_id, **_given(uploadId=request.upload_id)}
+        )
         state = await uploads.complete_upload(
-            self.services, current_user(), body.video_id, request.etag
+            self.services, current_user(), body.video_id, request.etag, body.upload_id
         )
         return messages.complete_upload(state)
 

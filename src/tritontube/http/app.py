@@ -16,6 +16,7 @@ from tritontube.http import (
     health,
     keys,
     manage,
+    multipart,
     openapi,
     playback,
     requestlog,
@@ -114,6 +115,8 @@ def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app.router.add_get("/metrics", health.metrics_view)
     app.router.add_post("/v1/videos:uploadURL", uploads.create_upload_url)
     app.router.add_post("/v1/videos:completeUpload", uploads.complete_upload)
+    app.router.add_post("/v1/videos/{video_id}/uploadParts", multipart.sign_parts)
+    app.router.add_get("/v1/videos/{video_id}/uploadParts", multipart.list_parts)
     app.router.add_get("/v1/videos/{video_id}/transcodeStatus", videos.transcode_status)
     app.router.add_get("/v1/videos:search", search.search_videos)
     app.router.add_get("/v1/videos:recommendations", search.recommendations)

@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from tritontube.http.media_tokens import MEDIA_TYPES
 from tritontube.manage import VideoPatchRequest
 from tritontube.queries import (
     VIDEO_ID_PATTERN,
@@ -30,7 +31,9 @@ from tritontube.queries import (
 from tritontube.uploads import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
+    UPLOAD_ID_PATTERN,
     CompleteUploadRequest,
+    SignPartsRequest,
     UploadUrlRequest,
 )
 from tritontube.watch import MAX_BATCH, WatchEventBatch, WatchEventIn
@@ -113,19 +116,55 @@ _RESPONSES: dict[str, dict[str, Any]] = {
             },
         },
     ),
-    "UploadSession": _obj(
-        ["videoId", "upload", "expiresAt", "etag"],
+    "UploadSession": {
+        **_obj(
+            ["videoId", "expiresAt", "etag"],
+            {
+                "videoId": VIDEO_ID,
+                "upload": _obj(
+                    ["url", "fields"],
+                    {
+                        "url": {"type": "string"},
+                        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                ),
+                "multipart": _obj(
+                    ["uploadId", "partSizeBytes", "partCount"],
+                    {
+                        "uploadId": {"type": "string"},
+                        "partSizeBytes": {"type": "integer", "minimum": 1},
+                        "partCount": {"type": "integer", "minimum": 1, "maximum": 10000},
+                    },
+                ),
+                "expiresAt": TIMESTAMP,
+                "etag": {"type": "string"},
+            },
+        ),
+        "description": "`upload` (a pre-signed form POST) or, for a `resumable` request above "
+        "the threshold, `multipart` (sign parts with `uploadParts`, then `completeUpload` "
+        "with the `uploadId`).",
+    },
+    "UploadParts": _obj(
+        ["videoId", "uploadId", "sizeBytes", "partSizeBytes", "partCount", "parts"],
         {
             "videoId": VIDEO_ID,
-            "upload": _obj(
-                ["url", "fields"],
-                {
-                    "url": {"type": "string"},
-                    "fields": {"type": "object", "additionalProperties": {"type": "string"}},
-                },
-            ),
+            "uploadId": {"type": "string"},
+            "sizeBytes": {"type": "integer"},
+            "partSizeBytes": {"type": "integer"},
+            "partCount": {"type": "integer"},
+            "parts": {
+                "type": "array",
+                "items": _obj(
+                    ["partNumber", "sizeBytes"],
+                    {
+                        "partNumber": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        "sizeBytes": {"type": "integer", "minimum": 0},
+                        "url": {"type": "string", "description": "Pre-signed PUT (signing)"},
+                        "etag": {"type": "string", "description": "Stored part (listing)"},
+                    },
+                ),
+            },
             "expiresAt": TIMESTAMP,
-            "etag": {"type": "string"},
         },
     ),
     "CompleteUploadResponse": _obj(
@@ -469,6 +508,29 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/videos/{video_id}/uploadParts": {
+            "post": {
+                "operationId": "signUploadParts",
+                "summary": "Pre-signed PUT URLs for parts of a multipart upload (the owner)",
+                "parameters": [_path_video_id()],
+                "requestBody": _json_body("SignPartsRequest"),
+                "responses": {**_ok("UploadParts"), **_problems(*write, 404, 409, 410)},
+            },
+            "get": {
+                "operationId": "listUploadParts",
+                "summary": "The parts of a multipart upload the store holds (to resume)",
+                "parameters": [
+                    _path_video_id(),
+                    {
+                        "name": "uploadId",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": UPLOAD_ID_PATTERN},
+                    },
+                ],
+                "responses": {**_ok("UploadParts"), **_problems(*_AUTHED, 404, 409, 410, 422)},
+            },
+        },
         "/v1/videos/{video_id}/transcodeStatus": {
             "get": {
                 "operationId": "transcodeStatus",
@@ -624,8 +686,16 @@ def _paths() -> dict[str, Any]:
                     },
                 ],
                 "responses": {
-                    "200": {"description": "The object", "content": {"*/*": {}}},
-                    "206": {"description": "A byte range", "content": {"*/*": {}}},
+                    "200": {
+                        "description": "The object, with its fixed media type (other file "
+                        "types are 404), nosniff, a sandbox CSP and "
+                        "`Access-Control-Allow-Origin: *`",
+                        "content": {t: {} for t in MEDIA_TYPES.values()},
+                    },
+                    "206": {
+                        "description": "A byte range",
+                        "content": {t: {} for t in MEDIA_TYPES.values()},
+                    },
                     "304": {"description": "Not modified"},
                     **_problems(403, 404, 416, 503),
                 },
@@ -666,6 +736,7 @@ def _request_schemas() -> dict[str, Any]:
     models = [
         (UploadUrlRequest, "validation"),
         (CompleteUploadRequest, "validation"),
+        (SignPartsRequest, "validation"),
         (WatchEventIn, "validation"),
         (WatchEventBatch, "validation"),
         (VideoPatchRequest, "validation"),

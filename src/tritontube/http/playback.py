@@ -24,7 +24,13 @@ from aiohttp import web
 from tritontube import metrics, videos
 from tritontube.http.auth import current_user
 from tritontube.http.keys import services
-from tritontube.http.media_tokens import MediaTokenError, Refusal, object_key
+from tritontube.http.media_tokens import (
+    MEDIA_HEADERS,
+    MEDIA_TYPES,
+    MediaTokenError,
+    Refusal,
+    object_key,
+)
 from tritontube.http.problems import ProblemError
 from tritontube.http.videos import renditions_json
 from tritontube.storage.port import ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError
@@ -32,17 +38,6 @@ from tritontube.storage.port import ObjectInfo, ObjectNotFound, ObjectStore, Obj
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 512 * 1024
-_CONTENT_TYPES = {
-    ".mpd": "application/dash+xml",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-    ".m4a": "audio/mp4",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".vtt": "text/vtt",
-}
 _RANGE = re.compile(r"^bytes=(?P<start>\d*)-(?P<end>\d*)$")
 
 
@@ -88,10 +83,14 @@ def _refuse(reason: Refusal) -> ProblemError:
     return ProblemError(403, "Forbidden", detail, code=f"MEDIA_URL_{reason.value.upper()}")
 
 
-def _content_type(key: str, info: ObjectInfo) -> str:
+def media_type(key: str) -> str:
+    """The fixed Content-Type of a media object; 404 for any other file type."""
     dot = key.rfind(".")
-    known = _CONTENT_TYPES.get(key[dot:].lower()) if dot >= 0 else None
-    return known or info.content_type or "application/octet-stream"
+    known = MEDIA_TYPES.get(key[dot:].lower()) if dot > key.rfind("/") else None
+    if known is None:
+        metrics.PLAYBACK_MEDIA_REFUSED.labels(Refusal.BAD_PATH.value).inc()
+        raise ProblemError(404, "Not Found", "no such media object", code="NOT_FOUND")
+    return known
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -141,6 +140,7 @@ async def media(request: web.Request) -> web.StreamResponse:
         key = object_key(video_id, request.match_info["path"])
     except MediaTokenError as exc:
         raise _refuse(exc.reason) from None
+    content_type = media_type(key)
     store = svc.store
     info = await _head(store, key)
     headers = {
@@ -148,14 +148,14 @@ async def media(request: web.Request) -> web.StreamResponse:
         "Cache-Control": _cache_control(key, expires_at, now),
         "ETag": f'"{info.etag}"',
         "Last-Modified": info.last_modified.strftime("%a, %d %b %Y %H:%M:%S GMT"),
-        "X-Content-Type-Options": "nosniff",
+        **MEDIA_HEADERS,
     }
     if f'"{info.etag}"' in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     span = byte_range(request.headers.get("Range"), info.size)
     start, end = span if span is not None else (0, info.size - 1)
     response = web.StreamResponse(status=200 if span is None else 206, headers=headers)
-    response.content_type = _content_type(key, info)
+    response.content_type = content_type
     response.content_length = end - start + 1
     if span is not None:
         response.headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"

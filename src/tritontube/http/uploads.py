@@ -1,5 +1,6 @@
 """REST adapters of the upload use cases (``tritontube.uploads``):
-``POST /v1/videos:uploadURL`` and ``POST /v1/videos:completeUpload``.
+``POST /v1/videos:uploadURL`` and ``POST /v1/videos:completeUpload`` (the parts of a
+resumable upload: ``http/multipart.py``).
 
 Parse the JSON body (and If-Match), call the use case, serialise the answer; the rules live in
 ``tritontube.uploads``.
@@ -74,10 +75,19 @@ async def create_upload_url(request: web.Request) -> web.Response:
         uploads.count_rejection("invalid")
         raise
     grant = await uploads.create_upload_url(services(request), user, body)
+    where: dict[str, Any] = {}
+    if grant.post is not None:
+        where["upload"] = {"url": grant.post.url, "fields": dict(grant.post.fields)}
+    if grant.multipart is not None:
+        where["multipart"] = {
+            "uploadId": grant.multipart.upload_id,
+            "partSizeBytes": grant.multipart.plan.part_size,
+            "partCount": grant.multipart.plan.count,
+        }
     return web.json_response(
         {
             "videoId": grant.video_id,
-            "upload": {"url": grant.post.url, "fields": dict(grant.post.fields)},
+            **where,
             "expiresAt": grant.expires_at.isoformat().replace("+00:00", "Z"),
             "etag": grant.etag,
         },
@@ -101,5 +111,7 @@ async def complete_upload(request: web.Request) -> web.Response:
     user = current_user(request)
     etag = required_if_match(request, "the session's etag")
     body: CompleteUploadRequest = await read_json(request, CompleteUploadRequest)
-    state = await uploads.complete_upload(services(request), user, body.video_id, etag)
+    state = await uploads.complete_upload(
+        services(request), user, body.video_id, etag, body.upload_id
+    )
     return web.json_response(complete_body(state), headers={"ETag": f'"{state.upload_etag}"'})

@@ -93,7 +93,7 @@ class VideoSummary(_message.Message):
     def __init__(self, video_id: _Optional[str] = ..., title: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., owner: _Optional[str] = ..., views: _Optional[int] = ..., duration_seconds: _Optional[float] = ..., ready_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., score: _Optional[float] = ..., reasons: _Optional[_Iterable[str]] = ..., trending_score: _Optional[float] = ...) -> None: ...
 
 class CreateUploadURLRequest(_message.Message):
-    __slots__ = ("title", "description", "tags", "file_name", "content_type", "size_bytes", "visibility")
+    __slots__ = ("title", "description", "tags", "file_name", "content_type", "size_bytes", "visibility", "resumable")
     TITLE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -101,6 +101,7 @@ class CreateUploadURLRequest(_message.Message):
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     VISIBILITY_FIELD_NUMBER: _ClassVar[int]
+    RESUMABLE_FIELD_NUMBER: _ClassVar[int]
     title: str
     description: str
     tags: _containers.RepeatedScalarFieldContainer[str]
@@ -108,7 +109,8 @@ class CreateUploadURLRequest(_message.Message):
     content_type: str
     size_bytes: int
     visibility: str
-    def __init__(self, title: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., file_name: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., visibility: _Optional[str] = ...) -> None: ...
+    resumable: bool
+    def __init__(self, title: _Optional[str] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., file_name: _Optional[str] = ..., content_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., visibility: _Optional[str] = ..., resumable: _Optional[bool] = ...) -> None: ...
 
 class UploadForm(_message.Message):
     __slots__ = ("url", "fields")
@@ -125,25 +127,87 @@ class UploadForm(_message.Message):
     fields: _containers.ScalarMap[str, str]
     def __init__(self, url: _Optional[str] = ..., fields: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class MultipartUpload(_message.Message):
+    __slots__ = ("upload_id", "part_size_bytes", "part_count")
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    PART_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PART_COUNT_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    part_size_bytes: int
+    part_count: int
+    def __init__(self, upload_id: _Optional[str] = ..., part_size_bytes: _Optional[int] = ..., part_count: _Optional[int] = ...) -> None: ...
+
 class UploadSession(_message.Message):
-    __slots__ = ("video_id", "upload", "expires_at", "etag")
+    __slots__ = ("video_id", "upload", "expires_at", "etag", "multipart")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     UPLOAD_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    MULTIPART_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     upload: UploadForm
     expires_at: _timestamp_pb2.Timestamp
     etag: str
-    def __init__(self, video_id: _Optional[str] = ..., upload: _Optional[_Union[UploadForm, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
+    multipart: MultipartUpload
+    def __init__(self, video_id: _Optional[str] = ..., upload: _Optional[_Union[UploadForm, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ..., multipart: _Optional[_Union[MultipartUpload, _Mapping]] = ...) -> None: ...
 
 class CompleteUploadRequest(_message.Message):
-    __slots__ = ("video_id", "etag")
+    __slots__ = ("video_id", "etag", "upload_id")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     ETAG_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     etag: str
-    def __init__(self, video_id: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+    upload_id: str
+    def __init__(self, video_id: _Optional[str] = ..., etag: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
+
+class SignUploadPartsRequest(_message.Message):
+    __slots__ = ("video_id", "upload_id", "part_numbers")
+    VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    PART_NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    video_id: str
+    upload_id: str
+    part_numbers: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, video_id: _Optional[str] = ..., upload_id: _Optional[str] = ..., part_numbers: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ListUploadPartsRequest(_message.Message):
+    __slots__ = ("video_id", "upload_id")
+    VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    video_id: str
+    upload_id: str
+    def __init__(self, video_id: _Optional[str] = ..., upload_id: _Optional[str] = ...) -> None: ...
+
+class UploadPart(_message.Message):
+    __slots__ = ("part_number", "size_bytes", "url", "etag")
+    PART_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
+    part_number: int
+    size_bytes: int
+    url: str
+    etag: str
+    def __init__(self, part_number: _Optional[int] = ..., size_bytes: _Optional[int] = ..., url: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
+
+class UploadParts(_message.Message):
+    __slots__ = ("video_id", "upload_id", "size_bytes", "part_size_bytes", "part_count", "parts", "expires_at")
+    VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PART_SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    PART_COUNT_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    video_id: str
+    upload_id: str
+    size_bytes: int
+    part_size_bytes: int
+    part_count: int
+    parts: _containers.RepeatedCompositeFieldContainer[UploadPart]
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, video_id: _Optional[str] = ..., upload_id: _Optional[str] = ..., size_bytes: _Optional[int] = ..., part_size_bytes: _Optional[int] = ..., part_count: _Optional[int] = ..., parts: _Optional[_Iterable[_Union[UploadPart, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CompleteUploadResponse(_message.Message):
     __slots__ = ("video_id", "status", "job_id", "current_status")

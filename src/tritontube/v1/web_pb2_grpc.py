@@ -40,6 +40,16 @@ class WebStub:
                 request_serializer=tritontube_dot_v1_dot_web__pb2.CreateUploadURLRequest.SerializeToString,
                 response_deserializer=tritontube_dot_v1_dot_web__pb2.UploadSession.FromString,
                 _registered_method=True)
+        self.SignUploadParts = channel.unary_unary(
+                '/tritontube.v1.Web/SignUploadParts',
+                request_serializer=tritontube_dot_v1_dot_web__pb2.SignUploadPartsRequest.SerializeToString,
+                response_deserializer=tritontube_dot_v1_dot_web__pb2.UploadParts.FromString,
+                _registered_method=True)
+        self.ListUploadParts = channel.unary_unary(
+                '/tritontube.v1.Web/ListUploadParts',
+                request_serializer=tritontube_dot_v1_dot_web__pb2.ListUploadPartsRequest.SerializeToString,
+                response_deserializer=tritontube_dot_v1_dot_web__pb2.UploadParts.FromString,
+                _registered_method=True)
         self.CompleteUpload = channel.unary_unary(
                 '/tritontube.v1.Web/CompleteUpload',
                 request_serializer=tritontube_dot_v1_dot_web__pb2.CompleteUploadRequest.SerializeToString,
@@ -122,9 +132,23 @@ class WebServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SignUploadParts(self, request, context):
+        """Pre-signed PUT URLs for parts of a resumable (multipart) upload, a batch at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListUploadParts(self, request, context):
+        """The parts of a resumable upload the store holds: resume without sending them again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CompleteUpload(self, request, context):
-        """Verify the uploaded object and queue the transcode. Idempotent; guarded by the session's
-        etag (REST: If-Match).
+        """Verify the uploaded object (a multipart upload's parts joined first) and queue the
+        transcode. Idempotent; guarded by the session's etag (REST: If-Match).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -231,6 +255,16 @@ def add_WebServicer_to_server(servicer, server):
                     request_deserializer=tritontube_dot_v1_dot_web__pb2.CreateUploadURLRequest.FromString,
                     response_serializer=tritontube_dot_v1_dot_web__pb2.UploadSession.SerializeToString,
             ),
+            'SignUploadParts': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignUploadParts,
+                    request_deserializer=tritontube_dot_v1_dot_web__pb2.SignUploadPartsRequest.FromString,
+                    response_serializer=tritontube_dot_v1_dot_web__pb2.UploadParts.SerializeToString,
+            ),
+            'ListUploadParts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUploadParts,
+                    request_deserializer=tritontube_dot_v1_dot_web__pb2.ListUploadPartsRequest.FromString,
+                    response_serializer=tritontube_dot_v1_dot_web__pb2.UploadParts.SerializeToString,
+            ),
             'CompleteUpload': grpc.unary_unary_rpc_method_handler(
                     servicer.CompleteUpload,
                     request_deserializer=tritontube_dot_v1_dot_web__pb2.CompleteUploadRequest.FromString,
@@ -329,6 +363,60 @@ class Web:
             '/tritontube.v1.Web/CreateUploadURL',
             tritontube_dot_v1_dot_web__pb2.CreateUploadURLRequest.SerializeToString,
             tritontube_dot_v1_dot_web__pb2.UploadSession.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignUploadParts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tritontube.v1.Web/SignUploadParts',
+            tritontube_dot_v1_dot_web__pb2.SignUploadPartsRequest.SerializeToString,
+            tritontube_dot_v1_dot_web__pb2.UploadParts.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUploadParts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tritontube.v1.Web/ListUploadParts',
+            tritontube_dot_v1_dot_web__pb2.ListUploadPartsRequest.SerializeToString,
+            tritontube_dot_v1_dot_web__pb2.UploadParts.FromString,
             options,
             channel_credentials,
             insecure,
