@@ -41,7 +41,6 @@ SERVICE = web_pb2.DESCRIPTOR.services_by_name["Web"].full_name
 SCOPED_METHODS: dict[str, str] = {
     "CreateUploadURL": "upload",
     "CompleteUpload": "upload",
-    "SignUploadParts": "upload",
     "UpdateVideo": "upload",
     "DeleteVideo": "upload",
     "RetryTranscode": "upload",

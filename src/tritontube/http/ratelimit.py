@@ -22,7 +22,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SCOPED_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/videos:uploadURL"): "upload",
     ("POST", "/v1/videos:completeUpload"): "upload",
-    ("POST", "/v1/videos/{video_id}/uploadParts"): "upload",
     ("PATCH", "/v1/videos/{video_id}"): "upload",
     ("DELETE", "/v1/videos/{video_id}"): "upload",
     ("POST", "/v1/videos/{video_id}:retryTranscode"): "upload",
