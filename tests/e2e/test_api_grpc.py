@@ -42,6 +42,7 @@ from tritontube.devstack.stack import EmbeddedStack, settings_env
 from tritontube.domain.events import VideoState
 from tritontube.replay import rebuild
 from tritontube.settings import (
+    ArchiveSettings,
     AuthSettings,
     GrpcSettings,
     HttpSettings,
@@ -115,6 +116,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             s3=S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
             http=HttpSettings(port=http_port, public_url=f"http://127.0.0.1:{http_port}"),
             grpc=GrpcSettings(port=free_port(), health_interval_seconds=0.5),
+            # Its own port: the default (6070) may be another stack's on a shared machine.
+            archive=ArchiveSettings(web_port=free_port()),
             worker=WorkerSettings(web_port=free_port(), data_dir=tmp / "worker"),
             search=SearchSettings(path=tmp / "search"),
             transcode=TranscodeSettings(max_attempts=1),
@@ -502,7 +505,8 @@ async def test_watch_events_and_analytics_over_grpc(
         stats = await web.GetVideoStats(
             pb.GetVideoStatsRequest(video_id=video_id), metadata=world.md("bob")
         )
-        if history.entries and stats.views == 1:
+        # Stats and history are two folds (by video, by viewer): wait for both.
+        if history.entries and history.entries[0].completed and stats.views == 1:
             break
         assert time.monotonic() < deadline, (history, stats)
         await asyncio.sleep(0.2)
