@@ -186,8 +186,10 @@ def stack_factory(
     ) -> EmbeddedStack:
         """``archiver=False``: no archiver process (a test that drives an Archiver itself)."""
         # Free ports for every worker (``make dev`` takes consecutive ones): a port next to a
-        # free one may be anybody's on a busy machine.
+        # free one may be anybody's on a busy machine; the archiver's too (not its default).
         ports = [settings.worker.web_port, *(free_port() for _ in range(workers - 1))]
+        archive = settings.archive.model_copy(update={"web_port": free_port()})
+        settings = settings.model_copy(update={"archive": archive})
         stack = EmbeddedStack(
             settings=settings,
             log_dir=tmp_path / "logs",

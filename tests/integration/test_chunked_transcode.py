@@ -41,6 +41,7 @@ from helpers import (
 )
 from tritontube.deps import build_deps
 from tritontube.devstack.process import ManagedProcess, free_port
+from tritontube.devstack.seaweedfs import Credentials
 from tritontube.devstack.stack import EmbeddedStack, worker_name
 from tritontube.domain import transcode as tx
 from tritontube.domain.events import (
@@ -57,6 +58,7 @@ from tritontube.domain.events import (
 )
 from tritontube.domain.manifest import read_tracks
 from tritontube.settings import (
+    ArchiveSettings,
     AuthSettings,
     HttpSettings,
     KafkaSettings,
@@ -100,14 +102,20 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     root = tmp_path_factory.mktemp("chunked")
     worker_port = free_port()
+    keys = Credentials.generate()  # the stack's object store takes the app's keys from here
     return Settings(
         kafka=KafkaSettings(
             bootstrap_servers=f"127.0.0.1:{free_port()}", embedded_broker_compat=True, partitions=2
         ),
-        s3=S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
+        s3=S3Settings(
+            endpoint_url=f"http://127.0.0.1:{free_port()}",
+            access_key_id=keys.access_key_id,
+            secret_access_key=keys.secret_access_key,  # type: ignore[arg-type]
+        ),
         http=HttpSettings(port=free_port()),
         worker=WorkerSettings(web_port=worker_port, data_dir=root / "worker"),
         search=SearchSettings(path=root / "search"),
+        archive=ArchiveSettings(web_port=free_port()),
         transcode=TranscodeSettings(
             scratch_dir=root / "scratch",
             chunk_threshold_seconds=30.0,

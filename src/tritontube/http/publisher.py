@@ -47,6 +47,7 @@ class EventPublisher:
         self._down_until = 0.0
         self._last_error = ""
         self._producer: AIOKafkaProducer | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
 
     def _check_circuit(self) -> None:
@@ -54,15 +55,24 @@ class EventPublisher:
             raise BrokerUnavailableError(f"broker recently unavailable: {self._last_error}")
 
     async def _trip(self, exc: BaseException) -> None:
-        """Open the circuit and drop the producer: its buffered sends must never go out late."""
+        """Open the circuit and drop the producer: its buffered sends must never go out late.
+
+        The dropped producer is stopped in the background (its stop waits for in-flight
+        requests, up to the request timeout) so the request that failed is answered at once;
+        :meth:`close` waits for those stops, so no producer is ever left unclosed."""
         self._last_error = str(exc) or type(exc).__name__
         self._down_until = asyncio.get_running_loop().time() + self._cooldown
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
-                await asyncio.wait_for(producer.stop(), self._timeout)
-            except (KafkaError, TimeoutError, OSError) as stop_exc:
-                log.warning("closing the producer after a failure: %r", stop_exc)
+            task = asyncio.create_task(self._stop(producer))
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
+
+    async def _stop(self, producer: AIOKafkaProducer) -> None:
+        try:
+            await producer.stop()
+        except (KafkaError, OSError) as stop_exc:
+            log.warning("closing the producer after a failure: %r", stop_exc)
 
     async def _ensure(self) -> AIOKafkaProducer:
         if self._producer is not None:
@@ -138,6 +148,8 @@ class EventPublisher:
             raise BrokerUnavailableError(str(exc) or type(exc).__name__) from exc
 
     async def close(self) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+        if self._stopping:
+            await asyncio.gather(*self._stopping)
