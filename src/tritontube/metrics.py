@@ -117,6 +117,13 @@ RECOMMENDATION_SECONDS = Histogram(
 )
 
 
+def observe_consumed_batch(agent: str, topic: str, count: int, oldest_ms: int | None) -> None:
+    """Count a batch of consumed events and the queue latency of its oldest record."""
+    EVENTS_CONSUMED.labels(agent, topic).inc(count)
+    if oldest_ms:
+        QUEUE_LATENCY_SECONDS.labels(agent).observe(max(0.0, time.time() - oldest_ms / 1000))
+
+
 def observe_consumed(agent: str, topic: str, record_timestamp: float | None) -> None:
     """Count a consumed event and its queue latency (record timestamp to now, in seconds)."""
     EVENTS_CONSUMED.labels(agent, topic).inc()

@@ -5,7 +5,8 @@
   ``search_sources`` table (``indexer.join``: the latest state and stats of each video, each
   kept only if its own version is newer) and publishes each changed :class:`VideoDocument`
   on ``search-documents``, once per video and batch. The documents are acknowledged by the
-  broker before the table records the join, so a worker killed in between re-folds the
+  broker before the table's changelog records the join (the batch's checkpoint delivers
+  outputs first, ``agents.batching``), so a worker killed in between re-folds the
   redelivered events and publishes them again instead of skipping them.
 * ``search-writer`` consumes ``search-documents``, which has ONE partition: exactly one worker
   of the group owns it, and that worker is the index's writer (the embedded tantivy index
@@ -13,6 +14,9 @@
   upserts each batch in bulk, one commit per batch, and acknowledges the batch once the
   index took it. When the partition moves at a rebalance, the old owner gives the writer up
   (``SearchIndex.release``) and the new one takes it on its first write.
+
+Both consume whole fetched batches (``agents.batching``), at most
+``analytics.index_batch_size`` records each.
 
 The document's version is ``state.version + stats.version``, so upserts are idempotent and
 replays converge. After a search outage the writer re-reads ``search-documents`` from its
@@ -29,16 +33,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import EventT, StreamT
 from mode.types.signals import BaseSignalT
 
 from tritontube import metrics
-from tritontube.agents.dlq import dead_letter
+from tritontube.agents.batching import Batch, BatchingApp, Checkpoint, Handler, Route
+from tritontube.agents.dlq import dead_letter_batched
 from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import SEARCH_SOURCES_TABLE, Topology
 from tritontube.deps import Deps
@@ -54,6 +56,7 @@ from tritontube.indexer.port import (
 from tritontube.settings import Settings
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
+from tritontube.streams.partitioning import partition_of
 
 log = logging.getLogger(__name__)
 
@@ -65,93 +68,108 @@ _REBUILD_POLL_MS = 500
 
 
 def register(
-    app: faust.App, topology: Topology, deps: Deps, settings: Settings, search: SearchIndex
+    app: BatchingApp, topology: Topology, deps: Deps, settings: Settings, search: SearchIndex
 ) -> None:
-    """The join agent and the writer agent (module doc)."""
+    """The join and the writer, on whole fetched batches (``agents.batching``)."""
     sources = TypedTable(topology.tables[SEARCH_SOURCES_TABLE], deps.codec, SearchSource)
-    documents = topology.topic(catalogue.SEARCH_DOCUMENTS)
+    documents = catalogue.SEARCH_DOCUMENTS.name
+    n_documents = catalogue.partitions_of(catalogue.SEARCH_DOCUMENTS, settings.kafka.partitions)
+    n_default = settings.kafka.partitions
     a = settings.analytics
-    join_input = app.topic(
-        catalogue.VIDEO_STATE.name,
-        catalogue.VIDEO_STATS.name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
 
-    async def fold(events: Sequence[EventT]) -> tuple[dict[str, SearchSource], dict[str, float]]:
-        """The batch's changed sources and, by video, the newest input's timestamp."""
-        changed: dict[str, SearchSource] = {}
-        stamps: dict[str, float] = {}
-        for event in events:
-            metrics.observe_consumed(JOIN_AGENT, event.message.topic, event.message.timestamp)
-            try:
-                record = deps.codec.decode(event.value, expect=JOIN_INPUT)
-            except CodecError as exc:
-                await dead_letter(topology, deps, event, exc)
-                continue
-            before = changed.get(record.video_id) or sources.get(record.video_id)
-            if isinstance(record, VideoState):
-                after = join_state(before, record)
-            else:
-                after = join_stats(before, record)
-            if after is before:
-                continue
-            changed[record.video_id] = after
-            if event.message.timestamp:
-                stamps[record.video_id] = float(event.message.timestamp)
-        return changed, stamps
+    def join_handler(spec: catalogue.TopicSpec, expect: str) -> Handler:
+        n_input = catalogue.partitions_of(spec, n_default)
 
-    @app.agent(join_input, name=JOIN_AGENT)
-    async def search_join(stream: StreamT) -> None:
-        async for batch in stream.take_events(a.index_batch_size, within=a.index_batch_seconds):  # type: ignore[attr-defined]
-            changed, stamps = await fold(batch)
-            pending = []
+        async def on_batch(batch: Batch, out: Checkpoint) -> None:
+            """Fold the batch into the changed sources; publish each changed document once
+            (an output: delivered before the table's changelog, see ``agents.batching``)."""
+            records = batch.records
+            metrics.observe_consumed_batch(
+                JOIN_AGENT, batch.tp.topic, len(records), records[0].timestamp
+            )
+            changed: dict[str, SearchSource] = {}
+            stamps: dict[str, int] = {}
+            for record in records:
+                try:
+                    value = deps.codec.decode(record.value, expect=(expect,))
+                except CodecError as exc:
+                    dead_letter_batched(out, deps, record, exc, partitions=n_input)
+                    continue
+                before = changed.get(value.video_id) or sources.get(value.video_id)
+                if isinstance(value, VideoState):
+                    after = join_state(before, value)
+                else:
+                    after = join_stats(before, value)
+                if after is before:
+                    continue
+                changed[value.video_id] = after
+                if record.timestamp:
+                    stamps[value.video_id] = record.timestamp
             for video_id, src in changed.items():
                 doc = to_document(src)
                 if doc is not None:
-                    pending.append(
-                        await documents.send(
-                            key=video_id.encode(),
-                            value=deps.codec.encode(doc),
-                            # The writer measures freshness from the change that caused it.
-                            timestamp=stamps.get(video_id),
-                        )
+                    key = video_id.encode()
+                    out.send(
+                        documents,
+                        key,
+                        deps.codec.encode(doc),
+                        partition=partition_of(key, n_documents),
+                        # The writer measures freshness from the change that caused it.
+                        timestamp_ms=stamps.get(video_id),
                     )
-            await asyncio.gather(*pending)
-            for video_id, src in changed.items():
-                sources.put(video_id, src)
+                out.put(sources, video_id, src)
+
+        return on_batch
 
     writer = _Writer(settings, search, deps)
+    opened = False
 
-    @app.agent(documents, name=WRITER_AGENT)
-    async def search_writer(stream: StreamT) -> None:
-        await _ensure_until_done(search)
-        async for batch in stream.take_events(a.index_batch_size, within=a.index_batch_seconds):  # type: ignore[attr-defined]
-            started = time.perf_counter()
-            docs: list[VideoDocument] = []
-            for event in batch:
-                metrics.observe_consumed(WRITER_AGENT, event.message.topic, event.message.timestamp)
-                try:
-                    docs.append(deps.codec.decode_as(event.value, VideoDocument))
-                except CodecError as exc:
-                    await dead_letter(topology, deps, event, exc)
-            if not docs:
-                continue
+    async def on_documents(batch: Batch, out: Checkpoint) -> None:
+        """Upsert the batch in bulk, one commit; acknowledged once the index took it."""
+        nonlocal opened
+        if not opened:
+            await _ensure_until_done(search)
+            opened = True
+        started = time.perf_counter()
+        records = batch.records
+        metrics.observe_consumed_batch(
+            WRITER_AGENT, batch.tp.topic, len(records), records[0].timestamp
+        )
+        docs: list[VideoDocument] = []
+        for record in records:
             try:
-                applied = await writer.upsert(docs, before=batch[0].message.offset)
-            except SearchWriteError as exc:
-                log.error("search backend rejected a batch of %d document(s): %s", len(docs), exc)
-                for event in batch:
-                    await dead_letter(topology, deps, event, exc)
-                continue
-            metrics.INDEX_DOCUMENTS_APPLIED.inc(applied)
-            now = time.time()
-            for event in batch:
-                if event.message.timestamp:
-                    metrics.INDEX_FRESHNESS_SECONDS.observe(max(0.0, now - event.message.timestamp))
-            metrics.INDEX_BATCH_SECONDS.observe(time.perf_counter() - started)
+                docs.append(deps.codec.decode_as(record.value, VideoDocument))
+            except CodecError as exc:
+                dead_letter_batched(out, deps, record, exc, partitions=n_documents)
+        if not docs:
+            return
+        try:
+            applied = await writer.upsert(docs, before=records[0].offset)
+        except SearchWriteError as exc:
+            log.error("search backend rejected a batch of %d document(s): %s", len(docs), exc)
+            for record in records:
+                dead_letter_batched(out, deps, record, exc, partitions=n_documents)
+            return
+        metrics.INDEX_DOCUMENTS_APPLIED.inc(applied)
+        now = time.time()
+        for record in records:
+            if record.timestamp:
+                metrics.INDEX_FRESHNESS_SECONDS.observe(max(0.0, now - record.timestamp / 1000))
+        metrics.INDEX_BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    router = app.batch_router
+    limit = a.index_batch_size
+    router.route(
+        topology.topic(catalogue.VIDEO_STATE),
+        Route(JOIN_AGENT, join_handler(catalogue.VIDEO_STATE, "VideoState"), limit),
+    )
+    router.route(
+        topology.topic(catalogue.VIDEO_STATS),
+        Route(JOIN_AGENT, join_handler(catalogue.VIDEO_STATS, "VideoStats"), limit),
+    )
+    router.route(
+        topology.topic(catalogue.SEARCH_DOCUMENTS), Route(WRITER_AGENT, on_documents, limit)
+    )
 
     @app.on_partitions_revoked.connect
     async def release_writer(
