@@ -27,6 +27,12 @@ UPLOADS_REJECTED = Counter(
 EVENTS_CONSUMED = Counter(
     "tritontube_stream_events_consumed_total", "Events consumed by agents.", ("agent", "topic")
 )
+BATCH_EVENTS_DONE = Counter(
+    "tritontube_stream_batch_events_done_total",
+    "Records of batch-consumed topics whose outputs and table changes the broker holds "
+    "(acknowledged for the next offset commit).",
+    ("topic",),
+)
 EVENTS_DEAD_LETTERED = Counter(
     "tritontube_stream_events_dead_lettered_total",
     "Events sent to a dead-letter topic.",

@@ -58,6 +58,7 @@ from faust.types import TP, EventT, TopicT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+from tritontube import metrics
 from tritontube.agents.tables import TypedTable
 
 log = logging.getLogger(__name__)
@@ -351,6 +352,7 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 index.update(new)
                 self._acked[tp].extend(new)
                 self._n_acked += len(new)
+                metrics.BATCH_EVENTS_DONE.labels(tp.topic).inc(len(batch.records))
             notify(self._waiting_for_ack)
 
 
