@@ -217,9 +217,9 @@ def measure_reference(kind: str, bootstrap: str, events: int) -> Measured | str:
         )
     except subprocess.TimeoutExpired:
         return f"{kind}: no result within {REFERENCE_TIMEOUT:.0f} s"
-    for line in proc.stdout.splitlines():
-        if line.startswith("REFERENCE "):
-            data = json.loads(line.removeprefix("REFERENCE "))
+    for line in (proc.stdout + proc.stderr).splitlines():  # Faust logs what agents print
+        if "REFERENCE {" in line:
+            data = json.loads(line.split("REFERENCE ", 1)[1])
             return Measured(
                 NAMES[kind], int(data["events"]), data["seconds"], data["cpu_seconds"], load_note()
             )

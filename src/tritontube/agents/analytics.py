@@ -13,14 +13,15 @@ survive restarts. Each partition's trending top list is a ``PartitionTrending`` 
 
 Both run on whole fetched batches (``agents.batching``: Faust's per-event stream machinery
 caps a Faust agent at ~5k events per CPU-second). A batch is one partition's records from
-one fetch. Events are folded one by one, in order, against a per-batch cache of the table
-values, so each event sees the ones before it exactly as if it were alone; then every
-changed key is written once, ONE ``VideoStats`` per changed video is published (its state
-after the batch; the version still counts every accepted event), and the partition's top
-list is updated once per changed video with that final score. Forwarded copies are the
-input bytes as they came, re-keyed by viewer, sent with the batch's other outputs. The
-batch's offsets are committed only after its outputs and then its changelog records are
-in the broker (``agents.batching``).
+one fetch. Sessions are folded event by event, in order, against a per-batch cache of the
+table values, so each event sees the ones before it exactly as if it were alone; each
+video's totals absorb the batch's session deltas in one fold (``fold_stats_many``, equal to
+folding them one by one); then every changed key is written once, ONE ``VideoStats`` per
+changed video is published (its state after the batch; the version still counts every
+accepted event), and the partition's top list is updated once per changed video with that
+final score. Forwarded copies are the input bytes as they came, re-keyed by viewer, sent
+with the batch's other outputs. The batch's offsets are committed only after its outputs and
+then its changelog records are in the broker (``agents.batching``).
 Web views (routed to the worker owning the key): ``/users/{user_id}/history``,
 ``/stats/{video_id}`` and ``/trending``.
 """
@@ -159,6 +160,7 @@ def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Setting
         )
         state = BatchState(tables)
         duplicates = views = 0
+        deltas: dict[str, list[tuple[str, an.SessionDelta]]] = {}
         for record in records:
             try:
                 watch = decode(record.value, expect=WATCH_INPUT)
@@ -168,15 +170,16 @@ def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Setting
                 dead_letter_batched(out, deps, record, exc, partitions=n_watch)
                 continue
             video_id, user_id = watch.video_id, watch.user_id
-            stats = state.video(video_id) or an.VideoAnalytics(video_id=video_id)
+            stats = state.video(video_id)
+            duration = None if stats is None else stats.duration_seconds
             key = an.session_key(video_id, user_id)
-            folded = an.fold_session(state.session(key), watch, stats.duration_seconds, policy)
+            folded = an.fold_session(state.session(key), watch, duration, policy)
             if folded is None:
                 duplicates += 1
                 continue
             session, delta = folded
             state.put_session(key, session)
-            state.put_video(an.fold_stats(stats, user_id, delta, policy))
+            deltas.setdefault(video_id, []).append((user_id, delta))
             views += delta.views
             # The viewer's history is keyed by viewer: the event as it came, re-keyed.
             user_key = user_id.encode()
@@ -187,6 +190,9 @@ def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Setting
                 partition=partition_of(user_key, n_by_user),
                 timestamp_ms=record.timestamp,
             )
+        for video_id, video_deltas in deltas.items():
+            stats = state.video(video_id) or an.VideoAnalytics(video_id=video_id)
+            state.put_video(an.fold_stats_many(stats, video_deltas, policy))
         state.flush(out)
         if state.dirty_videos:
             top = tables.top(batch.partition)

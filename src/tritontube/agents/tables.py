@@ -57,7 +57,7 @@ class TypedTable(Generic[T]):
 
     def get(self, key: str) -> T | None:
         raw_key = key.encode()
-        raw = self.table.get(raw_key)
+        raw = self.table.data.get(raw_key)  # the store itself: no per-read sensor call
         if raw is None:
             return None
         seen = self._decoded.get(raw_key)

@@ -147,11 +147,23 @@ def _plan(cls: type[Any]) -> tuple[tuple[str, Converter | None], ...]:
         hints = type_hints(cls)
         names = _field_names(cls) or ()
         plan = _PLANS[cls] = tuple((name, _converter(hints[name])) for name in names)
+        if all(convert is None for _, convert in plan):
+            _PLAIN_RECORDS[cls] = frozenset(names)
     return plan
+
+
+# Record types whose every field is taken as fastavro decodes it (after _plan saw them).
+_PLAIN_RECORDS: dict[type[Any], frozenset[str]] = {}
 
 
 def from_avro(cls: type[T], value: dict[str, Any]) -> T:
     """Build ``cls`` from a decoded Avro record, ignoring fields the domain does not know."""
+    if cls in _PLAIN_RECORDS and len(value) == len(_PLAIN_RECORDS[cls]):
+        # Every field as fastavro gave it, and the record has exactly the domain's fields.
+        try:
+            return cls(**value)
+        except TypeError:
+            pass  # other field names: the general path says what does not fit
     kwargs = {}
     for name, convert in _plan(cls):
         if name in value:
