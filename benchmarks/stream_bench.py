@@ -190,7 +190,7 @@ def measure_tritontube(stack: EmbeddedStack, events: list[WatchEvent]) -> tuple[
             break
         if time.perf_counter() - started > DONE_TIMEOUT:
             raise TimeoutError(f"worker acknowledged {got_watch}/{n} events, {got_user}/{n} copies")
-        time.sleep(0.05)
+        time.sleep(0.2)  # each poll costs the worker a /metrics rendering
     seconds = time.perf_counter() - started
     cpu = cpu_of(worker.pid) - cpu0
     arch = cpu_of(archiver.pid if archiver else None) - arch0

@@ -116,6 +116,7 @@ class SchemaRegistry:
         self._fast_by_fp = {fp: _fast(s) for fp, s in self.by_fingerprint.items()}
         current = set(self._fp_of.values())
         self._resolve = {fp: fp not in current for fp in self.by_fingerprint}
+        self._plans: dict[bytes, tuple[dict[str, Any], str, dict[str, Any] | None]] = {}
 
     def _add(self, fp: bytes, parsed: dict[str, Any], path: Path) -> None:
         if fp not in self.by_fingerprint:
@@ -138,11 +139,20 @@ class SchemaRegistry:
         except KeyError:
             raise CodecError(f"unknown record type {name!r}") from None
 
-    def fast_writer_of(self, data: bytes) -> tuple[dict[str, Any], bool, bool]:
-        """:meth:`writer_of`, parsed by fastavro, and whether it differs from the current
-        version of its record (then the decoder resolves it to that)."""
+    def decoding_plan(self, data: bytes) -> tuple[dict[str, Any], str, dict[str, Any] | None, bool]:
+        """How to decode a message: its writer schema (parsed by fastavro), the record's
+        short name, the reader schema to resolve it to (None when the writer is the current
+        version) and whether the header was in the legacy byte order. Computed once per
+        fingerprint."""
         fp, legacy = self._fingerprint_of(data)
-        return self._fast_by_fp[fp], legacy, self._resolve[fp]
+        plan = self._plans.get(fp)
+        if plan is None:
+            writer = self._fast_by_fp[fp]
+            name = short_name(writer["name"])
+            current = self._fast_current.get(name)
+            reader = current if self._resolve[fp] and current is not None else None
+            plan = self._plans[fp] = (writer, name, reader)
+        return (*plan, legacy)
 
     def writer_of(self, data: bytes) -> tuple[dict[str, Any], bool]:
         """The writer schema named by a message's header, and whether it is in legacy order."""
@@ -224,13 +234,9 @@ class AvroCodec:
     def decode(self, data: bytes | None, expect: Collection[str] | None = None) -> Decoded:
         if not data:
             raise CodecError("message too short for Avro single-object encoding")
-        writer, legacy, resolve = self.registry.fast_writer_of(data)
-        name = short_name(writer["name"])
+        writer, name, reader, legacy = self.registry.decoding_plan(data)
         if expect is not None and name not in expect:
             raise CodecError(f"unexpected record type {name}")
-        reader = (
-            self.registry.fast_schema(name) if resolve and name in self.registry.current else None
-        )
         try:
             value = fastavro.schemaless_reader(io.BytesIO(data[HEADER_SIZE:]), writer, reader)
         except (
