@@ -221,10 +221,8 @@ def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Setting
             STATS_AGENT, batch.tp.topic, len(records), records[0].timestamp
         )
         changed: dict[str, an.VideoAnalytics] = {}
-        for record in records:
-            try:
-                state = deps.codec.decode_as(record.value, VideoState)
-            except CodecError:
+        for state in batch.decoded(deps.codec, VideoState):
+            if isinstance(state, CodecError):
                 continue  # the search join dead-letters it (one dead letter per record)
             before = changed.get(state.video_id) or tables.videos.get(state.video_id)
             stats = before or an.VideoAnalytics(video_id=state.video_id)

@@ -60,6 +60,8 @@ from mode.utils.futures import notify
 
 from tritontube import metrics
 from tritontube.agents.tables import TypedTable
+from tritontube.streams.codec import CodecError
+from tritontube.streams.records import EventCodec
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +87,28 @@ class Batch:
     event: EventT  # a Faust event of the last record: table writes are attributed to it
     generation: int  # the consumer generation that fetched it
     start: int  # the first offset it acknowledges (a gap before its first record included)
+    memo: dict[Any, Any] = field(default_factory=dict, compare=False)
 
     @property
     def partition(self) -> int:
         return self.tp.partition
+
+    def decoded(self, codec: EventCodec, record_type: type[Any]) -> list[Any]:
+        """Each record's value decoded as ``record_type`` (or the :class:`CodecError` in its
+        place), once per batch: the topic's handlers share it."""
+        found = self.memo.get(record_type)
+        if found is None:
+            found = self.memo[record_type] = [
+                _try(codec, r.value, record_type) for r in self.records
+            ]
+        return found
+
+
+def _try(codec: EventCodec, value: bytes, record_type: type[Any]) -> Any:
+    try:
+        return codec.decode_as(value, record_type)
+    except CodecError as exc:
+        return exc
 
 
 Handler = Callable[[Batch, "Checkpoint"], Awaitable[None]]

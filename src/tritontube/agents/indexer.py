@@ -44,7 +44,7 @@ from tritontube.agents.dlq import dead_letter_batched
 from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import SEARCH_SOURCES_TABLE, Topology
 from tritontube.deps import Deps
-from tritontube.domain.events import VideoState
+from tritontube.domain.events import VideoState, VideoStats
 from tritontube.indexer.documents import VideoDocument
 from tritontube.indexer.join import SearchSource, join_state, join_stats, to_document
 from tritontube.indexer.port import (
@@ -77,7 +77,7 @@ def register(
     n_default = settings.kafka.partitions
     a = settings.analytics
 
-    def join_handler(spec: catalogue.TopicSpec, expect: str) -> Handler:
+    def join_handler(spec: catalogue.TopicSpec, record_type: type[Any]) -> Handler:
         n_input = catalogue.partitions_of(spec, n_default)
 
         async def on_batch(batch: Batch, out: Checkpoint) -> None:
@@ -89,11 +89,9 @@ def register(
             )
             changed: dict[str, SearchSource] = {}
             stamps: dict[str, int] = {}
-            for record in records:
-                try:
-                    value = deps.codec.decode(record.value, expect=(expect,))
-                except CodecError as exc:
-                    dead_letter_batched(out, deps, record, exc, partitions=n_input)
+            for record, value in zip(records, batch.decoded(deps.codec, record_type), strict=True):
+                if isinstance(value, Exception):
+                    dead_letter_batched(out, deps, record, value, partitions=n_input)
                     continue
                 before = changed.get(value.video_id) or sources.get(value.video_id)
                 if isinstance(value, VideoState):
@@ -161,11 +159,11 @@ def register(
     limit = a.index_batch_size
     router.route(
         topology.topic(catalogue.VIDEO_STATE),
-        Route(JOIN_AGENT, join_handler(catalogue.VIDEO_STATE, "VideoState"), limit),
+        Route(JOIN_AGENT, join_handler(catalogue.VIDEO_STATE, VideoState), limit),
     )
     router.route(
         topology.topic(catalogue.VIDEO_STATS),
-        Route(JOIN_AGENT, join_handler(catalogue.VIDEO_STATS, "VideoStats"), limit),
+        Route(JOIN_AGENT, join_handler(catalogue.VIDEO_STATS, VideoStats), limit),
     )
     router.route(
         topology.topic(catalogue.SEARCH_DOCUMENTS), Route(WRITER_AGENT, on_documents, limit)

@@ -18,10 +18,11 @@ is safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 import faust
+from faust.stores.memory import Store as MemoryStore
 from faust.types import TableT
 
 from tritontube.streams.partitioning import partition_of
@@ -46,6 +47,7 @@ class TypedTable(Generic[T]):
         self.cls = cls
         self._limit = remembered
         self._decoded: dict[bytes, tuple[bytes, T]] = {}
+        self._reader: Callable[[bytes], bytes | None] | None = None
 
     @property
     def name(self) -> str:
@@ -57,7 +59,7 @@ class TypedTable(Generic[T]):
 
     def get(self, key: str) -> T | None:
         raw_key = key.encode()
-        raw = self.table.data.get(raw_key)  # the store itself: no per-read sensor call
+        raw = self._read(raw_key)
         if raw is None:
             return None
         seen = self._decoded.get(raw_key)
@@ -66,6 +68,15 @@ class TypedTable(Generic[T]):
         value = decode_value(self.codec, raw, self.cls)
         self._keep(raw_key, raw, value)
         return value
+
+    def _read(self, raw_key: bytes) -> bytes | None:
+        """The stored bytes, from the store itself (no per-read sensor call). A memory
+        store's dict answers a missing key without raising (``Mapping.get``'s KeyError costs
+        more than the lookup); any other store through its mapping API."""
+        if self._reader is None:
+            store = self.table.data
+            self._reader = store.data.get if isinstance(store, MemoryStore) else store.get
+        return self._reader(raw_key)
 
     def put(self, key: str, value: T) -> None:
         raw_key = key.encode()
