@@ -1,10 +1,12 @@
 """Watch analytics agents: thin adapters over the folds in ``domain.analytics``.
 
-* ``video-stats`` consumes ``watch-events`` and ``video-state`` (both keyed by video id, so
-  co-partitioned). For each new (not duplicate) watch event it folds the viewer's session
-  and the video's totals, keeps the partition's trending top list, publishes a
-  ``VideoStats`` record on ``video-stats`` (the indexer's input) and forwards the event,
-  keyed by viewer, to ``watch-events-by-user``. VideoState only teaches it durations.
+* ``video-stats`` consumes ``watch-events`` (keyed by video id). For each new (not
+  duplicate) watch event it folds the viewer's session and the video's totals, keeps the
+  partition's trending top list, publishes a ``VideoStats`` record on ``video-stats`` (the
+  indexer's input) and forwards the event, keyed by viewer, to ``watch-events-by-user``. A
+  video's duration (completion needs it) is its latest VideoState's, read from the search
+  join's ``search_sources`` table (keyed by video id like ``watch-events``, so the same
+  worker owns both partitions).
 * ``watch-history`` consumes ``watch-events-by-user`` and folds each user's history.
 
 All state is in Faust tables (Avro values, ``agents.tables``); their changelogs make it
@@ -33,8 +35,9 @@ from dataclasses import dataclass
 from tritontube import metrics
 from tritontube.agents.batching import Batch, BatchingApp, Checkpoint, Route
 from tritontube.agents.dlq import dead_letter_batched
-from tritontube.agents.tables import TypedTable
+from tritontube.agents.tables import TypedTable, shared
 from tritontube.agents.topology import (
+    SEARCH_SOURCES_TABLE,
     TRENDING_TABLE,
     VIDEO_ANALYTICS_TABLE,
     WATCH_HISTORY_TABLE,
@@ -43,7 +46,7 @@ from tritontube.agents.topology import (
 )
 from tritontube.deps import Deps
 from tritontube.domain import analytics as an
-from tritontube.domain.events import VideoState
+from tritontube.indexer.join import SearchSource
 from tritontube.settings import Settings
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
@@ -77,6 +80,7 @@ class AnalyticsTables:
     videos: TypedTable[an.VideoAnalytics]
     trending: TypedTable[an.PartitionTrending]
     history: TypedTable[an.UserHistory]
+    sources: TypedTable[SearchSource]  # the search join's: latest VideoState per video
 
     @classmethod
     def of(cls, topology: Topology, codec: EventCodec) -> AnalyticsTables:
@@ -86,6 +90,7 @@ class AnalyticsTables:
             videos=TypedTable(t[VIDEO_ANALYTICS_TABLE], codec, an.VideoAnalytics),
             trending=TypedTable(t[TRENDING_TABLE], codec, an.PartitionTrending),
             history=TypedTable(t[WATCH_HISTORY_TABLE], codec, an.UserHistory),
+            sources=shared(topology, SEARCH_SOURCES_TABLE, codec, SearchSource),
         )
 
     def session(self, video_id: str, user_id: str) -> an.WatchSession | None:
@@ -108,6 +113,7 @@ class BatchState:
         self._tables = tables
         self._sessions: dict[str, an.WatchSession | None] = {}
         self._videos: dict[str, an.VideoAnalytics | None] = {}
+        self._durations: dict[str, float | None] = {}
         self._dirty_sessions: set[str] = set()
         self.dirty_videos: dict[str, an.VideoAnalytics] = {}
 
@@ -115,6 +121,18 @@ class BatchState:
         if key not in self._sessions:
             self._sessions[key] = self._tables.sessions.get(key)
         return self._sessions[key]
+
+    def duration(self, video_id: str) -> float | None:
+        """The video's duration: its latest VideoState's, as the search join keeps it
+        (``search_sources``, the same partition), else what its statistics last learnt."""
+        if video_id not in self._durations:
+            source = self._tables.sources.get(video_id)
+            known = None if source is None else source.duration_seconds
+            if known is None:
+                stats = self.video(video_id)
+                known = None if stats is None else stats.duration_seconds
+            self._durations[video_id] = known
+        return self._durations[video_id]
 
     def video(self, video_id: str) -> an.VideoAnalytics | None:
         if video_id not in self._videos:
@@ -170,8 +188,7 @@ def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Setting
                 dead_letter_batched(out, deps, record, exc, partitions=n_watch)
                 continue
             video_id, user_id = watch.video_id, watch.user_id
-            stats = state.video(video_id)
-            duration = None if stats is None else stats.duration_seconds
+            duration = state.duration(video_id)
             key = an.session_key(video_id, user_id)
             folded = an.fold_session(state.session(key), watch, duration, policy)
             if folded is None:
@@ -192,6 +209,7 @@ def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Setting
             )
         for video_id, video_deltas in deltas.items():
             stats = state.video(video_id) or an.VideoAnalytics(video_id=video_id)
+            stats = an.with_duration(stats, state.duration(video_id))
             state.put_video(an.fold_stats_many(stats, video_deltas, policy))
         state.flush(out)
         if state.dirty_videos:
@@ -213,24 +231,6 @@ def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Setting
             metrics.WATCH_EVENTS_DUPLICATE.inc(duplicates)
         if views:
             metrics.VIEWS_COUNTED.inc(views)
-
-    async def on_state_batch(batch: Batch, out: Checkpoint) -> None:
-        """VideoState teaches the video's duration (completion needs it)."""
-        records = batch.records
-        metrics.observe_consumed_batch(
-            STATS_AGENT, batch.tp.topic, len(records), records[0].timestamp
-        )
-        changed: dict[str, an.VideoAnalytics] = {}
-        for state in batch.decoded(deps.codec, VideoState):
-            if isinstance(state, CodecError):
-                continue  # the search join dead-letters it (one dead letter per record)
-            before = changed.get(state.video_id) or tables.videos.get(state.video_id)
-            stats = before or an.VideoAnalytics(video_id=state.video_id)
-            updated = an.with_duration(stats, state.duration_seconds)
-            if updated is not stats:
-                changed[state.video_id] = updated
-        for video_id, stats in changed.items():
-            out.put(tables.videos, video_id, stats)
 
     async def on_history_batch(batch: Batch, out: Checkpoint) -> None:
         records = batch.records
@@ -260,7 +260,6 @@ def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Setting
 
     router = app.batch_router
     router.route(topology.topic(catalogue.WATCH_EVENTS), Route(STATS_AGENT, on_watch_batch))
-    router.route(topology.topic(catalogue.VIDEO_STATE), Route(STATS_AGENT, on_state_batch))
     router.route(
         topology.topic(catalogue.WATCH_EVENTS_BY_USER), Route(HISTORY_AGENT, on_history_batch)
     )

@@ -41,7 +41,7 @@ from mode.types.signals import BaseSignalT
 from tritontube import metrics
 from tritontube.agents.batching import Batch, BatchingApp, Checkpoint, Handler, Route
 from tritontube.agents.dlq import dead_letter_batched
-from tritontube.agents.tables import TypedTable
+from tritontube.agents.tables import shared
 from tritontube.agents.topology import SEARCH_SOURCES_TABLE, Topology
 from tritontube.deps import Deps
 from tritontube.domain.events import VideoState, VideoStats
@@ -71,7 +71,7 @@ def register(
     app: BatchingApp, topology: Topology, deps: Deps, settings: Settings, search: SearchIndex
 ) -> None:
     """The join and the writer, on whole fetched batches (``agents.batching``)."""
-    sources = TypedTable(topology.tables[SEARCH_SOURCES_TABLE], deps.codec, SearchSource)
+    sources = shared(topology, SEARCH_SOURCES_TABLE, deps.codec, SearchSource)
     documents = catalogue.SEARCH_DOCUMENTS.name
     n_documents = catalogue.partitions_of(catalogue.SEARCH_DOCUMENTS, settings.kafka.partitions)
     n_default = settings.kafka.partitions

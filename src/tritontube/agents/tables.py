@@ -19,12 +19,13 @@ is safe.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import faust
 from faust.stores.memory import Store as MemoryStore
 from faust.types import TableT
 
+from tritontube.agents.topology import Topology
 from tritontube.streams.partitioning import partition_of
 from tritontube.streams.records import EventCodec
 from tritontube.streams.tables import decode_value
@@ -114,3 +115,14 @@ class TypedTable(Generic[T]):
         for key, raw in list(self.table.items()):
             if partition_of(key, partitions) in mine:
                 yield key.decode(), decode_value(self.codec, raw, self.cls)
+
+
+def shared(topology: Topology, name: str, codec: EventCodec, cls: type[T]) -> TypedTable[T]:
+    """The one typed view of table ``name`` in this app (made on first use): a value one
+    agent writes is then read back by another without decoding it again."""
+    found = topology.typed.get(name)
+    if found is None:
+        found = topology.typed[name] = TypedTable(topology.tables[name], codec, cls)
+    if found.cls is not cls:
+        raise TypeError(f"table {name} holds {found.cls.__name__}, not {cls.__name__}")
+    return cast(TypedTable[T], found)
