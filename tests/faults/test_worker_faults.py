@@ -211,7 +211,7 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
         worker=no_transcode(base),
         http=base.http,
         # Small bulks: indexing takes long enough to be killed in the middle of it.
-        analytics=AnalyticsSettings(index_batch_size=5, index_batch_seconds=0.05),
+        analytics=AnalyticsSettings(index_batch_size=5),
     )
     stack = stack_factory(settings)
     ids = [f"ix{i:03d}" for i in range(count)]
