@@ -127,8 +127,9 @@ def fold_session(
     completion = completion_of(max_position, completed, duration)
     ids = (*s.recent_event_ids, event.event_id)[-policy.recent_event_ids :]
     newest = at >= s.last_at_ms
-    after = replace(
-        s,
+    after = WatchSession(  # every field named: cheaper than dataclasses.replace per event
+        video_id=s.video_id,
+        user_id=s.user_id,
         playing=_PLAYING_AFTER.get(kind, s.playing) if newest else s.playing,
         last_at_ms=max(at, s.last_at_ms),
         window=max(window, s.window),

@@ -205,11 +205,11 @@ class EventCodec:
         return self.avro.encode(name, to_avro(event))
 
     def decode(self, data: bytes | None, expect: tuple[str, ...] | None = None) -> Any:
-        decoded = self.avro.decode(data, expect)
-        cls = RECORD_TYPES.get(decoded.name)
+        name, value = self.avro.read(data, expect)
+        cls = RECORD_TYPES.get(name)
         if cls is None:
-            raise CodecError(f"no domain type for {decoded.name}")
-        return from_avro(cls, decoded.value)
+            raise CodecError(f"no domain type for {name}")
+        return from_avro(cls, value)
 
     def decode_as(self, data: bytes | None, cls: type[T]) -> T:
         """Decode a record that must be of type ``cls``."""
