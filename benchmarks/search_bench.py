@@ -325,10 +325,13 @@ SIZES = {True: (2_000, 10_000), False: (10_000, 100_000)}
 
 
 def figures(quick: bool) -> list[Figure]:
-    """``make bench`` entry (benchmarks/common.py): two index sizes."""
+    """``make bench`` entry (benchmarks/common.py): two index sizes
+    (``TRITONTUBE_BENCH_SEARCH_SIZES=videos,videos`` overrides them)."""
     queries = 200 if quick else 300
+    raw = os.environ.get("TRITONTUBE_BENCH_SEARCH_SIZES", "").strip()
+    sizes = [int(v) for v in raw.split(",")] if raw else SIZES[quick]
     out: list[Figure] = []
-    for videos in SIZES[quick]:
+    for videos in sizes:
         out += to_figures(_measure(videos, queries))
     return out
 
