@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: dev test lint typecheck bench load setup vendor clean
+.PHONY: dev test lint typecheck bench load soak setup vendor clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(SYSTEM_PYTHON) -m venv $(VENV)
@@ -55,13 +55,21 @@ $(QUIX_STAMP): benchmarks/quix-requirements.txt
 bench: setup $(QUIX_STAMP)
 	$(PY) -m benchmarks
 
-## Load scenarios against a running stack (`make dev` in another terminal), loopback only.
-## Report under benchmarks/results/load-*/. Override e.g. LOAD_ARGS="--uploads 200".
+## k6 and Locust against a running stack (`make dev` in another terminal), loopback only.
+## Reports under benchmarks/results/load-*/. Override e.g. LOAD_ARGS="--uploads 200".
 API_URL ?= http://127.0.0.1:8080
 WORKER_URL ?= http://127.0.0.1:6066
 LOAD_ARGS ?=
 load: $(STAMP)
 	$(PY) -m loadtest --api $(API_URL) --worker $(WORKER_URL) $(LOAD_ARGS)
+
+## The soak: mixed load on a `tritontube dev` of its own for 30 minutes, the worker and the
+## broker killed in turn every 3 minutes; memory, lag and errors sampled and plotted, events
+## in = effects out checked. Report under benchmarks/results/soak-*/.
+## Override e.g. SOAK_ARGS="--minutes 3 --kill-every 60".
+SOAK_ARGS ?=
+soak: setup
+	$(PY) -m loadtest.soak $(SOAK_ARGS)
 
 ## Copy the pinned dash.js from node_modules into the package (the copy is committed).
 DASHJS := node_modules/dashjs/dist/modern/umd/dash.all.min.js

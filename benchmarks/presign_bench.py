@@ -42,7 +42,11 @@ from tritontube.streams.admin import ensure_topics
 
 MODULE = "presign"
 # Presigning is local computation; this endpoint is never contacted.
-S3 = S3Settings(endpoint_url="http://127.0.0.1:9")
+S3 = S3Settings(
+    endpoint_url="http://127.0.0.1:9",
+    access_key_id="bench",
+    secret_access_key="bench-secret",  # type: ignore[arg-type]  # noqa: S106 - never sent
+)
 
 
 def _ms(values: list[float], q: float) -> float:

@@ -2,7 +2,7 @@
 
     python -m benchmarks.replay_bench [--events 20000]
 
-Starts a fresh embedded broker and s3rver on free loopback ports, produces WatchEvents, writes
+Starts a fresh embedded broker and SeaweedFS on free loopback ports, produces WatchEvents, writes
 them to the archive in files of 5,000 records (the archiver's format), then times a full
 replay from each source into a rebuild-style collector (read + decode every value).
 """
@@ -22,10 +22,10 @@ from benchmarks.common import Figure
 from tritontube.deps import build_deps
 from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import free_port
-from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.seaweedfs import SeaweedFSServer
 from tritontube.domain.events import WatchEvent
 from tritontube.replay.sources import ArchiveSource, Selection, Source, TopicSource
-from tritontube.settings import KafkaSettings, S3Settings, Settings
+from tritontube.settings import KafkaSettings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import archive
 from tritontube.streams.admin import ensure_topics
@@ -80,14 +80,19 @@ async def _time(source: Source) -> tuple[int, float]:
 
 async def bench(events: int, workdir: Path) -> list[tuple[str, int, float]]:
     broker = tansu_process("127.0.0.1", free_port(), workdir / "logs")
-    s3 = S3rverServer(workdir / "objects", free_port(), "tritontube", ["*"], silent=True)
+    s3 = SeaweedFSServer(workdir / "objects", free_port(), "tritontube", ["http://127.0.0.1"])
     broker.start()
     try:
         with s3:
             kafka = KafkaSettings(
                 bootstrap_servers=f"127.0.0.1:{broker.port}", embedded_broker_compat=True
             )
-            store = S3ObjectStore.from_settings(S3Settings(endpoint_url=s3.endpoint_url))
+            store = S3ObjectStore(
+                endpoint_url=s3.endpoint_url,
+                bucket=s3.bucket,
+                access_key_id=s3.access_key_id,
+                secret_access_key=s3.secret_access_key,
+            )
             try:
                 await ensure_topics(kafka)
                 await _produce(kafka, events)

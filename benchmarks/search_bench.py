@@ -2,7 +2,7 @@
 
     python -m benchmarks.search_bench [--videos 100000] [--queries 300]
 
-Starts a fresh embedded stack (broker, object store, archiver, worker, API) on free loopback
+Starts a fresh embedded stack (broker, SeaweedFS, archiver, worker, API) on free loopback
 ports, then:
 
 1. produces N READY ``VideoState`` records on ``video-state`` and times the pipeline
@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import os
 import random
+import secrets
 import tempfile
 import time
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ from tritontube.indexer.factory import cursor_secret
 from tritontube.indexer.query import SearchQuery
 from tritontube.indexer.tantivy_index import SORT_FIELDS, TantivyIndex
 from tritontube.settings import (
+    AuthSettings,
     HttpSettings,
     KafkaSettings,
     S3Settings,
@@ -79,6 +81,7 @@ def _settings(root: Path) -> Settings:
         worker=WorkerSettings(web_port=worker_port, data_dir=root / "worker"),
         search=SearchSettings(path=root / "search"),
         data_dir=root / "data",
+        auth=AuthSettings(secret=secrets.token_urlsafe(32)),  # the worker refuses the placeholder
     )
 
 

@@ -2,7 +2,7 @@
 
     python -m benchmarks.stream_bench [--events 100000] [--videos 10000] [--users 20000]
 
-For each corpus size, a fresh embedded stack (broker, object store, archiver, one worker,
+For each corpus size, a fresh embedded stack (broker, SeaweedFS, archiver, one worker,
 4 partitions) and one set of Avro ``WatchEvent`` records (``--events`` over ``--videos``
 videos and ``--users`` viewers; sessions of heartbeats 10 s apart, so table state grows
 with videos x viewers). Then, on the same broker and the same ``watch-events`` records:
@@ -31,6 +31,7 @@ import json
 import os
 import random
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -48,6 +49,7 @@ from tritontube.devstack.process import free_port
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import WatchEvent
 from tritontube.settings import (
+    AuthSettings,
     HttpSettings,
     KafkaSettings,
     S3Settings,
@@ -105,6 +107,7 @@ def _settings(root: Path) -> Settings:
         worker=WorkerSettings(web_port=free_port(), data_dir=root / "worker"),
         search=SearchSettings(path=root / "search"),
         data_dir=root / "data",
+        auth=AuthSettings(secret=secrets.token_urlsafe(32)),  # the worker refuses the placeholder
     )
 
 

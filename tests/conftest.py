@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from helpers import StoreBucket
 from tritontube.deps import build_deps
 from tritontube.devstack.broker import tansu_process
 from tritontube.devstack.process import free_port
-from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.seaweedfs import Credentials, SeaweedFSServer
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.settings import (
+    AuthSettings,
     HttpSettings,
     KafkaSettings,
     S3Settings,
@@ -28,6 +32,7 @@ from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams.records import EventCodec
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+SHARED_BUCKET_PREFIX = "tt-test-"
 
 
 @pytest.fixture(autouse=True)
@@ -60,15 +65,41 @@ def broker(tmp_path: Path) -> Iterator[str]:
         proc.stop()
 
 
+@pytest.fixture(scope="session")
+def shared_object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFSServer]:
+    """One embedded object store (SeaweedFS) for the session: tests get a bucket each."""
+    root = tmp_path_factory.mktemp("shared-object-store")
+    server = SeaweedFSServer(
+        directory=root / "objects",
+        port=free_port(),
+        bucket=f"{SHARED_BUCKET_PREFIX}shared",
+        cors_origins=["http://127.0.0.1"],
+        app_scope=f"{SHARED_BUCKET_PREFIX}*",
+        log_path=root / "objectstore.log",
+    )
+    with server:
+        yield server
+
+
 @pytest.fixture
-def s3rver(tmp_path: Path) -> Iterator[S3rverServer]:
-    server = S3rverServer(
+def object_store(shared_object_store: SeaweedFSServer) -> StoreBucket:
+    """A fresh, empty bucket of its own on the session's object store (with its app keys):
+    starting a store per test cost ~3 s each. Tests that stop or kill the store use
+    :func:`private_object_store`."""
+    bucket = StoreBucket.of(shared_object_store, f"{SHARED_BUCKET_PREFIX}{uuid.uuid4().hex[:20]}")
+    bucket.create()
+    return bucket
+
+
+@pytest.fixture
+def private_object_store(tmp_path: Path) -> Iterator[SeaweedFSServer]:
+    """An embedded object store of this test's own, bucket ``tritontube`` (to stop or kill)."""
+    server = SeaweedFSServer(
         directory=tmp_path / "objects",
         port=free_port(),
         bucket="tritontube",
         cors_origins=["http://127.0.0.1"],
-        log_path=tmp_path / "logs" / "s3rver.log",
-        silent=True,
+        log_path=tmp_path / "logs" / "objectstore.log",
     )
     with server:
         yield server
@@ -105,13 +136,18 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
         """``transcode_agent=False``: no transcode agent (tests that publish its events by hand)."""
         worker_port = free_port()
         http_port = free_port()
+        keys = Credentials.generate()  # the stack's object store takes the app's keys from here
         groups: dict[str, object] = {
             "kafka": KafkaSettings(
                 bootstrap_servers=f"127.0.0.1:{free_port()}",
                 embedded_broker_compat=True,
                 partitions=2,
             ),
-            "s3": S3Settings(endpoint_url=f"http://127.0.0.1:{free_port()}"),
+            "s3": S3Settings(
+                endpoint_url=f"http://127.0.0.1:{free_port()}",
+                access_key_id=keys.access_key_id,
+                secret_access_key=keys.secret_access_key,  # type: ignore[arg-type]
+            ),
             "http": HttpSettings(port=http_port),
             "worker": WorkerSettings(
                 web_port=worker_port,
@@ -121,6 +157,9 @@ def make_settings(tmp_path: Path) -> SettingsFactory:
             "search": SearchSettings(path=tmp_path / "search"),
             "upload": UploadSettings(),
             "data_dir": tmp_path / "data",
+            # A secret of its own, as in production: `tritontube api`/`worker` refuse the
+            # shipped placeholder outside dev mode.
+            "auth": AuthSettings(secret=secrets.token_urlsafe(32)),
         }
         groups.update(overrides)
         return Settings(**groups)  # type: ignore[arg-type]
@@ -144,8 +183,15 @@ def stack_factory(
         archiver: bool = True,
     ) -> EmbeddedStack:
         """``archiver=False``: no archiver process (a test that drives an Archiver itself)."""
+        # Free ports for every worker (``make dev`` takes consecutive ones): a port next to a
+        # free one may be anybody's on a busy machine.
+        ports = [settings.worker.web_port, *(free_port() for _ in range(workers - 1))]
         stack = EmbeddedStack(
-            settings=settings, log_dir=tmp_path / "logs", with_api=with_api, workers=workers
+            settings=settings,
+            log_dir=tmp_path / "logs",
+            with_api=with_api,
+            workers=workers,
+            worker_ports=ports,
         )
         stacks.append(stack)
         try:

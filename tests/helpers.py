@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -23,20 +24,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
-from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.process import ManagedProcess
+from tritontube.devstack.seaweedfs import SeaweedFSServer
+from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import UploadCompleted, UploadSessionCreated, VideoState
 from tritontube.domain.media import Probe
 from tritontube.http.auth import mint_token
 from tritontube.indexer.port import SearchIndex
 from tritontube.indexer.query import SearchQuery
-from tritontube.settings import Settings
+from tritontube.settings import S3Settings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import catalogue
-from tritontube.streams.codec import AvroCodec, SchemaRegistry
+from tritontube.streams.codec import AvroCodec, CodecError, SchemaRegistry
 from tritontube.streams.records import EventCodec
 
 #: Event time of the builders below: when the test session imported this module.
@@ -153,9 +157,12 @@ async def read_topic(
     return records
 
 
-async def read_all(where: Settings | str, topic: str, codec: EventCodec) -> list[tuple[str, Any]]:
+async def read_all(
+    where: Settings | str, topic: str, codec: EventCodec, *, skip_undecodable: bool = False
+) -> list[tuple[str, Any]]:
     """Every record on ``topic`` so far, as (key, decoded value), in partition order; read
-    until three polls in a row bring nothing."""
+    until three polls in a row bring nothing. ``skip_undecodable``: leave out records the
+    codec refuses (a test put garbage on a topic others read)."""
     consumer = _from_earliest(where, topic)
     await consumer.start()
     out: list[tuple[str, Any]] = []
@@ -165,7 +172,12 @@ async def read_all(where: Settings | str, topic: str, codec: EventCodec) -> list
             batch = await consumer.getmany(timeout_ms=500, max_records=5000)
             records = [r for msgs in batch.values() for r in msgs]
             quiet = 0 if records else quiet + 1
-            out.extend((r.key.decode(), codec.decode(r.value)) for r in records)
+            for r in records:
+                try:
+                    out.append((r.key.decode(), codec.decode(r.value)))
+                except CodecError:
+                    if not skip_undecodable:
+                        raise
     finally:
         await consumer.stop()
     return out
@@ -326,7 +338,36 @@ def restarted_clock_ts(
     return joined
 
 
-def s3rver_store(server: S3rverServer, **options: Any) -> S3ObjectStore:
+@dataclasses.dataclass(frozen=True)
+class StoreBucket:
+    """One bucket of a running embedded object store, with the app keys that reach it (what
+    the ``object_store`` fixture hands out)."""
+
+    endpoint_url: str
+    bucket: str
+    access_key_id: str
+    secret_access_key: str
+
+    @classmethod
+    def of(cls, server: SeaweedFSServer, bucket: str) -> StoreBucket:
+        return cls(server.endpoint_url, bucket, server.access_key_id, server.secret_access_key)
+
+    def create(self) -> None:
+        """Create the bucket (blocking, plain boto3: fixtures call it outside any loop)."""
+        client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+        )
+        try:
+            client.create_bucket(Bucket=self.bucket)
+        finally:
+            client.close()
+
+
+def server_store(server: SeaweedFSServer | StoreBucket, **options: Any) -> S3ObjectStore:
     """An S3 client for ``server``'s bucket (``options``: S3ObjectStore's others); close it."""
     return S3ObjectStore(
         endpoint_url=server.endpoint_url,
@@ -335,6 +376,23 @@ def s3rver_store(server: S3rverServer, **options: Any) -> S3ObjectStore:
         secret_access_key=server.secret_access_key,
         **options,
     )
+
+
+def store_settings(server: SeaweedFSServer | StoreBucket, **overrides: Any) -> S3Settings:
+    """The ``s3`` settings group that reaches ``server``'s bucket with its app keys."""
+    fields: dict[str, Any] = {
+        "endpoint_url": server.endpoint_url,
+        "bucket": server.bucket,
+        "access_key_id": server.access_key_id,
+        "secret_access_key": server.secret_access_key,
+        **overrides,
+    }
+    return S3Settings(**fields)
+
+
+def process_named(stack: EmbeddedStack, name: str) -> ManagedProcess:
+    """The stack's child called ``name`` (``objectstore``, ``broker``, ``worker``, ``api``)."""
+    return next(p for p in stack.processes if p.name == name)
 
 
 def _processes() -> Iterator[tuple[int, str, bytes]]:
@@ -430,3 +488,84 @@ def make_probe(width: int, height: int, **overrides: object) -> Probe:
         audio_stream_index=1,
     )
     return dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+
+
+def json_log(path: Path) -> list[dict[str, Any]]:
+    """A process's log file as the JSON objects it holds: every line must be one."""
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    records: list[dict[str, Any]] = []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            raise AssertionError(f"not a JSON log line in {path.name}: {line[:300]!r}") from None
+    return records
+
+
+# --------------------------------------------------------------------------- DASH read-back
+
+
+@dataclasses.dataclass(frozen=True)
+class Stream:
+    kind: str
+    frames: tuple[float, ...]  # presentation times, sorted
+    keyframes: tuple[float, ...]
+    end: float  # last presentation time + its duration
+
+
+def read_streams(manifest: Path) -> list[Stream]:
+    """Every stream of the package as ffmpeg's DASH demuxer presents it, read one stream at
+    a time (reading them all at once, ffprobe 5.1 dropped the last packet of one of them,
+    from a one-pass package too)."""
+    listing = _ffprobe_json(manifest, "stream=index,codec_type")
+    streams = []
+    for entry in listing["streams"]:
+        data = _ffprobe_json(
+            manifest, "packet=pts_time,duration_time,flags", "-select_streams", str(entry["index"])
+        )
+        packets = sorted(data["packets"], key=lambda p: float(p["pts_time"]))
+        times = tuple(float(p["pts_time"]) for p in packets)
+        keys = tuple(float(p["pts_time"]) for p in packets if "K" in p["flags"])
+        end = float(packets[-1]["pts_time"]) + float(packets[-1].get("duration_time") or 0)
+        streams.append(Stream(entry["codec_type"], times, keys, end))
+    return streams
+
+
+def _ffprobe_json(path: Path, entries: str, *options: str) -> dict[str, Any]:
+    ffprobe = shutil.which("ffprobe") or "ffprobe"
+    out = subprocess.run(
+        [ffprobe, "-v", "error", *options, "-show_entries", entries, "-of", "json", str(path)],
+        capture_output=True, text=True, check=True, timeout=120,
+    )  # fmt: skip
+    data: dict[str, Any] = json.loads(out.stdout)
+    return data
+
+
+def source_seconds(source: Path) -> dict[str, float]:
+    """How long each kind of stream of the source plays (first packet to last end)."""
+    streams = read_streams(source)
+    return {s.kind: s.end - s.frames[0] for s in streams}
+
+
+def decode_errors(manifest: Path) -> str:
+    """What ffmpeg says decoding every stream of a DASH package (empty: no error)."""
+    ffmpeg_bin = shutil.which("ffmpeg") or "ffmpeg"
+    done = subprocess.run(
+        [ffmpeg_bin, "-v", "error", "-i", str(manifest), "-map", "0", "-f", "null", "-"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return done.stderr if done.returncode == 0 else f"exit {done.returncode}: {done.stderr}"
+
+
+def frame_gaps(stream: Stream, rate: float) -> list[tuple[float, float]]:
+    """Consecutive frames of a constant-rate stream that are not one frame apart."""
+    pairs = zip(stream.frames, stream.frames[1:], strict=False)
+    return [(a, b) for a, b in pairs if abs((b - a) - 1 / rate) > 0.001]
+
+
+async def download_prefix(store: S3ObjectStore, prefix: str, folder: Path) -> Path:
+    """Every object under ``prefix`` into ``folder`` (as named under the prefix)."""
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    for info in await store.list(prefix):
+        await store.download(info.key, folder / info.key[len(prefix) :])
+    return folder

@@ -10,22 +10,23 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from tritontube.settings import Settings
 
 log = logging.getLogger("tritontube")
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _configure_logging(settings: Settings) -> dict[str, Any]:
+    from tritontube import logs
+
+    return logs.configure(settings.log_level, settings.log_format)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     from faust.worker import Worker
 
+    from tritontube import logs
     from tritontube.agents.app import create_worker_app
     from tritontube.deps import build_deps
 
@@ -33,7 +34,12 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     try:
         worker_app = create_worker_app(settings, deps)
         worker = Worker(
-            worker_app.app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False
+            worker_app.app,
+            loglevel=settings.log_level.lower(),
+            quiet=True,
+            redirect_stdouts=False,
+            # mode sets logging up again at start: with our document, not its coloured text.
+            logging_config=logs.logging_config(settings.log_level, settings.log_format),
         )
         worker.execute_from_commandline()
     finally:
@@ -67,22 +73,47 @@ def cmd_archiver(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from tritontube.deps import build_deps
+    from tritontube.http import server
     from tritontube.http.app import create_http_app
 
+    if settings.http.base_url_is_guessed:
+        raise StartupRefusedError(
+            f"the API listens on {settings.http.host}:{settings.http.port}, which is no URL a "
+            "user can reach: set TRITONTUBE_HTTP__PUBLIC_URL (signed media URLs are built on "
+            "it, never on a request's Host header)"
+        )
     app = create_http_app(settings, build_deps(settings))
-    web.run_app(app, host=settings.http.host, port=settings.http.port, print=None, access_log=None)
+    server.run(
+        app,
+        settings.http.host,
+        settings.http.port,
+        header_timeout=settings.http.header_timeout_seconds,
+    )
     return 0
+
+
+def dev_settings(settings: Settings) -> Settings:
+    """What ``tritontube dev`` runs with: the embedded broker's fixes on, its public URL known
+    (``http://host:port`` unless set), and the data directory's own random auth secret in
+    place of the shipped placeholder."""
+    from pydantic import SecretStr
+
+    from tritontube.devstack.secret import load_or_create_dev_secret
+
+    kafka = settings.kafka.model_copy(update={"embedded_broker_compat": True})
+    http = settings.http.model_copy(update={"public_url": settings.http.base_url})
+    update: dict[str, object] = {"kafka": kafka, "http": http}
+    if settings.uses_shipped_secret:
+        secret = SecretStr(load_or_create_dev_secret(settings.data_dir))
+        update["auth"] = settings.auth.model_copy(update={"secret": secret})
+    return settings.model_copy(update=update)
 
 
 def cmd_dev(settings: Settings, args: argparse.Namespace) -> int:
     from tritontube.devstack.stack import run_dev
 
-    # The embedded broker always needs its compatibility fixes.
-    kafka = settings.kafka.model_copy(update={"embedded_broker_compat": True})
-    return run_dev(settings.model_copy(update={"kafka": kafka}), workers=args.workers)
+    return run_dev(dev_settings(settings), workers=args.workers)
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
@@ -96,8 +127,49 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     from tritontube.http.auth import mint_token
 
-    print(mint_token(settings.auth, args.user, ttl_seconds=args.ttl))
+    print(mint_token(token_settings(settings).auth, args.user, ttl_seconds=args.ttl))
     return 0
+
+
+def token_settings(settings: Settings) -> Settings:
+    """``token create`` signs with the configured secret; with the shipped placeholder, with
+    the secret of the dev stack in ``data_dir`` (so tokens work against ``make dev``)."""
+    from pydantic import SecretStr
+
+    from tritontube.devstack.secret import read_dev_secret
+
+    if not settings.uses_shipped_secret:
+        return settings
+    stored = read_dev_secret(settings.data_dir)
+    if stored is not None:
+        auth = settings.auth.model_copy(update={"secret": SecretStr(stored)})
+        return settings.model_copy(update={"auth": auth})
+    if settings.dev_mode:
+        return settings
+    raise StartupRefusedError(
+        f"no auth secret: set TRITONTUBE_AUTH__SECRET, or start `tritontube dev` once so "
+        f"{settings.data_dir} holds its own (a token signed with the shipped placeholder "
+        "would be accepted by nothing)"
+    )
+
+
+class StartupRefusedError(RuntimeError):
+    """A command refuses to run with these settings; the message says what to set."""
+
+
+# Commands that verify tokens and must never trust the public placeholder secret.
+_SECRET_CHECKED = frozenset({"api", "worker"})
+
+
+def check_secret(settings: Settings, command: str) -> None:
+    """Refuse to serve with the shipped auth secret (anyone can forge tokens with it) unless
+    ``dev_mode`` says this is a developer's machine."""
+    if command in _SECRET_CHECKED and settings.uses_shipped_secret and not settings.dev_mode:
+        raise StartupRefusedError(
+            "the auth secret is the shipped placeholder, which is public: set "
+            "TRITONTUBE_AUTH__SECRET to a long random value (or TRITONTUBE_DEV_MODE=true on a "
+            "developer's machine; `tritontube dev` makes its own secret)"
+        )
 
 
 def cmd_settings(settings: Settings, args: argparse.Namespace) -> int:
@@ -191,10 +263,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from tritontube.devstack.seaweedfs import with_embedded_store_keys
+
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    # Without S3 keys of its own, a command uses those `make dev` generated for its store.
+    settings = with_embedded_store_keys(Settings())
     _configure_logging(settings)
-    return int(args.func(settings, args))
+    try:
+        check_secret(settings, args.command)
+        return int(args.func(settings, args))
+    except StartupRefusedError as exc:
+        print(f"tritontube {args.command}: refusing to start: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

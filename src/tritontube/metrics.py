@@ -61,6 +61,18 @@ TRANSCODE_FAILURES = Counter(
     "tritontube_transcode_failures_total", "Jobs that ended FAILED, by reason.", ("reason",)
 )
 TRANSCODE_IN_FLIGHT = Gauge("tritontube_transcode_jobs_in_flight", "Jobs being processed now.")
+TRANSCODE_CHUNKS_IN_FLIGHT = Gauge(
+    "tritontube_transcode_chunks_in_flight", "Parts of chunked jobs being encoded now."
+)
+TRANSCODE_CHUNK_SECONDS = Histogram(
+    "tritontube_transcode_chunk_seconds",
+    "Wall time of one part of a chunked job (encode and upload), by kind (video, audio).",
+    ("kind",),
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 240, 480, 960),
+)
+TRANSCODE_CHUNK_RETRIES = Counter(
+    "tritontube_transcode_chunk_retries_total", "Parts of chunked jobs scheduled for another try."
+)
 TRANSCODE_SPEED = Histogram(
     "tritontube_transcode_speed_ratio",
     "Encode speed as multiples of real time.",

@@ -17,6 +17,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The placeholder default of ``auth.secret``: public, so never accepted outside dev mode.
+SHIPPED_AUTH_SECRET = "dev-only-secret-change-me-0123456789abcdef"  # noqa: S105 - a known placeholder
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names them, binds nothing
+
 
 class _Group(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -34,6 +38,15 @@ class KafkaSettings(_Group):
             "Apply the client-side fixes for the embedded Tansu broker's known defects "
             "(tritontube.streams.broker_compat). Harmless on Apache Kafka; `tritontube dev` "
             "and the tests turn it on."
+        ),
+    )
+    embedded_log_storage: Literal["object-store", "memory"] = Field(
+        "object-store",
+        description=(
+            "Embedded stack only: where its broker (Tansu) keeps the log. `object-store`: in "
+            "the embedded SeaweedFS, durable (an acknowledged event survives kill -9 of any "
+            "process and a restart); `memory`: lost with the broker, independent of the store "
+            "(tests that take the store away while the log stays up)."
         ),
     )
     partitions: int = Field(4, ge=1, description="Partitions for topics this app creates.")
@@ -71,7 +84,7 @@ class S3Settings(_Group):
     """The object store holding uploads, DASH output and the event archive."""
 
     endpoint_url: str | None = Field(
-        "http://127.0.0.1:4569",
+        "http://127.0.0.1:8333",
         description="S3 endpoint; None means AWS's own endpoints for `region`.",
     )
     public_endpoint_url: str | None = Field(
@@ -82,10 +95,19 @@ class S3Settings(_Group):
         ),
     )
     region: str = Field("us-east-1", description="S3 region.")
-    access_key_id: str = Field("S3RVER", description="Access key id.")
-    secret_access_key: SecretStr = Field(SecretStr("S3RVER"), description="Secret access key.")
+    access_key_id: str | None = Field(
+        None,
+        description=(
+            "Access key id. Unset: boto3's default chain (environment, instance role); the "
+            "embedded stack (`tritontube dev`) generates keys once per data_dir and keeps them "
+            "in <data_dir>/objects/credentials.json (0600), which the CLI also reads."
+        ),
+    )
+    secret_access_key: SecretStr | None = Field(
+        None, description="Secret access key (unset: as access_key_id)."
+    )
     bucket: str = Field("tritontube", description="Bucket for uploads, media and archive.")
-    force_path_style: bool = Field(True, description="Path-style addressing (MinIO, s3rver).")
+    force_path_style: bool = Field(True, description="Path-style addressing (MinIO, SeaweedFS).")
 
 
 class SearchSettings(_Group):
@@ -107,7 +129,12 @@ class HttpSettings(_Group):
     host: str = Field("127.0.0.1", description="Listen address.")
     port: int = Field(8080, ge=0, le=65535, description="Listen port (0 picks a free one).")
     public_url: str | None = Field(
-        None, description="Base URL as users reach it; defaults to http://host:port."
+        None,
+        description=(
+            "Base URL as users reach it (signed media URLs are built on it, never on a request's "
+            "Host header); defaults to http://host:port, which `tritontube api` refuses when the "
+            "host is a wildcard address or the port is 0."
+        ),
     )
     cors_origins: tuple[str, ...] = Field(
         (), description="Origins allowed by CORS; empty means same-origin only."
@@ -120,6 +147,27 @@ class HttpSettings(_Group):
             "settings (worker.advertised_url, else worker.web_host:worker.web_port)."
         ),
     )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A connection that has not sent a request's complete headers this long after their "
+            "first byte (or after connecting) is closed: slow clients cannot hold connections."
+        ),
+    )
+
+    @property
+    def base_url(self) -> str:
+        """The URL users reach this API at: ``public_url`` or ``http://host:port``."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def base_url_is_guessed(self) -> bool:
+        """True when ``base_url`` cannot be right: no public_url and a wildcard host or port 0."""
+        return not self.public_url and (self.host in WILDCARD_HOSTS or self.port == 0)
 
 
 class RateLimitSettings(_Group):
@@ -190,8 +238,12 @@ class AuthSettings(_Group):
     """Bearer tokens (JWT, HS256)."""
 
     secret: SecretStr = Field(
-        SecretStr("dev-only-secret-change-me-0123456789abcdef"),
-        description="HS256 signing secret; set a long random value in production.",
+        SecretStr(SHIPPED_AUTH_SECRET),
+        description=(
+            "HS256 signing secret (media URL and page-token keys derive from it); set a long "
+            "random value. `tritontube api`/`worker` refuse the shipped default unless dev_mode "
+            "is on; `tritontube dev` replaces it with a random secret kept in data_dir."
+        ),
     )
     issuer: str = Field("tritontube", description="`iss` claim of minted tokens.")
     token_ttl_seconds: int = Field(86400, ge=60, description="Lifetime of minted tokens.")
@@ -206,7 +258,35 @@ class UploadSettings(_Group):
     expiry_scan_seconds: float = Field(
         30.0, gt=0, description="How often the worker expires abandoned upload sessions."
     )
-    max_size_bytes: int = Field(2 * 1024**3, ge=1, description="Largest accepted upload.")
+    max_size_bytes: int = Field(
+        2 * 1024**3, ge=1, description="Largest upload in one request (pre-signed POST)."
+    )
+    multipart_threshold_bytes: int = Field(
+        64 * 1024**2,
+        ge=1,
+        description=(
+            "Clients that can upload in parts (`resumable: true`, the SPA) get a multipart "
+            "session above this size: parts in parallel, resumable after a reload."
+        ),
+    )
+    multipart_max_size_bytes: int = Field(
+        20 * 1024**3, ge=1, description="Largest upload in parts (at most 10,000 parts)."
+    )
+    part_size_bytes: int = Field(
+        16 * 1024**2,
+        ge=5 * 1024**2,
+        description="Size of each part but the last (S3's minimum is 5 MiB); larger when the "
+        "upload would need more than 10,000 parts.",
+    )
+    multipart_session_ttl_seconds: int = Field(
+        24 * 3600,
+        ge=1,
+        description="Validity of a multipart session: a large upload may be resumed for this "
+        "long; then it expires and its parts are aborted.",
+    )
+    part_url_ttl_seconds: int = Field(
+        3600, ge=1, description="Validity of one pre-signed part URL (the client asks again)."
+    )
     allowed_content_types: tuple[str, ...] = Field(
         (
             "video/mp4",
@@ -270,6 +350,27 @@ class TranscodeSettings(_Group):
     )
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable.")
     ffprobe: str = Field("ffprobe", description="ffprobe executable.")
+    # Chunked transcoding (agents/chunks.py, docs/transcoding.md).
+    chunk_threshold_seconds: float = Field(
+        180.0,
+        ge=0,
+        description="Sources whose video is longer than this are cut into chunks that any "
+        "worker encodes (MP4/QuickTime and Matroska/WebM sources; others take the one pass); "
+        "0 never cuts.",
+    )
+    chunk_seconds: float = Field(
+        60.0,
+        ge=2,
+        description="Target length of a chunk, in seconds of video (cuts land on segment "
+        "boundaries near a source keyframe).",
+    )
+    max_concurrent_chunks: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Chunks one worker encodes at once (each ffmpeg uses every core; each "
+        "needs up to memory_limit_bytes and the scratch space of one chunk's output).",
+    )
 
     @property
     def longest_run_seconds(self) -> float:
@@ -320,16 +421,14 @@ class ArchiveSettings(_Group):
     flush_interval_seconds: float = Field(
         5.0,
         gt=0,
-        description=(
-            "... or once its oldest record waited this long: the window of events an embedded "
-            "stack can lose when it dies without a graceful stop."
-        ),
+        description="... or once its oldest record waited this long.",
     )
     restore_on_start: bool = Field(
-        True,
+        False,
         description=(
-            "Embedded stack only: on start, produce the archived records back into the (empty, "
-            "in-memory) broker before the worker starts."
+            "Embedded stack only: on start, produce the archived records back into empty "
+            "partitions of the broker before the worker starts. Off: the embedded broker is "
+            "durable (Tansu on the object store); `tritontube archive restore` does it by hand."
         ),
     )
 
@@ -405,13 +504,35 @@ class Settings(BaseSettings):
         description="Root of the embedded stack's on-disk state (object store, search index).",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    log_format: Literal["json", "console"] = Field(
+        "json",
+        description=(
+            "`json`: one JSON object per line with bound fields (video_id, job_id, topic, "
+            "partition, offset, request_id); `console`: the same for a terminal."
+        ),
+    )
+    dev_mode: bool = Field(
+        False,
+        description=(
+            "Development mode: `tritontube api`/`worker` accept the shipped default auth secret. "
+            "Never in production; `tritontube dev` does not need it (it makes its own secret)."
+        ),
+    )
+
+    @property
+    def uses_shipped_secret(self) -> bool:
+        """True when ``auth.secret`` is the public placeholder."""
+        return self.auth.secret.get_secret_value() == SHIPPED_AUTH_SECRET
 
     def worker_advertised_url(self) -> str:
         """Where this worker's web server is reached (see ``worker.advertised_url``)."""
         w = self.worker
         if w.advertised_url:
             return w.advertised_url.rstrip("/")
-        host = socket.gethostname() if w.web_host in ("0.0.0.0", "::", "") else w.web_host  # noqa: S104
+        host = w.web_host
+        if host in WILDCARD_HOSTS:
+            # Bound to every address: advertise this machine's own (a container's IP).
+            host = socket.gethostbyname(socket.gethostname())
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{w.web_port}"

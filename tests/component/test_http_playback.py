@@ -3,7 +3,7 @@
 Video state comes from a stub of the worker's query views serving states folded by the real
 domain state machine, encoded by the shared codec and paged by ``domain.owners`` as the
 worker's own views do (``agents.queries``); media objects live in
-a real s3rver (tests marked ``integration``). The app's clock is pinned so that expiry is tested
+a real SeaweedFS (tests marked ``integration``). The app's clock is pinned so that expiry is tested
 by moving time, not by sleeping.
 """
 
@@ -20,10 +20,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from helpers import auth, problem
+from helpers import StoreBucket, auth, problem, store_settings
 from tritontube.agents.queries import AVRO_CONTENT_TYPE
 from tritontube.deps import Deps, build_deps
-from tritontube.devstack.s3rver import S3rverServer
 from tritontube.domain import owners, video
 from tritontube.domain.events import (
     Rendition,
@@ -147,18 +146,26 @@ def states() -> dict[str, VideoState]:
 
 
 @pytest.fixture
-async def worker_stub(states: dict[str, VideoState], aiohttp_server: ClientFactory) -> TestServer:
+def internal_token() -> list[str]:
+    """The internal token the stub accepts: set by ``settings`` once the stack's secret is
+    known (the stub is started before the settings that name its URL)."""
+    return []
+
+
+@pytest.fixture
+async def worker_stub(
+    states: dict[str, VideoState], aiohttp_server: ClientFactory, internal_token: list[str]
+) -> TestServer:
     """The worker's ``/cluster``, ``/videos/{id}`` and ``/owners/{owner}/videos`` views over
     ``states``, with the real codec and the real owner index and cursor."""
     codec = build_deps(Settings()).codec
-    token = f"Bearer {Settings().internal_token().get_secret_value()}"
 
     def avro(record: Any) -> web.Response:
         return web.Response(body=codec.encode(record), content_type=AVRO_CONTENT_TYPE)
 
     @web.middleware
     async def internal_only(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.headers.get("Authorization") != token:
+        if request.headers.get("Authorization") not in internal_token:
             return web.json_response({"error": "internal token required"}, status=401)
         response: web.StreamResponse = await handler(request)
         return response
@@ -203,14 +210,22 @@ def clock() -> PinnedClock:
 
 
 @pytest.fixture
-def settings(make_settings: Callable[..., Settings], worker_stub: TestServer) -> Settings:
+def settings(
+    make_settings: Callable[..., Settings], worker_stub: TestServer, internal_token: list[str]
+) -> Settings:
     worker_url = str(worker_stub.make_url("")).rstrip("/")
-    return make_settings(
+    made = make_settings(
         http=HttpSettings(worker_urls=(worker_url,)),
-        # Nothing listens here: the tests that read objects use ``media_client`` (s3rver).
-        s3=S3Settings(endpoint_url="http://127.0.0.1:9"),
+        # Nothing listens here: the tests that read objects use ``media_client`` (SeaweedFS).
+        s3=S3Settings(
+            endpoint_url="http://127.0.0.1:9",
+            access_key_id="component-test",
+            secret_access_key="component-test-secret",  # type: ignore[arg-type]
+        ),
         playback=PlaybackSettings(media_url_ttl_seconds=TTL, media_url_bucket_seconds=60),
     )
+    internal_token.append(f"Bearer {made.internal_token().get_secret_value()}")
+    return made
 
 
 @pytest.fixture
@@ -262,6 +277,25 @@ async def test_playback_info_has_the_contract_shape_and_signed_urls(
     assert path_of(body["thumbnailUrl"]).endswith("/pub/thumbnail.jpg")
     expires = datetime.fromisoformat(body["expiresAt"])
     assert T0 + timedelta(seconds=TTL) <= expires < T0 + timedelta(seconds=TTL + 60)
+
+
+@pytest.mark.parametrize("public_url", [None, "https://tube.example/"])
+async def test_signed_urls_are_built_on_the_settings_never_on_the_host_header(
+    aiohttp_client: ClientFactory, settings: Settings, deps: Deps, public_url: str | None
+) -> None:
+    http = settings.http.model_copy(update={"public_url": public_url})
+    configured = settings.model_copy(update={"http": http})
+    client = await aiohttp_client(create_http_app(configured, deps))
+    resp = await client.get(
+        "/v1/videos/pub/playbackInfo",
+        headers={**auth(settings, "bob"), "Host": "evil.example", "X-Forwarded-Host": "evil"},
+    )
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    base = "https://tube.example" if public_url else f"http://127.0.0.1:{settings.http.port}"
+    for url in (body["manifestUrl"], body["thumbnailUrl"]):
+        assert url.startswith(f"{base}/media/"), url
+        assert "evil" not in url
 
 
 async def test_playable_as_soon_as_the_first_rendition_is_ready(
@@ -371,14 +405,16 @@ async def media_client(
     aiohttp_client: ClientFactory,
     make_settings: Callable[..., Settings],
     worker_stub: TestServer,
-    s3rver: S3rverServer,
+    internal_token: list[str],
+    object_store: StoreBucket,
     clock: PinnedClock,
 ) -> AsyncIterator[tuple[TestClient, Settings]]:  # type: ignore[type-arg]
     settings = make_settings(
         http=HttpSettings(worker_urls=(str(worker_stub.make_url("")).rstrip("/"),)),
-        s3=S3Settings(endpoint_url=s3rver.endpoint_url),
+        s3=store_settings(object_store),
         playback=PlaybackSettings(media_url_ttl_seconds=TTL, media_url_bucket_seconds=60),
     )
+    internal_token.append(f"Bearer {settings.internal_token().get_secret_value()}")
     store = S3ObjectStore.from_settings(settings.s3)
     try:
         for vid in ("pub", "priv"):
@@ -509,3 +545,57 @@ async def test_missing_media_object_is_a_404_problem(
     manifest_url = (await playback(client, settings, "pub"))["manifestUrl"]
     resp = await client.get(path_of(urljoin(manifest_url, "chunk-9-99999.m4s")))
     assert (await problem(resp, 404))["code"] == "NOT_FOUND"
+
+
+@pytest.mark.integration
+async def test_media_serves_only_presentation_types_never_html_or_script(
+    media_client: tuple[TestClient, Settings],  # type: ignore[type-arg]
+) -> None:
+    """Whatever the object store holds or claims, /media/ answers with a fixed media type,
+    nosniff, a sandbox CSP and any-origin CORS; other file types are 404 before the store is
+    asked. A stored object that says it is HTML is still served as what its name says."""
+    client, settings = media_client
+    store = S3ObjectStore.from_settings(settings.s3)
+    html = b"<html><script>alert(document.domain)</script></html>"
+    try:
+        for name in ("evil.html", "evil.htm", "evil.svg", "evil.js", "evil.xml", "evil.json",
+                     "evil.m4a", "evil.png", "noext", "evil.mpd.html"):  # fmt: skip
+            await store.put_bytes(f"media/pub/dash/{name}", html, "text/html")
+        await store.put_bytes("media/pub/dash/disguised.m4s", html, "text/html")
+        await store.put_bytes("media/pub/poster.jpg", b"\xff\xd8\xff jpeg", "text/html")
+        await store.put_bytes("media/pub/dash/subs.vtt", b"WEBVTT\n", "text/html")
+    finally:
+        store.close()
+    manifest_url = (await playback(client, settings, "pub", user="bob"))["manifestUrl"]
+    origin = {"Origin": "https://partner.example"}
+    for name in ("evil.html", "evil.htm", "evil.svg", "evil.js", "evil.xml", "evil.json",
+                 "evil.m4a", "evil.png", "noext", "evil.mpd.html"):  # fmt: skip
+        resp = await client.get(path_of(urljoin(manifest_url, name)), headers=origin)
+        assert (await problem(resp, 404))["code"] == "NOT_FOUND", name
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        assert "sandbox" in resp.headers["Content-Security-Policy"]
+    expected = {
+        "manifest.mpd": "application/dash+xml",
+        "disguised.m4s": "video/iso.segment",
+        "subs.vtt": "text/vtt",
+        "../poster.jpg": "image/jpeg",
+    }
+    for name, content_type in expected.items():
+        resp = await client.get(path_of(urljoin(manifest_url, name)), headers=origin)
+        assert resp.status == 200, (name, await resp.text())
+        assert resp.content_type == content_type, name
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        csp = resp.headers["Content-Security-Policy"]
+        assert "sandbox" in csp and "default-src 'none'" in csp
+        assert resp.headers["Access-Control-Allow-Origin"] == "*"
+        assert resp.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+        assert "ETag" in resp.headers["Access-Control-Expose-Headers"]
+    # A partner's player on another origin may preflight a ranged read; the API may not.
+    preflight = {**origin, "Access-Control-Request-Method": "GET"}
+    preflight["Access-Control-Request-Headers"] = "range"
+    resp = await client.options(path_of(manifest_url), headers=preflight)
+    assert resp.status == 204
+    assert resp.headers["Access-Control-Allow-Origin"] == "*"
+    assert "range" in resp.headers["Access-Control-Allow-Headers"].lower()
+    resp = await client.options("/v1/videos/pub/playbackInfo", headers=preflight)
+    assert resp.status == 403

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from helpers import problem
 from tritontube.deps import build_deps
 from tritontube.http.app import create_http_app
+from tritontube.http.problems import problem_middleware
 from tritontube.http.spa import STATIC_DIR
 from tritontube.settings import S3Settings, Settings
 
@@ -62,6 +66,61 @@ async def test_api_routes_still_need_a_token(client: TestClient) -> None:  # typ
 async def test_static_files_cannot_escape_their_folder(client: TestClient) -> None:  # type: ignore[type-arg]
     resp = await client.get("/static/..%2f..%2fsettings.py")
     assert resp.status in (403, 404)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/" + "a" * 300,  # longer than a file name may be (was a 500 and a traceback)
+        "/static/" + "a" * 300 + "%0aFORGED LINE",
+        "/static/" + "/".join(["d" * 200] * 30),  # longer than a path may be
+        "/static/nope.js",  # was an empty application/octet-stream 404
+        "/static/vendor",
+        "/static/vendor/",
+        "/static/vendor/nope.js",
+        "/static/%00",
+        "/static/..%2f..%2fsettings.py",
+    ],
+)
+async def test_every_static_miss_is_a_404_problem_and_no_error(
+    client: TestClient,  # type: ignore[type-arg]
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+) -> None:
+    resp = await client.get(path)
+    body = await problem(resp, 404)
+    assert body["code"] == "NOT_FOUND"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_static_files_still_serve_ranges_and_heads(client: TestClient) -> None:  # type: ignore[type-arg]
+    resp = await client.get("/static/app.js", headers={"Range": "bytes=0-9"})
+    assert resp.status == 206
+    assert len(await resp.read()) == 10
+    head = await client.head("/static/vendor/dash.all.min.js")
+    assert head.status == 200
+    assert int(head.headers["Content-Length"]) > 100_000
+
+
+async def test_logs_never_carry_a_request_path_with_control_characters(
+    aiohttp_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An error on a path with ``%0a`` must not let the client write its own log line."""
+
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug")
+
+    app = web.Application(middlewares=[problem_middleware])
+    app.router.add_get("/boom/{rest}", boom)
+    client = await aiohttp_client(app)
+    forged = "%0a2030-01-01 INFO tritontube: FORGED%0d%1b[31m%e2%80%a8"
+    caplog.set_level(logging.INFO)
+    resp = await client.get(f"/boom/{forged}")
+    await problem(resp, 500)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("/boom/" in m for m in messages), messages
+    for message in messages:
+        assert not re.search(r"[\x00-\x1f\x7f\u2028]", message), repr(message)
 
 
 def test_vendored_dashjs_matches_the_pinned_npm_package() -> None:

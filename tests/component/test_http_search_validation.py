@@ -37,6 +37,20 @@ def good_event(**change: Any) -> dict[str, Any]:
         ({"tags": "a,,b"}, "tags"),
         ({"owner": "  "}, "owner"),
         ({"pageToken": "x" * 3000}, "pageToken"),
+        # int() reads all of these; a page size is written with the digits 0-9 only.
+        ({"pageSize": "\u0661\u0662"}, "pageSize"),  # Arabic-Indic 12
+        ({"pageSize": " 5"}, "pageSize"),
+        ({"pageSize": "5 "}, "pageSize"),
+        ({"pageSize": "+5"}, "pageSize"),
+        ({"pageSize": "5_0"}, "pageSize"),
+        ({"pageSize": "5.0"}, "pageSize"),
+        ({"pageSize": "\u00b3"}, "pageSize"),  # superscript three
+        ({"pageSize": ""}, "pageSize"),
+        ({"pageSize": "1" * 40}, "pageSize"),
+        # A malformed token is reported against pageToken, whatever the index's state.
+        ({"pageToken": "no-dot-here"}, "pageToken"),
+        ({"pageToken": "a.b\n"}, "pageToken"),
+        ({"pageToken": "\u00e9.x"}, "pageToken"),
     ],
 )
 async def test_search_parameters_are_validated_and_named(
@@ -48,6 +62,18 @@ async def test_search_parameters_are_validated_and_named(
     resp = await client.get("/v1/videos:search", params=params, headers=auth(settings))
     body = await problem(resp, 422)
     assert [e["field"] for e in body["errors"]] == [field]
+
+
+async def test_a_parameter_given_twice_is_refused_unless_it_may_repeat(
+    client: TestClient,  # type: ignore[type-arg]
+    settings: Settings,
+) -> None:
+    resp = await client.get("/v1/videos:search?pageSize=5&pageSize=6", headers=auth(settings))
+    body = await problem(resp, 422)
+    assert [e["field"] for e in body["errors"]] == ["pageSize"]
+    # tags repeat; an unknown parameter (a cache buster) is ignored.
+    resp = await client.get("/v1/videos:search?tags=a&tags=b&_=17", headers=auth(settings))
+    assert resp.status in (200, 503), await resp.text()
 
 
 async def test_search_needs_a_signed_in_user(client: TestClient) -> None:  # type: ignore[type-arg]
@@ -83,7 +109,13 @@ async def test_foreign_page_tokens_are_rejected_naming_page_token(
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({"videoId": "../etc"}, "videoId"), ({"pageSize": "51"}, "pageSize")],
+    [
+        ({"videoId": "../etc"}, "videoId"),
+        ({"pageSize": "51"}, "pageSize"),
+        ({"pageSize": "\u0661\u0662"}, "pageSize"),
+        ({"pageSize": " 5"}, "pageSize"),
+        ({"pageSize": "0"}, "pageSize"),
+    ],
 )
 async def test_recommendation_parameters_are_validated(
     client: TestClient,  # type: ignore[type-arg]
@@ -103,7 +135,9 @@ async def test_recommendation_parameters_are_validated(
         (good_event(eventId="a b"), "eventId"),
         (good_event(kind="REWIND"), "kind"),
         (good_event(positionSeconds=-1), "positionSeconds"),
-        (good_event(positionSeconds="12"), None),  # numeric strings are coerced: fine
+        (good_event(positionSeconds="12"), "positionSeconds"),  # a JSON number only
+        (good_event(positionSeconds=True), "positionSeconds"),
+        (good_event(positionSeconds=12), None),  # an integer is a number
         (good_event(occurredAt="2026-01-01T00:00:00"), "occurredAt"),  # naive
         (good_event(occurredAt="yesterday"), "occurredAt"),
         (good_event(surprise=1), "surprise"),

@@ -1,6 +1,6 @@
 """The README path in a real browser: sign in, upload through the page, watch it transcode, play.
 
-Headless Debian Chromium driven by Playwright against the embedded stack (broker, s3rver,
+Headless Debian Chromium driven by Playwright against the embedded stack (object store, broker,
 worker, API) on free loopback ports. The clip goes browser -> object store (pre-signed POST)
 -> completeUpload -> video-state agent -> transcode agent -> READY; dash.js then plays the
 signed manifest and follows the signed segment URLs. On failure a screenshot, the page's

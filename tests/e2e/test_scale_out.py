@@ -23,7 +23,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -225,6 +225,27 @@ def expected_stats(
     return stats
 
 
+def expected_history(events: list[WatchEvent], user: str, policy: an.AnalyticsPolicy) -> Any:
+    """The viewer's history as the API shows it, from the same fold over the same events (what
+    it shows does not depend on the order events of different videos arrive in)."""
+    history = None
+    for e in events:
+        if e.user_id == user:
+            history = an.fold_history(history, e, policy)
+    assert history is not None
+    return {
+        "entries": [
+            {
+                "videoId": h.video_id,
+                "lastWatchedAt": an.from_ms(h.last_watched_ms).isoformat(),
+                "positionSeconds": h.position_seconds,
+                "completed": h.completed,
+            }
+            for h in history.entries[:50]
+        ]
+    }
+
+
 def synthetic_states(video_id: str) -> list[VideoState]:
     states = []
     for version, status in ((1, "UPLOAD_PENDING"), (2, "TRANSCODING"), (3, "READY")):
@@ -386,17 +407,8 @@ async def scenario(api: Api, stack: EmbeddedStack, codec: EventCodec, tmp_path: 
     await produce(
         settings, catalogue.WATCH_EVENTS.name, [(e.video_id, codec.encode(e)) for e in watches]
     )
-    joined = asyncio.create_task(asyncio.to_thread(stack.start_worker, 3))
     during: Counter[int] = Counter()
-    while not joined.done():  # reads while the group rebalances: complete, or 503 + Retry-After
-        status, body, retry_after = await api.get("alice", "/v1/videos", owner="me", pageSize="100")
-        during[status] += 1
-        if status == 200:
-            assert sorted(v["videoId"] for v in body["videos"]) == sorted(uploaded["alice"])
-        else:
-            assert status == 503 and retry_after, (status, body)
-        await asyncio.sleep(0.1)
-    await joined
+    await read_through(api, asyncio.to_thread(stack.start_worker, 3), uploaded["alice"], during)
     policy = an.AnalyticsPolicy(min_view_seconds=5.0)
     want = expected_stats(watches, durations, policy)
 
@@ -408,6 +420,16 @@ async def scenario(api: Api, stack: EmbeddedStack, codec: EventCodec, tmp_path: 
         return True
 
     await wait_for_async(totals_reached, 120, "every watch event folded")
+    histories = {u: expected_history(watches, u, policy) for u in ("viewer1", "viewer2", "viewer3")}
+
+    async def histories_reached() -> bool:
+        # The history is one hop further (watch-events-by-user): wait for it too.
+        for u, want_history in histories.items():
+            if await api.ok(u, "/v1/users/me/history") != want_history:
+                return False
+        return True
+
+    await wait_for_async(histories_reached, 120, "every watch event in the viewers' histories")
     for v, s in want.items():
         got = await api.ok(owner_of(v), f"/v1/videos/{v}/stats")
         assert (got["version"], got["views"], got["viewers"]) == (s.version, s.views, s.viewers), v
@@ -423,16 +445,8 @@ async def scenario(api: Api, stack: EmbeddedStack, codec: EventCodec, tmp_path: 
     assert {v for v, _ in many["trending"]} <= set(ids)
     assert many["trending"], "nothing trends after 5,000 watch events"
     leaving = [p for p in stack.worker_processes() if p.name != "worker"]
-    stopping = asyncio.create_task(asyncio.to_thread(lambda: [p.stop() for p in leaving]))
-    while not stopping.done():
-        status, body, retry_after = await api.get("alice", "/v1/videos", owner="me", pageSize="100")
-        during[status] += 1
-        if status == 200:
-            assert sorted(v["videoId"] for v in body["videos"]) == sorted(uploaded["alice"])
-        else:
-            assert status == 503 and retry_after, (status, body)
-        await asyncio.sleep(0.1)
-    await stopping
+    stopping = asyncio.to_thread(lambda: [p.stop() for p in leaving])
+    await read_through(api, stopping, uploaded["alice"], during)
     for p in leaving:
         stack.processes.remove(p)
     one = await snapshot(api, ids)
@@ -443,6 +457,23 @@ async def scenario(api: Api, stack: EmbeddedStack, codec: EventCodec, tmp_path: 
         f" indexed), {WATCH_EVENTS} watch events exact with a 4th worker joining; reads during"
         f" rebalances: {dict(during)}; same answers with 4 workers and with 1"
     )
+
+
+async def read_through(
+    api: Api, change: Awaitable[Any], alice: list[str], statuses: Counter[int]
+) -> None:
+    """Read alice's listing while ``change`` (a rebalance) runs: every answer is her complete
+    listing, or a 503 with Retry-After, never a partial one."""
+    task = asyncio.ensure_future(change)
+    while not task.done():
+        status, body, retry_after = await api.get("alice", "/v1/videos", owner="me", pageSize="100")
+        statuses[status] += 1
+        if status == 200:
+            assert sorted(v["videoId"] for v in body["videos"]) == sorted(alice)
+        else:
+            assert status == 503 and retry_after, (status, body)
+        await asyncio.sleep(0.1)
+    await task
 
 
 def _ms(iso: str) -> int:

@@ -27,6 +27,7 @@ from tritontube.devstack.process import free_port
 from tritontube.http.app import create_http_app
 from tritontube.http.auth import mint_token
 from tritontube.http.openapi import build_document
+from tritontube.http.server import HardenedAppRunner
 from tritontube.settings import (
     HttpSettings,
     KafkaSettings,
@@ -72,7 +73,10 @@ class _Server:
 
     async def _start(self) -> None:
         app = create_http_app(self.settings, build_deps(self.settings))
-        self._runner = web.AppRunner(app)
+        # The server `tritontube api` runs: parse errors are problem+json like the rest.
+        self._runner = HardenedAppRunner(
+            app, header_timeout=self.settings.http.header_timeout_seconds
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
 

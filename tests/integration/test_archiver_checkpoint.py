@@ -1,27 +1,34 @@
 """The archiver's checkpoint of the worker group, and the restore that commits the group there.
 
-Real embedded broker and s3rver; the worker is played by hand (records produced and offsets
-committed as Faust does it) so that the moment that matters can be held still: an event
-archived and committed while the table change it caused is still in the changelog's flush
-window. One CI run of the broker fault test hit exactly that by chance, and the restore then
-committed the group past the event, so its change was never made again.
+Real embedded broker and object store (SeaweedFS); the worker is played by hand (records
+produced and offsets committed as Faust does it) so that the moment that matters can be held
+still: an event archived and committed while the table change it caused is still in the
+changelog's flush window. One CI run of the broker fault test hit exactly that by chance, and
+the restore then committed the group past the event, so its change was never made again.
+
+The embedded stack's broker is durable now and no longer restored on start; the restore
+(``tritontube archive restore``) still serves a broker that lost its log, which this test plays
+with a memory-storage broker of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from helpers import StoreBucket, store_settings
 from tritontube.agents.archiver import Archiver
-from tritontube.devstack.stack import EmbeddedStack
+from tritontube.devstack.broker import tansu_process
+from tritontube.devstack.process import ManagedProcess, free_port
 from tritontube.replay.engine import commit_offsets, create_topic
 from tritontube.replay.restore import restore_from_archive
-from tritontube.settings import ArchiveSettings, Settings
+from tritontube.settings import ArchiveSettings, KafkaSettings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import archive, broker_compat, catalogue
 from tritontube.streams.admin import ensure_topics
@@ -66,13 +73,32 @@ async def _committed(settings: Settings, tp: TopicPartition) -> int:
     return offsets[tp].offset
 
 
+@pytest.fixture
+def memory_broker(tmp_path: Path) -> Iterator[ManagedProcess]:
+    """A Tansu that forgets everything when it dies (memory storage)."""
+    proc = tansu_process("127.0.0.1", free_port(), tmp_path / "logs")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
 async def test_the_restore_commits_the_worker_only_as_far_as_the_archive_holds_its_effects(
     make_settings: Callable[..., Settings],
-    stack_factory: Callable[..., EmbeddedStack],
+    memory_broker: ManagedProcess,
+    object_store: StoreBucket,
     store_for: Callable[[Settings], S3ObjectStore],
 ) -> None:
-    settings = make_settings(archive=ArchiveSettings(flush_interval_seconds=0.2))
-    stack = stack_factory(settings, worker=False, archiver=False)
+    settings = make_settings(
+        kafka=KafkaSettings(
+            bootstrap_servers=f"127.0.0.1:{memory_broker.port}",
+            embedded_broker_compat=True,
+            partitions=2,
+        ),
+        s3=store_settings(object_store),
+        archive=ArchiveSettings(flush_interval_seconds=0.2),
+    )
     broker_compat.apply()
     await ensure_topics(settings.kafka)
     app_id = settings.worker.app_id
@@ -110,10 +136,8 @@ async def test_the_restore_commits_the_worker_only_as_far_as_the_archive_holds_i
         await archiver.close()
     assert (await _checkpoint(store, settings))[(uploads.topic, 0)] == 2
 
-    broker = stack.processes[0]
-    assert broker.name == "broker"
-    broker.kill()
-    broker.start()  # memory storage: empty
+    memory_broker.kill()
+    memory_broker.start()  # memory storage: empty
     await ensure_topics(settings.kafka)
     result = await restore_from_archive(settings, store)
 

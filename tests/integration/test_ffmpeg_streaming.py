@@ -1,4 +1,4 @@
-"""FfmpegTranscoder streaming its source from the real object store (s3rver) over HTTP.
+"""FfmpegTranscoder streaming its source from the real object store (SeaweedFS) over HTTP.
 
 The transcode agent hands ffmpeg a pre-signed GET URL instead of downloading the upload:
 these tests cover what that changes — range requests for an MP4 whose index is at the end,
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ffmpeg, s3rver_store
-from tritontube.devstack.s3rver import S3rverServer
+from helpers import StoreBucket, ffmpeg, server_store
+from tritontube.devstack.seaweedfs import SeaweedFSServer
 from tritontube.domain.media import LADDER, FailureReason, MediaError, plan_renditions
 from tritontube.media.ffmpeg import FfmpegTranscoder
 from tritontube.media.port import RemoteSource
@@ -26,8 +26,8 @@ KEY = "uploads/v1/source.mp4"
 
 
 @pytest.fixture
-def store(s3rver: S3rverServer) -> Iterator[S3ObjectStore]:
-    adapter = s3rver_store(s3rver)
+def store(object_store: StoreBucket) -> Iterator[S3ObjectStore]:
+    adapter = server_store(object_store)
     yield adapter
     adapter.close()
 
@@ -88,11 +88,15 @@ async def test_an_object_deleted_from_the_store_is_source_missing(
 
 
 async def test_a_store_that_is_down_is_a_transient_failure(
-    s3rver: S3rverServer, store: S3ObjectStore, transcoder: FfmpegTranscoder, index_at_end: Path
+    private_object_store: SeaweedFSServer, transcoder: FfmpegTranscoder, index_at_end: Path
 ) -> None:
-    await store.upload_file(index_at_end, KEY, "video/mp4")
-    source = await remote(store)
-    s3rver.stop()
+    store = server_store(private_object_store)
+    try:
+        await store.upload_file(index_at_end, KEY, "video/mp4")
+        source = await remote(store)
+    finally:
+        store.close()
+    private_object_store.stop()
     with pytest.raises(MediaError) as caught:
         await transcoder.probe(source)
     assert caught.value.transient, caught.value.detail

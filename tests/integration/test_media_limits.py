@@ -2,7 +2,7 @@
 
 The adapter-level limits (timeout, memory ceiling, cancellation) are tested in
 ``test_ffmpeg_transcoder.py`` and ``validate_probe`` in the unit tests; here real files go the
-production way (source in s3rver, UploadSessionCreated + UploadCompleted, the video-state
+production way (source in the object store, UploadSessionCreated + UploadCompleted, the video-state
 agent's TranscodeJob, the transcode agent in a worker) with small limits in settings:
 
 * a 2000x2000 single-frame clip (a few KB that decode to 4 Mpx per frame) against
@@ -144,7 +144,7 @@ async def test_sources_above_the_limits_fail_fast_with_a_reason_and_leave_nothin
     assert scratch_leftovers(settings) == []
     print(
         "\nhostile media: "
-        + ", ".join(f"{v} -> {states[v]['error_code']} in {took[v]:.2f}s" for v in took)
+        + ", ".join(f"{v} -> {states[v].error_code} in {took[v]:.2f}s" for v in took)
         + f"; control clip READY; huge.mp4 is {hostile['huge'].stat().st_size} bytes "
         f"(2000x2000), long.mp4 {hostile['long'].stat().st_size} bytes (600 s)"
     )
@@ -175,8 +175,8 @@ async def test_a_source_hiding_its_duration_is_still_held_to_the_duration_limit(
     state = await wait_for_state(settings, clip, terminal, timeout=90)
     took = time.monotonic() - started
     print(
-        f"\nduration hidden ({clip}): {state['status']} {state['error_code']} in {took:.1f}s, "
-        f"duration_seconds={state['duration_seconds']}"
+        f"\nduration hidden ({clip}): {state.status} {state.error_code} in {took:.1f}s, "
+        f"duration_seconds={state.duration_seconds}"
     )
     await asyncio.sleep(0.5)
     assert processes_mentioning(str(scratch), "ffmpeg", "ffprobe") == []

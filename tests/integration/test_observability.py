@@ -1,6 +1,6 @@
 """Every process exposes its metrics: scrape the API's and the worker's /metrics of a real stack.
 
-The stack (broker, s3rver, worker, API) runs as child processes on free ports; the scrapes are
+The stack (object store, broker, worker, API) runs as child processes on free ports; the scrapes are
 parsed with prometheus_client's own parser.
 """
 

@@ -19,12 +19,11 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from helpers import read_topic
+from helpers import StoreBucket, read_topic, store_settings
 from tritontube.devstack.process import free_port
-from tritontube.devstack.s3rver import S3rverServer
 from tritontube.devstack.stack import settings_env
 from tritontube.replay.engine import create_topic
-from tritontube.settings import KafkaSettings, S3Settings, Settings
+from tritontube.settings import KafkaSettings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import archive
 from tritontube.streams.archive import ArchivedRecord
@@ -192,7 +191,8 @@ def test_dependencies_down_are_a_clear_error_without_a_traceback(
     make_settings: Callable[..., Settings],
 ) -> None:
     nobody = f"127.0.0.1:{free_port()}"
-    settings = make_settings(kafka=kafka_at(nobody), s3=S3Settings(endpoint_url=f"http://{nobody}"))
+    s3 = make_settings().s3.model_copy(update={"endpoint_url": f"http://{nobody}"})
+    settings = make_settings(kafka=kafka_at(nobody), s3=s3)
     cases = {
         ("replay", "--topic", TOPIC, "--to-group", GROUP, "--no-progress"): "replay failed: ",
         ("archive", "list"): "archive list failed: object store unavailable",
@@ -236,12 +236,10 @@ FILES = [
 
 @pytest.fixture
 async def archive_settings(
-    broker: str, s3rver: S3rverServer, make_settings: Callable[..., Settings]
+    broker: str, object_store: StoreBucket, make_settings: Callable[..., Settings]
 ) -> Settings:
     """An empty broker and an object store holding :data:`FILES` (and one foreign object)."""
-    settings = make_settings(
-        kafka=kafka_at(broker), s3=S3Settings(endpoint_url=s3rver.endpoint_url)
-    )
+    settings = make_settings(kafka=kafka_at(broker), s3=store_settings(object_store))
     store = S3ObjectStore.from_settings(settings.s3)
     try:
         await store.ensure_bucket()

@@ -21,12 +21,11 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from helpers import completion, read_topic, session
+from helpers import StoreBucket, completion, read_topic, session, store_settings
 from java_avro import java_decode
-from tritontube.devstack.s3rver import S3rverServer
 from tritontube.devstack.stack import settings_env
 from tritontube.domain.events import Rendition, TranscodeSucceeded, VideoStats
-from tritontube.settings import ArchiveSettings, KafkaSettings, S3Settings, Settings
+from tritontube.settings import ArchiveSettings, KafkaSettings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams import archive, catalogue
 from tritontube.streams.archive import ArchivedRecord
@@ -133,7 +132,7 @@ async def topic_names(bootstrap: str) -> set[str]:
 
 async def test_a_pre_issue_21_archive_rebuilds_copies_and_restores_in_spec_order(
     broker: str,
-    s3rver: S3rverServer,
+    object_store: StoreBucket,
     make_settings: Callable[..., Settings],
     codec: EventCodec,
     tmp_path: Path,
@@ -143,7 +142,7 @@ async def test_a_pre_issue_21_archive_rebuilds_copies_and_restores_in_spec_order
             kafka=KafkaSettings(
                 bootstrap_servers=broker, embedded_broker_compat=True, partitions=2
             ),
-            s3=S3Settings(endpoint_url=s3rver.endpoint_url),
+            s3=store_settings(object_store),
             archive=ArchiveSettings(prefix=prefix),
         )
 

@@ -1,4 +1,4 @@
-"""The transcode agent in a real worker: broker, s3rver, ffmpeg; tiny generated clips.
+"""The transcode agent in a real worker: broker, SeaweedFS, ffmpeg; tiny generated clips.
 
 Every video enters the way production does: UploadSessionCreated + UploadCompleted on
 ``uploads``; the video-state agent emits the TranscodeJob the transcode agent consumes.
@@ -18,7 +18,9 @@ import pytest
 from helpers import (
     clip,
     ffmpeg,
+    json_log,
     of,
+    process_named,
     publish_upload,
     read_all,
     restarted_clock_ts,
@@ -27,7 +29,6 @@ from helpers import (
     terminal,
     wait_for_state,
 )
-from tritontube.devstack.process import ManagedProcess
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain import transcode as tx
 from tritontube.domain.events import (
@@ -97,10 +98,6 @@ async def assert_consistent_package(store: S3ObjectStore, prefix: str) -> set[st
     assert referenced, "the manifest references no segments"
     assert referenced <= stored, f"missing: {sorted(referenced - stored)[:5]}"
     return stored
-
-
-def process(stack: EmbeddedStack, name: str) -> ManagedProcess:
-    return next(p for p in stack.processes if p.name == name)
 
 
 # --------------------------------------------------------------------------- tests
@@ -188,6 +185,11 @@ async def test_uploads_end_ready_or_failed_with_a_stable_reason(
     assert done.cpu_seconds > 0 and done.wall_seconds > 0
     assert of(progress, "happy", TranscodeFailed) == []
     assert scratch_leftovers(settings) == []
+    # An operator follows the job in the worker's JSON log by video and job id.
+    logged = [r for r in json_log(tmp_path / "logs" / "worker.log") if r.get("video_id") == "happy"]
+    encode = [r for r in logged if r.get("topic") == catalogue.TRANSCODE_JOBS.name]
+    assert encode and {r["job_id"] for r in encode} == {done.job_id}
+    assert all(isinstance(r["offset"], int) and r["attempt"] == 1 for r in encode)
 
 
 async def test_with_streaming_off_the_source_is_downloaded_into_scratch_first(
@@ -222,16 +224,20 @@ async def test_an_unavailable_store_is_retried_with_backoff_then_dead_lettered(
     codec: EventCodec,
     media: Media,
 ) -> None:
+    # The store goes away while the event log stays up, as S3 and Kafka are independent in
+    # production: the embedded log must not live in that store here.
+    base = make_settings()
     settings = make_settings(
+        kafka=base.kafka.model_copy(update={"embedded_log_storage": "memory"}),
         transcode=transcode_settings(
             tmp_path, max_attempts=4, backoff_base_seconds=1.0, backoff_max_seconds=3.0
-        )
+        ),
     )
     stack = stack_factory(settings)
     store = store_for(settings)
     await store.upload_file(media.happy, source_key("later"), "video/mp4")
-    s3rver = process(stack, "s3rver")
-    s3rver.stop()
+    objectstore = process_named(stack, "objectstore")
+    objectstore.stop()
 
     # 1. The store stays down: every attempt fails, the last one for good.
     await publish_upload(settings, codec, "down")
@@ -270,7 +276,7 @@ async def test_an_unavailable_store_is_retried_with_backoff_then_dead_lettered(
     # 2. The store comes back while a job is between attempts: a retry succeeds.
     await publish_upload(settings, codec, "later")
     await wait_for_state(settings, "later", lambda s: s.attempt >= 2, timeout=30)
-    s3rver.start()
+    objectstore.start()
     back = await wait_for_state(settings, "later", terminal, timeout=60)
     assert back.status == "READY", back
     assert back.attempt >= 2 and back.error_code is None
@@ -296,7 +302,7 @@ async def test_a_worker_killed_mid_encode_still_ends_ready_exactly_once(
         settings, "kill", lambda s: s.step == "ENCODING" and s.percent > 6, timeout=60
     )
     assert encoding.status == "TRANSCODING"
-    worker = process(stack, "worker")
+    worker = process_named(stack, "worker")
     worker.kill()
     stack.processes.remove(worker)
     assert scratch_leftovers(settings), "the killed worker's scratch dir is still there"

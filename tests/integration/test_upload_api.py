@@ -1,4 +1,4 @@
-"""The upload pipeline against real services: broker, s3rver, worker, and the API in process.
+"""The upload pipeline against real services: broker, SeaweedFS, worker, and the API in process.
 
 A real multipart POST goes to the pre-signed URL; jobs are read from `transcode-jobs` with a
 plain aiokafka consumer, outside the application's code.
@@ -7,6 +7,7 @@ plain aiokafka consumer, outside the application's code.
 from __future__ import annotations
 
 import asyncio
+import io
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -17,15 +18,21 @@ import pytest
 from aiohttp.test_utils import TestClient
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from helpers import CONTAINERS, container_clip
+from helpers import CONTAINERS, container_clip, problem
 from tritontube.deps import build_deps
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.http.app import create_http_app
 from tritontube.http.auth import mint_token
 from tritontube.settings import Settings, UploadSettings
+from tritontube.storage.port import UploadNotFound
 from tritontube.streams import catalogue
 
 pytestmark = pytest.mark.integration
+MiB = 1024**2
+
+
+def session_key(api: Api, video_id: str) -> str:
+    return f"uploads/{video_id}/source.mp4"
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +71,42 @@ class Api:
         return data
 
     async def complete(
-        self, video_id: str, etag: str, user: str = "alice"
+        self, video_id: str, etag: str, user: str = "alice", request_id: str | None = None
     ) -> tuple[int, dict[str, Any]]:
+        extra = {"X-Request-Id": request_id} if request_id else {}
         resp = await self.client.post(
             "/v1/videos:completeUpload",
             json={"videoId": video_id},
-            headers={**self.auth(user), "If-Match": f'"{etag}"'},
+            headers={**self.auth(user), "If-Match": f'"{etag}"', **extra},
+        )
+        if request_id:
+            assert resp.headers["X-Request-Id"] == request_id
+        return resp.status, await resp.json()
+
+    async def records(self, topic: str, video_id: str) -> list[Any]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.settings.kafka.bootstrap_servers,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        found = []
+        try:
+            for _ in range(4):
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    found += [r for r in records if r.key == video_id.encode()]
+        finally:
+            await consumer.stop()
+        return found
+
+    async def complete_parts(
+        self, video_id: str, etag: str, upload_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        resp = await self.client.post(
+            "/v1/videos:completeUpload",
+            json={"videoId": video_id, "uploadId": upload_id},
+            headers={**self.auth(), "If-Match": f'"{etag}"'},
         )
         return resp.status, await resp.json()
 
@@ -119,10 +156,95 @@ async def api(
     stack_factory: Callable[..., EmbeddedStack],
     aiohttp_client: Callable[..., Any],
 ) -> Api:
-    settings = make_settings(upload=UploadSettings(session_ttl_seconds=60, expiry_scan_seconds=0.5))
+    settings = make_settings(
+        upload=UploadSettings(
+            session_ttl_seconds=60,
+            expiry_scan_seconds=0.5,
+            multipart_threshold_bytes=MiB,
+            part_size_bytes=5 * MiB,
+        )
+    )
     stack_factory(settings)
     client = await aiohttp_client(create_http_app(settings, build_deps(settings)))
     return Api(client, settings)
+
+
+async def put_part(url: str, data: bytes) -> int:
+    async with aiohttp.ClientSession() as session, session.put(url, data=io.BytesIO(data)) as r:
+        return r.status
+
+
+async def test_resumable_upload_in_parts_signs_lists_and_joins(api: Api, clip: bytes) -> None:
+    """A large file: a multipart session, parts PUT to pre-signed URLs (some, then a
+    "reload": the list says which are stored), completion refused until every part is there,
+    then the joined object is verified like a form upload."""
+    data = clip + bytes(12 * MiB)  # a real container header, then padding: 3 parts
+    session = await api.upload_url(len(data), resumable=True)
+    assert "upload" not in session
+    multipart = session["multipart"]
+    assert (multipart["partSizeBytes"], multipart["partCount"]) == (5 * MiB, 3)
+    vid, upload_id = session["videoId"], multipart["uploadId"]
+    base = f"/v1/videos/{vid}/uploadParts"
+
+    async def sign(*numbers: int, user: str = "alice", upload: str = upload_id) -> Any:
+        body = {"uploadId": upload, "partNumbers": list(numbers)}
+        return await api.client.post(base, json=body, headers=api.auth(user))
+
+    async def listing(user: str = "alice", upload: str = upload_id) -> Any:
+        return await api.client.get(base, params={"uploadId": upload}, headers=api.auth(user))
+
+    signed = await (await sign(1, 3)).json()
+    assert [p["partNumber"] for p in signed["parts"]] == [1, 3]
+    assert [p["sizeBytes"] for p in signed["parts"]] == [5 * MiB, len(data) - 10 * MiB]
+    urls = {p["partNumber"]: p["url"] for p in signed["parts"]}
+    assert await put_part(urls[3], data[10 * MiB :]) == 200
+    assert await put_part(urls[1], data[: 5 * MiB]) == 200
+
+    # After a reload the client asks what is stored and sends only the rest.
+    stored = await (await listing()).json()
+    assert [(p["partNumber"], p["sizeBytes"]) for p in stored["parts"]] == [
+        (1, 5 * MiB),
+        (3, len(data) - 10 * MiB),
+    ]
+    assert (stored["partCount"], stored["sizeBytes"]) == (3, len(data))
+    status, body = await api.complete_parts(vid, session["etag"], upload_id)
+    assert (status, body["code"]) == (409, "PARTS_INCOMPLETE")
+    assert "[2]" in body["detail"]
+
+    # Refusals: another user, another upload id, parts outside the plan, bad bodies.
+    assert (await problem(await sign(2, user="mallory"), 404))["code"] == "NOT_FOUND"
+    assert (await problem(await listing(user="mallory"), 404))["code"] == "NOT_FOUND"
+    other = (await api.upload_url(len(data), resumable=True))["multipart"]["uploadId"]
+    assert (await problem(await sign(2, upload=other), 404))["code"] == "UPLOAD_NOT_FOUND"
+    assert (await problem(await listing(upload=other), 404))["code"] == "UPLOAD_NOT_FOUND"
+    assert (await problem(await sign(4), 422))["code"] == "VALIDATION"
+    assert (await problem(await sign(0), 422))["code"] == "VALIDATION"
+    assert (await problem(await listing(upload=""), 422))["code"] == "VALIDATION"
+    resp = await api.client.post(base, json={"uploadId": upload_id}, headers=api.auth())
+    assert (await problem(resp, 422))["code"] == "VALIDATION"
+
+    second = (await (await sign(2)).json())["parts"][0]["url"]
+    assert await put_part(second, data[5 * MiB : 10 * MiB]) == 200
+    status, body = await api.complete_parts(vid, session["etag"], upload_id)
+    assert (status, body["status"]) == (200, "PENDING_TRANSCODE"), body
+    again = await api.complete_parts(vid, session["etag"], upload_id)
+    assert again == (status, body)  # idempotent: the same answer, nothing joined twice
+    store = build_deps(api.settings).object_store
+    assert await store.get_bytes(session_key(api, vid)) == data
+    assert (await problem(await sign(1), 409))["code"] == "UPLOAD_COMPLETED"
+
+
+async def test_sizes_beyond_a_single_post_need_parts(api: Api) -> None:
+    too_big = api.settings.upload.max_size_bytes + 1
+    body = {"title": "t", "fileName": "a.mp4", "contentType": "video/mp4", "sizeBytes": too_big}
+    resp = await api.client.post("/v1/videos:uploadURL", json=body, headers=api.auth())
+    assert "resumable" in (await problem(resp, 413))["detail"]
+    body["resumable"] = True
+    resp = await api.client.post("/v1/videos:uploadURL", json=body, headers=api.auth())
+    assert resp.status == 200, await resp.text()
+    body["sizeBytes"] = api.settings.upload.multipart_max_size_bytes + 1
+    resp = await api.client.post("/v1/videos:uploadURL", json=body, headers=api.auth())
+    assert (await problem(resp, 413))["code"] == "TOO_LARGE"
 
 
 async def test_happy_path_reaches_pending_transcode_with_exactly_one_job(
@@ -131,8 +253,13 @@ async def test_happy_path_reaches_pending_transcode_with_exactly_one_job(
     session = await api.upload_url(len(clip))
     assert session["upload"]["fields"]["key"] == f"uploads/{session['videoId']}/source.mp4"
     assert await post_form(session["upload"], clip) in (200, 201, 204)
-    status, body = await api.complete(session["videoId"], session["etag"])
+    status, body = await api.complete(
+        session["videoId"], session["etag"], request_id="req-0001-abcd"
+    )
     assert status == 200, body
+    # The request's id travels with the event it published (a record header), for the logs.
+    completed = await api.records(catalogue.UPLOADS.name, session["videoId"])
+    assert (catalogue.REQUEST_ID_HEADER, b"req-0001-abcd") in completed[-1].headers
     assert body["status"] == "PENDING_TRANSCODE"
     assert body["currentStatus"] in {"PENDING_TRANSCODE", "TRANSCODING", "READY"}
     assert body["videoId"] == session["videoId"]
@@ -175,11 +302,18 @@ async def test_refusals_publish_nothing(api: Api, clip: bytes) -> None:
     status, body = await api.complete("doesnotexist", etag)
     assert (status, body["code"]) == (404, "NOT_FOUND")
 
-    # The dev object store does not enforce the POST policy: a larger file gets stored...
-    assert await post_form(session["upload"], clip + b"\0" * 100) in (200, 201, 204)
+    # The store enforces the policy's size (exactly the declared one): a larger or a smaller
+    # file is refused by the store itself and nothing is stored...
+    assert await post_form(session["upload"], clip + b"\0" * 100) == 400
+    assert await post_form(session["upload"], clip[:-1]) == 400
+    status, body = await api.complete(vid, etag)
+    assert (status, body["code"]) == (409, "OBJECT_MISSING")
+    # ...a store that did not would still be caught by completeUpload's own check...
+    store = build_deps(api.settings).object_store
+    await store.put_bytes(session["upload"]["fields"]["key"], clip + b"\0" * 100, "video/mp4")
     status, body = await api.complete(vid, etag)
     assert (status, body["code"]) == (422, "SIZE_MISMATCH")
-    # ...and so does a non-video file of exactly the declared size.
+    # ...and a non-video file of exactly the declared size passes the policy, not the sniffing.
     assert await post_form(session["upload"], b"%PDF-1.4 " + b"x" * (len(clip) - 9)) in (
         200,
         201,
@@ -214,10 +348,14 @@ async def test_every_accepted_content_type_reaches_pending_transcode(
 
 async def test_content_type_mismatch_is_refused(api: Api, clip: bytes) -> None:
     session = await api.upload_url(len(clip))
-    # A client that tampers with the signed Content-Type field: real S3 rejects the policy,
-    # the development stores do not, so the service must check.
+    # A client that tampers with the signed Content-Type field: the store rejects the policy.
     tampered = {"Content-Type": "video/webm"}
-    assert await post_form(session["upload"], clip, **tampered) in (200, 201, 204)
+    assert await post_form(session["upload"], clip, **tampered) == 403
+    status, body = await api.complete(session["videoId"], session["etag"])
+    assert (status, body["code"]) == (409, "OBJECT_MISSING")
+    # A store that accepted it anyway (one that does not enforce policies) is caught here.
+    store = build_deps(api.settings).object_store
+    await store.put_bytes(session["upload"]["fields"]["key"], clip, "video/webm")
     status, body = await api.complete(session["videoId"], session["etag"])
     assert (status, body["code"]) == (422, "CONTENT_TYPE_MISMATCH")
 
@@ -229,13 +367,28 @@ async def test_abandoned_session_expires_and_its_partial_object_is_removed(
     clip: bytes,
 ) -> None:
     # Long enough for the upload below to land before expiry on a loaded machine.
-    settings = make_settings(upload=UploadSettings(session_ttl_seconds=6, expiry_scan_seconds=0.5))
+    settings = make_settings(
+        upload=UploadSettings(
+            session_ttl_seconds=6,
+            multipart_session_ttl_seconds=6,
+            multipart_threshold_bytes=MiB,
+            expiry_scan_seconds=0.5,
+        )
+    )
     stack_factory(settings)
     api = Api(await aiohttp_client(create_http_app(settings, build_deps(settings))), settings)
     session = await api.upload_url(len(clip))
-    assert await post_form(session["upload"], clip[: len(clip) // 2]) in (200, 201, 204)
     store = build_deps(settings).object_store
     key = session["upload"]["fields"]["key"]
+    # What an abandoned upload leaves (the POST itself is all or nothing on a real store).
+    await store.put_bytes(key, clip[: len(clip) // 2], "video/mp4")
+    # ... and an abandoned upload in parts: one part stored, then nothing.
+    parts = await api.upload_url(20 * MiB, resumable=True)
+    upload_id = parts["multipart"]["uploadId"]
+    parts_key = session_key(api, parts["videoId"])
+    url = await store.presign_upload_part(parts_key, upload_id, 1, 60)
+    assert await put_part(url, bytes(16 * MiB)) == 200
+    assert len(await store.list_parts(parts_key, upload_id)) == 1
     assert await store.head(key) is not None
     await asyncio.sleep(6.5)
     status, body = await api.complete(session["videoId"], session["etag"])
@@ -250,6 +403,15 @@ async def test_abandoned_session_expires_and_its_partial_object_is_removed(
     assert (await resp.json())["status"] == "EXPIRED"
     assert await store.head(key) is None
     assert await api.jobs(session["videoId"]) == []
+    # The expiry scan aborted the abandoned multipart upload: its parts are gone.
+    for _ in range(50):
+        try:
+            await store.list_parts(parts_key, upload_id)
+        except UploadNotFound:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("the abandoned multipart upload was never aborted")
 
 
 async def test_transcode_status_is_for_the_owner_only(api: Api, clip: bytes) -> None:

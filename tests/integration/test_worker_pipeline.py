@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from helpers import completion, owned_videos, produce, read_topic, session, wait_for, worker_get
+from helpers import (
+    completion,
+    json_log,
+    owned_videos,
+    produce,
+    read_topic,
+    session,
+    wait_for,
+    worker_get,
+)
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.settings import Settings
 from tritontube.streams import catalogue
@@ -16,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_upload_events_fold_into_the_table_and_the_public_topic_and_start_one_job(
+    tmp_path: Path,
     make_settings: Callable[..., Settings],
     stack_factory: Callable[..., EmbeddedStack],
     codec: EventCodec,
@@ -50,6 +61,20 @@ async def test_upload_events_fold_into_the_table_and_the_public_topic_and_start_
     assert len(jobs) == 1
     job = codec.decode(jobs[0].value)
     assert (job.video_id, job.attempt, job.source_key) == ("v1", 1, "uploads/v1/source.mp4")
+    # The worker's log is JSON lines; what it wrote about v1 names the event it was handling.
+    about_v1 = [r for r in json_log(tmp_path / "logs" / "worker.log") if r.get("video_id") == "v1"]
+    changes = [r for r in about_v1 if "->" in r["event"]]
+    assert [r["event"].split(": ")[1] for r in changes] == [
+        "- -> UPLOAD_PENDING",
+        "UPLOAD_PENDING -> PENDING_TRANSCODE",
+    ]
+    for record in changes:
+        assert record["topic"] == "uploads" and record["logger"].startswith("tritontube.")
+        assert isinstance(record["partition"], int) and isinstance(record["offset"], int)
+        assert record["level"] == "info" and record["timestamp"].endswith("Z")
+    assert [r["offset"] for r in changes] == sorted({r["offset"] for r in changes})
+    queued = [r for r in about_v1 if r["event"].startswith("queued transcode job")]
+    assert [r["job_id"] for r in queued] == [job.job_id]
 
 
 async def test_garbage_goes_to_the_dead_letter_topic_and_the_agent_keeps_consuming(

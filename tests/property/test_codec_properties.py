@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tritontube.deps import build_deps
+from tritontube.domain.media import LADDER, RenditionSpec
 from tritontube.indexer.documents import VideoDocument
 from tritontube.settings import Settings
 from tritontube.streams.codec import MAGIC, CodecError
@@ -82,7 +83,15 @@ _NARROWER: dict[tuple[type[Any], str], st.SearchStrategy[Any]] = {
 }
 
 
+# Types whose constructor validates their fields together: drawn from valid values.
+_WHOLE: dict[type[Any], st.SearchStrategy[Any]] = {
+    RenditionSpec: st.sampled_from(LADDER),
+}
+
+
 def _record(cls: type[Any]) -> st.SearchStrategy[Any]:
+    if cls in _WHOLE:
+        return _WHOLE[cls]
     hints = type_hints(cls)
     fields = {
         name: _NARROWER[(cls, name)] if (cls, name) in _NARROWER else _strategy(hints[name], name)

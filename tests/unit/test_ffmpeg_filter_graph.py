@@ -6,7 +6,7 @@ from fractions import Fraction
 
 from helpers import make_probe
 from tritontube.domain.media import plan_renditions
-from tritontube.media.ffmpeg import _filter_graph
+from tritontube.media.arguments import filter_graph as _filter_graph
 
 HLG = "arib-std-b67"
 

@@ -16,6 +16,7 @@ from tritontube.storage.port import (
     ObjectStore,
     ObjectStoreError,
     ObjectStoreUnavailable,
+    UploadNotFound,
 )
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -127,3 +128,31 @@ async def test_unavailable_store_raises_everywhere(
         await store.list("")
     with pytest.raises(ObjectStoreUnavailable):
         await store.download("k", tmp_path / "out")
+
+
+async def test_multipart_upload_joins_parts_lists_them_and_aborts_by_prefix() -> None:
+    store = InMemoryObjectStore()
+    upload_id = await store.create_multipart("uploads/v1/source.mp4", "video/mp4")
+    url = await store.presign_upload_part("uploads/v1/source.mp4", upload_id, 2, 60)
+    assert "partNumber=2" in url and upload_id in url
+    second = store.put_part("uploads/v1/source.mp4", upload_id, 2, b"world")
+    first = store.put_part("uploads/v1/source.mp4", upload_id, 1, b"hello ")
+    assert await store.list_parts("uploads/v1/source.mp4", upload_id) == [first, second]
+    with pytest.raises(UploadNotFound):
+        await store.list_parts("uploads/other/source.mp4", upload_id)
+    await store.complete_multipart("uploads/v1/source.mp4", upload_id, [first, second])
+    assert await store.get_bytes("uploads/v1/source.mp4") == b"hello world"
+    info = await store.head("uploads/v1/source.mp4")
+    assert info is not None and info.content_type == "video/mp4"
+    with pytest.raises(UploadNotFound):
+        await store.list_parts("uploads/v1/source.mp4", upload_id)
+
+    left = await store.create_multipart("uploads/v2/source.mp4", "video/mp4")
+    store.put_part("uploads/v2/source.mp4", left, 1, b"partial")
+    other = await store.create_multipart("uploads/v3/source.mp4", "video/mp4")
+    assert await store.abort_multipart_uploads("uploads/v2/") == 1
+    with pytest.raises(UploadNotFound):
+        await store.list_parts("uploads/v2/source.mp4", left)
+    assert await store.list_parts("uploads/v3/source.mp4", other) == []
+    with pytest.raises(ValueError, match="prefix"):
+        await store.abort_multipart_uploads("")

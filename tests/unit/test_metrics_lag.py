@@ -33,6 +33,7 @@ def test_changelogs_and_internal_topics_are_not_agent_work() -> None:
     assert is_agent_topic("uploads.dlq")
     assert not is_agent_topic("tritontube-video_state-changelog")
     assert not is_agent_topic("__consumer_offsets")
+    assert not is_agent_topic("tritontube-__assignor-__leader")
 
 
 def _lag(topic: str, partition: int) -> float | None:

@@ -13,11 +13,14 @@ from mode import Service
 
 from tritontube.agents import (
     analytics,
+    chunks,
     faust_fixes,
     indexer,
     lag,
+    logcontext,
     owners,
     queries,
+    queue,
     transcode,
     video_state,
 )
@@ -91,6 +94,7 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
     if settings.kafka.embedded_broker_compat:
         broker_compat.apply()
     app = _faust_app(settings)
+    app.sensors.add(logcontext.LogContextSensor())  # topic/partition/offset/video_id in logs
     topology = build_topology(app, settings)
     search = build_search_index(settings, read_only=False)
 
@@ -109,8 +113,10 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
     video_state.register(app, topology, deps, settings)
     if settings.worker.transcode_enabled:
         transcode.register(app, topology, deps, settings)
+        chunks.register(app, topology, deps, settings)
     owners.register(app, topology, deps)
     queries.register(app, topology, deps, settings)
+    queue.register(app, topology, deps, settings)
     analytics.register(app, topology, deps, settings)
     indexer.register(app, topology, deps, settings, search)
     app.batch_router.subscribe(app)

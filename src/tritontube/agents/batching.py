@@ -43,23 +43,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import faust
 from aiokafka.structs import RecordMetadata
 from faust.events import Event
-from faust.streams import _current_event
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP, EventT, TopicT
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 from tritontube import metrics
-from tritontube.agents.tables import TypedTable
+from tritontube.agents.tables import TypedTable, attributed_to
 from tritontube.streams.codec import CodecError
 from tritontube.streams.records import EventCodec
 
@@ -131,14 +128,20 @@ class _Pending:
     outputs: list[asyncio.Future[Any]]
 
 
+# Records by (topic, partition): key, value (None: a tombstone), timestamp (ms)
+Rows = dict[tuple[str, int], list[tuple[bytes | None, bytes | None, int | None]]]
+
+
 class Checkpoint:
     """What handlers produce from one batch: output records, then table changes."""
 
     def __init__(self, batch: Batch) -> None:
         self.batch = batch
-        self._outputs: dict[tuple[str, int], list[tuple[bytes | None, bytes, int | None]]] = {}
+        self._outputs: dict[
+            tuple[str, int], list[tuple[bytes | None, bytes | None, int | None]]
+        ] = {}
         # changelog topic -> partition -> key -> value (the latest per key)
-        self._changes: dict[tuple[str, int], dict[bytes, bytes]] = {}
+        self._changes: dict[tuple[str, int], dict[bytes, bytes | None]] = {}
         self._stores: dict[str, Any] = {}
 
     def send(
@@ -171,6 +174,19 @@ class Checkpoint:
         self._changes.setdefault((topic, partition), {})[raw_key] = raw
         self._stores[topic] = table.table
 
+    def delete(self, table: TypedTable[T], key: str, *, partition: int | None = None) -> None:
+        """``del table[key]`` now (in the store), a tombstone in the changelog at the
+        checkpoint."""
+        raw_key = key.encode()
+        table.forget(raw_key)
+        with attributed_to(self.batch.event):
+            table.table.data.pop(raw_key, None)
+        if partition is None:
+            partition = table.partition_for(raw_key, self.batch.partition)
+        topic = table.changelog_topic
+        self._changes.setdefault((topic, partition), {})[raw_key] = None
+        self._stores[topic] = table.table
+
     @property
     def empty(self) -> bool:
         return not self._outputs and not self._changes
@@ -179,7 +195,7 @@ class Checkpoint:
         return await _send_all(producer, self._outputs)
 
     async def send_changes(self, producer: Any) -> list[asyncio.Future[Any]]:
-        rows: dict[tuple[str, int], list[tuple[bytes | None, bytes, int | None]]] = {
+        rows: Rows = {
             tp: [(k, v, None) for k, v in changes.items()] for tp, changes in self._changes.items()
         }
         return await _send_all(producer, rows)
@@ -194,9 +210,7 @@ class Checkpoint:
                     store.data.set_persisted_offset(TP(meta.topic, meta.partition), meta.offset)
 
 
-async def _send_all(
-    producer: Any, rows: dict[tuple[str, int], list[tuple[bytes | None, bytes, int | None]]]
-) -> list[asyncio.Future[Any]]:
+async def _send_all(producer: Any, rows: Rows) -> list[asyncio.Future[Any]]:
     """Every row through aiokafka's batch API: one ``send_batch`` per full batch."""
     futures: list[asyncio.Future[Any]] = []
     for (topic, partition), records in rows.items():
@@ -209,18 +223,6 @@ async def _send_all(
                     raise ValueError(f"a record for {topic} is larger than a producer batch")
         futures.append(await producer.send_batch(batch, topic, partition=partition))
     return futures
-
-
-@contextmanager
-def attributed_to(event: EventT) -> Iterator[None]:
-    """Table writes made inside are attributed to ``event`` (its partition): Faust takes a
-    write's changelog partition, and a RocksDB store its partition database, from the
-    stream's current event, which only Faust's own stream iteration sets."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 @dataclass

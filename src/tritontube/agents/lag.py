@@ -43,8 +43,9 @@ PartitionKey = tuple[str, int]
 
 
 def is_agent_topic(topic: str) -> bool:
-    """Topics whose backlog is agent work (not table changelogs or Kafka internals)."""
-    return not (topic.endswith("-changelog") or topic.startswith("__"))
+    """Topics whose backlog is agent work: not table changelogs, not Kafka's internals, not
+    Faust's own (``<app_id>-__assignor-__leader``)."""
+    return not (topic.endswith("-changelog") or topic.startswith("__") or "-__" in topic)
 
 
 def partition_lag(highwater: int | None, committed: int | None, position: int | None) -> int | None:

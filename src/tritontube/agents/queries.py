@@ -328,18 +328,38 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
 
             return await guarded(self, request, answer)
 
-    @app.page("/videos/{video_id}")
-    class VideoStateView(View):
-        async def get(self, request: Request, video_id: str) -> Response:
-            async def local() -> Response:
-                state = queries.tables.states.get(video_id)
-                return not_found(self) if state is None else avro(self, state)
+    def keyed(
+        path: str,
+        param: str,
+        table: TypedTable[Any],
+        absent: Callable[[str], Any] | None = None,
+    ) -> None:
+        """``GET path``: the value of ``table`` at the path parameter ``param``, answered by
+        the key's owner (404, or ``absent(key)`` when the table has no value)."""
 
-            return await guarded(
-                self,
-                request,
-                lambda: routed(self, request, queries.tables.states, video_id, local),
-            )
+        @app.page(path, name=f"query-{table.name}")
+        class KeyedView(View):
+            async def get(self, request: Request, **match: str) -> Response:
+                key = match[param]
+
+                async def local() -> Response:
+                    value = table.get(key)
+                    if value is None and absent is not None:
+                        value = absent(key)
+                    return not_found(self) if value is None else avro(self, value)
+
+                return await guarded(
+                    self, request, lambda: routed(self, request, table, key, local)
+                )
+
+    keyed("/videos/{video_id}", "video_id", queries.tables.states)
+    keyed(
+        "/users/{user_id}/history",
+        "user_id",
+        queries.tables.history,
+        absent=lambda user_id: an.UserHistory(user_id=user_id),
+    )
+    keyed("/stats/{video_id}", "video_id", queries.tables.analytics)
 
     @app.page("/video-states")
     class VideoStatesView(View):
@@ -374,32 +394,6 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
                 self,
                 request,
                 lambda: routed(self, request, queries.tables.owners, owner, local),
-            )
-
-    @app.page("/users/{user_id}/history")
-    class HistoryView(View):
-        async def get(self, request: Request, user_id: str) -> Response:
-            async def local() -> Response:
-                history = queries.tables.history.get(user_id)
-                return avro(self, history or an.UserHistory(user_id=user_id))
-
-            return await guarded(
-                self,
-                request,
-                lambda: routed(self, request, queries.tables.history, user_id, local),
-            )
-
-    @app.page("/stats/{video_id}")
-    class StatsView(View):
-        async def get(self, request: Request, video_id: str) -> Response:
-            async def local() -> Response:
-                stats = queries.tables.analytics.get(video_id)
-                return not_found(self) if stats is None else avro(self, stats)
-
-            return await guarded(
-                self,
-                request,
-                lambda: routed(self, request, queries.tables.analytics, video_id, local),
             )
 
     def trending_limit(request: Request) -> int:

@@ -18,12 +18,15 @@ is safe.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar, cast
 
 import faust
 from faust.stores.memory import Store as MemoryStore
-from faust.types import TableT
+from faust.streams import _current_event
+from faust.types import EventT, TableT
 
 from tritontube.agents.topology import Topology
 from tritontube.streams.partitioning import partition_of
@@ -90,6 +93,9 @@ class TypedTable(Generic[T]):
         self._keep(raw_key, raw, value)
         return raw
 
+    def forget(self, raw_key: bytes) -> None:
+        self._decoded.pop(raw_key, None)
+
     def _keep(self, raw_key: bytes, raw: bytes, value: T) -> None:
         decoded = self._decoded
         if raw_key not in decoded and len(decoded) >= self._limit:
@@ -126,3 +132,18 @@ def shared(topology: Topology, name: str, codec: EventCodec, cls: type[T]) -> Ty
     if found.cls is not cls:
         raise TypeError(f"table {name} holds {found.cls.__name__}, not {cls.__name__}")
     return cast(TypedTable[T], found)
+
+
+@contextmanager
+def attributed_to(event: EventT) -> Iterator[None]:
+    """Table writes made inside are attributed to ``event``.
+
+    Faust takes a table write's changelog partition (and a RocksDB store its partition
+    database) from the stream's current event, which a ``take_events`` batch does not set
+    in the agent's task; a write made on behalf of a batched event sets it explicitly.
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

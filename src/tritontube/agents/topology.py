@@ -18,6 +18,10 @@ from tritontube.settings import Settings
 from tritontube.streams import catalogue
 from tritontube.streams.catalogue import TopicSpec
 
+#: Faust applies a standby replica's changelog records in batches of this many; its default
+#: (the recovery buffer, 1000) leaves a standby of a quiet partition stale for good, and a
+#: worker taking the partition over would then replay it. 1: a standby is always current.
+STANDBY_BUFFER_SIZE = 1
 VIDEO_STATE_TABLE = "video_state"
 # Watch analytics, owner listings and search indexing; values are Avro (streams/tables.py).
 WATCH_SESSIONS_TABLE = "watch_sessions"
@@ -34,6 +38,19 @@ _ANALYTICS_TABLES = {
     # The indexer writes from batches (no current event): partition by key like its topics.
     SEARCH_SOURCES_TABLE: ("Latest VideoState + VideoStats by video id (index input).", True),
     OWNER_VIDEOS_TABLE: ("Every video of one owner, newest first, by owner.", True),
+}
+
+
+# Chunked transcoding (agents/chunks.py): the state of each chunked job by video id
+# (ChunkedJob) and each finished part's result by "<video id>/<kind>/<index>" (ChunkEncoded),
+# both Avro. Written while folding transcode-chunk-results (keyed by video id), so every
+# entry of a video lives in its partition, with its owner.
+TRANSCODE_CHUNKS_TABLE = "transcode_chunks"
+# The transcode queue (agents/queue.py): every video waiting to be encoded (WaitingVideo).
+TRANSCODE_WAITING_TABLE = "transcode_waiting"
+_TRANSCODE_TABLES = {
+    TRANSCODE_CHUNKS_TABLE: ("Chunked transcode jobs and their finished parts by video id.", False),
+    TRANSCODE_WAITING_TABLE: ("Videos waiting to be encoded, since when, by video id.", False),
 }
 
 
@@ -94,11 +111,12 @@ def build_topology(app: faust.App, settings: Settings) -> Topology:
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),
         partitions=settings.kafka.partitions,
+        standby_buffer_size=STANDBY_BUFFER_SIZE,
         help="VideoState (Avro single-object bytes) by video id.",
     )
     tables = {
         name: _bytes_table(app, settings, name, help_text, use_partitioner=by_key)
-        for name, (help_text, by_key) in _ANALYTICS_TABLES.items()
+        for name, (help_text, by_key) in (_ANALYTICS_TABLES | _TRANSCODE_TABLES).items()
     }
     return Topology(
         topics=topics,
@@ -120,6 +138,7 @@ def _bytes_table(
             key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         ),
         partitions=settings.kafka.partitions,
+        standby_buffer_size=STANDBY_BUFFER_SIZE,
         use_partitioner=use_partitioner,
         help=help_text,
     )

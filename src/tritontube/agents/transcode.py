@@ -39,17 +39,20 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import faust
+import structlog
 from aiokafka.errors import KafkaError
 from faust.types import EventT, StreamT, TopicT
 
 from tritontube import metrics
 from tritontube.agents import scratch
 from tritontube.agents.dlq import dead_letter
-from tritontube.agents.topology import Topology
+from tritontube.agents.tables import TypedTable
+from tritontube.agents.topology import TRANSCODE_CHUNKS_TABLE, Topology
 from tritontube.agents.video_state import read_state
 from tritontube.deps import Deps
+from tritontube.domain import chunks
 from tritontube.domain import transcode as tx
-from tritontube.domain.events import TranscodeJob
+from tritontube.domain.events import ChunkedJob, TranscodeChunk, TranscodeJob
 from tritontube.domain.media import (
     LADDER,
     DashOutput,
@@ -69,6 +72,7 @@ from tritontube.settings import Settings
 from tritontube.storage.port import ObjectNotFound, ObjectStoreError
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
+from tritontube.streams.partitioning import partition_of
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +128,7 @@ class TranscodeRunner:
             cap_seconds=max(t.backoff_base_seconds, t.backoff_max_seconds),
         )
         self.scratch_root = t.scratch_dir or Path(tempfile.gettempdir())
+        self.partitions = catalogue.TRANSCODE_CHUNKS.partitions or settings.kafka.partitions
         self._rng = random.SystemRandom()
 
     # ---- one event
@@ -135,6 +140,7 @@ class TranscodeRunner:
         except CodecError as exc:
             await dead_letter(self.topology, self.deps, event, exc)
             return
+        structlog.contextvars.bind_contextvars(job_id=job.job_id, attempt=job.attempt)
         if self._skip(job):
             return
         await self._wait_until_due(job)
@@ -189,6 +195,10 @@ class TranscodeRunner:
                 max_file_bytes=self.max_file_bytes,
             )
             plan = _plan(probe, job.ladder or tuple(self.settings.ladder))
+            if self._chunked(probe):
+                await progress.publish(tx.Step.PROBING, 100.0, force=True)
+                await self._dispatch(job, source, probe, plan, folder)
+                return
             await progress.publish(tx.Step.PROBING, 100.0, force=True)
             output = await self.deps.transcoder.transcode(
                 source, folder / "dash", plan, probe, on_progress=progress.encoding
@@ -216,6 +226,82 @@ class TranscodeRunner:
             log.info("job %s done in %.1f s (%d renditions)", job.job_id, wall, len(plan))
         finally:
             await asyncio.to_thread(workspace.remove)
+
+    def _chunked(self, probe: Probe) -> bool:
+        """Cut into chunks: a long source any worker can stream (a download per chunk would
+        cost each worker the whole file)."""
+        t = self.settings
+        return t.stream_source and chunks.should_chunk(
+            probe, t.chunk_threshold_seconds, t.chunk_seconds
+        )
+
+    async def _dispatch(
+        self,
+        job: TranscodeJob,
+        source: Source,
+        probe: Probe,
+        renditions: Sequence[RenditionSpec],
+        folder: Path,
+    ) -> None:
+        """Cut a long source into chunks: the poster, the plan (which the join agent waits
+        for), one TranscodeChunk per part, then the plan again marked as dispatched. Every
+        send is acknowledged before the job's message is. A job redelivered after a crash
+        (its offset not yet committed) sends nothing again once its plan was dispatched;
+        if the crash came while dispatching, it sends the parts not encoded yet."""
+        known = self._known(job)
+        if known is not None and known.dispatched:
+            log.info("job %s was cut into chunks already", job.job_id)
+            return
+        chunk_plan = await self.deps.transcoder.plan_chunks(
+            source, probe, self.settings.chunk_seconds
+        )
+        poster = folder / tx.POSTER_NAME
+        await self.deps.transcoder.thumbnail(source, poster, probe)
+        thumbnail_key = job.output_prefix + tx.POSTER_NAME
+        await self._put_file(poster, thumbnail_key)
+        now = self.deps.clock.now()
+        planned = chunks.planned_event(job, probe, renditions, chunk_plan, thumbnail_key, now)
+        await self._deliver(catalogue.TRANSCODE_CHUNK_RESULTS, job.video_id, planned)
+        done = (
+            {(p.kind, p.index) for p in known.parts if p.status == chunks.PartStatus.DONE}
+            if known is not None
+            else set()
+        )
+        topic = self.topic(catalogue.TRANSCODE_CHUNKS)
+        pending = [
+            await topic.send(
+                key=chunks.message_key(part).encode(),
+                value=self.deps.codec.encode(part),
+                partition=self.chunk_partition(part),
+            )
+            for part in chunks.chunk_jobs(job, probe, renditions, chunk_plan, now)
+            if (part.kind, part.index) not in done
+        ]
+        await asyncio.gather(*pending)
+        await self._deliver(
+            catalogue.TRANSCODE_CHUNK_RESULTS, job.video_id, chunks.dispatched_event(planned)
+        )
+        log.info(
+            "job %s cut into %d chunk(s) of about %.0f s (%d part(s) sent)",
+            job.job_id,
+            len(chunk_plan.spans),
+            self.settings.chunk_seconds,
+            len(pending),
+        )
+
+    def chunk_partition(self, part: TranscodeChunk) -> int:
+        return chunks.message_partition(
+            part, partition_of(part.video_id.encode(), self.partitions), self.partitions
+        )
+
+    def _known(self, job: TranscodeJob) -> ChunkedJob | None:
+        """This very attempt's chunked state in the owner's table, if it was planned."""
+        state = TypedTable(
+            self.topology.tables[TRANSCODE_CHUNKS_TABLE], self.deps.codec, ChunkedJob
+        ).get(job.video_id)
+        if state is None or (state.job_id, state.attempt) != (job.job_id, job.attempt):
+            return None
+        return state
 
     async def _source(self, job: TranscodeJob, folder: Path) -> Source:
         store = self.deps.object_store

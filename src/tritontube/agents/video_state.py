@@ -63,6 +63,14 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
             after = video.apply(before, change)
             if after is None or after is before:
                 continue
+            if before is None or before.status != after.status:
+                log.info(
+                    "video %s: %s -> %s",
+                    after.video_id,
+                    before.status if before is not None else "-",
+                    after.status,
+                    extra={"record": type(change).__name__},
+                )
             key = after.video_id.encode()
             encoded = deps.codec.encode(after)
             topology.video_state[key] = encoded
@@ -75,6 +83,12 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
             if job is not None:
                 await topology.topic(catalogue.TRANSCODE_JOBS).send(
                     key=key, value=deps.codec.encode(job)
+                )
+                log.info(
+                    "queued transcode job %s for %s",
+                    job.job_id,
+                    after.video_id,
+                    extra={"job_id": job.job_id},
                 )
             if after.status == video.Status.EXPIRED:
                 await _remove_partial_upload(deps, after)
@@ -92,8 +106,12 @@ def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings)
 
 
 async def _remove_partial_upload(deps: Deps, state: VideoState) -> None:
+    """An expired session's leftovers: its unfinished multipart upload (the parts), any object."""
     prefix = video.upload_prefix(state.video_id)
     try:
+        aborted = await deps.object_store.abort_multipart_uploads(prefix)
+        if aborted:
+            log.info("aborted %d abandoned multipart upload(s) under %s", aborted, prefix)
         removed = await deps.object_store.delete_prefix(prefix)
     except ObjectStoreError as exc:
         # The session is EXPIRED either way; a later expiry scan cannot retry a terminal

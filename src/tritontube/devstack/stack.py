@@ -1,4 +1,4 @@
-"""The embedded stack: broker, object store, search directory, worker and API on loopback.
+"""The embedded stack: object store, broker, search directory, worker and API on loopback.
 
 ``tritontube dev`` (``make dev``) runs it in the foreground until SIGINT/SIGTERM; the test suite
 starts the same stack on free ports. Every child runs in its own process group and is stopped
@@ -6,10 +6,10 @@ starts the same stack on free ports. Every child runs in its own process group a
 
 ``tritontube dev`` also supervises its children, as systemd or Kubernetes would in production:
 a child that dies is started again, so faults can be injected from outside (``kill -9`` the
-worker, the broker, the API) and their recovery watched. The broker is in memory, so after it
-the stack refills it from the archive and restarts the worker (whose group offsets went with
-the broker). A child that dies :data:`RESTART_LIMIT` times within :data:`RESTART_WINDOW_SECONDS`
-stops the stack instead.
+object store, the broker, the worker, the API) and their recovery watched. The broker keeps its
+log in the object store (Tansu's ``s3://`` engine on SeaweedFS): what it acknowledged survives
+its death and the store's, and a restarted ``make dev`` finds every event again. A child that
+dies :data:`RESTART_LIMIT` times within :data:`RESTART_WINDOW_SECONDS` stops the stack instead.
 """
 
 from __future__ import annotations
@@ -33,11 +33,16 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from tritontube.devstack.broker import tansu_process
+from tritontube.devstack.broker import s3_storage, tansu_process
 from tritontube.devstack.process import ManagedProcess, ProcessFailedError, free_port, port_open
-from tritontube.devstack.s3rver import S3rverServer
+from tritontube.devstack.seaweedfs import (
+    BROKER_BUCKET,
+    Credentials,
+    SeaweedFSServer,
+    with_keys,
+)
 from tritontube.replay.restore import restore_from_archive
-from tritontube.settings import Settings
+from tritontube.settings import S3Settings, Settings
 from tritontube.storage.s3 import S3ObjectStore
 from tritontube.streams.admin import ensure_topics
 
@@ -69,6 +74,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
     walk("", settings.model_dump())
     return env
+
+
+def explicit_credentials(s3: S3Settings) -> Credentials | None:
+    """The app's keys when the settings name them, else None (the store's own are used)."""
+    if s3.access_key_id is None or s3.secret_access_key is None:
+        return None
+    return Credentials(s3.access_key_id, s3.secret_access_key.get_secret_value())
+
+
+def store_settings(settings: Settings, store: SeaweedFSServer) -> Settings:
+    """``settings`` with the embedded store's app keys when they name none themselves."""
+    if explicit_credentials(settings.s3) is not None:
+        return settings
+    return with_keys(settings, store.credentials["app"])
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -116,7 +135,9 @@ class EmbeddedStack:
             archive = a.model_copy(update={"web_port": free_port(a.web_host)})
             self.settings = self.settings.model_copy(update={"archive": archive})
         host, base = self.settings.worker.web_host, self.settings.worker.web_port
-        for index in range(self.workers):
+        if self.worker_ports and len(self.worker_ports) != self.workers:
+            raise ValueError("worker_ports must name one port per worker")
+        for index in range(len(self.worker_ports), self.workers):
             port = base + index
             if index and (port > 65535 or port_open(host, port) or port in self.worker_ports):
                 port = free_port(host)
@@ -132,24 +153,42 @@ class EmbeddedStack:
     def _python(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "tritontube.cli", *args]
 
-    def start_infrastructure(self) -> None:
+    def object_store(self) -> SeaweedFSServer:
+        """The embedded object store of these settings (not started), in data_dir/objects."""
         s = self.settings
-        host, port = _host_port(s.kafka.bootstrap_servers.split(",")[0])
-        self._start(tansu_process(host, port, self.log_dir))
         if s.s3.endpoint_url is None:
             raise ValueError("the embedded stack needs settings.s3.endpoint_url")
         s3_host, s3_port = _host_port(s.s3.endpoint_url)
-        origins = list(s.http.cors_origins) or [self.public_url]
-        s3rver = S3rverServer(
+        return SeaweedFSServer(
             directory=s.data_dir / "objects",
             port=s3_port,
             bucket=s.s3.bucket,
-            cors_origins=origins,
+            cors_origins=list(s.http.cors_origins) or [self.public_url],
             host=s3_host,
-            log_path=self.log_dir / "s3rver.log",
-            silent=True,
+            app_credentials=explicit_credentials(s.s3),
+            log_path=self.log_dir / "objectstore.log",
         )
-        self._start(s3rver.build_process())
+
+    def start_infrastructure(self) -> None:
+        """The object store, then the broker whose storage it is (stopped the other way round:
+        Tansu cannot stop cleanly once its store is gone)."""
+        store = self.object_store()
+        self.settings = store_settings(self.settings, store)
+        proc = store.build_process()
+        self._start(proc)
+        store.wait_ready(proc)
+        host, port = _host_port(self.settings.kafka.bootstrap_servers.split(",")[0])
+        if self.settings.kafka.embedded_log_storage == "memory":
+            broker = tansu_process(host, port, self.log_dir)
+        else:
+            broker = tansu_process(
+                host,
+                port,
+                self.log_dir,
+                storage=s3_storage(BROKER_BUCKET),
+                storage_env=store.broker_env(),
+            )
+        self._start(broker)
         # Run in a thread of its own: callers may be inside an event loop (async tests).
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, self._prepare()).result()
@@ -160,7 +199,7 @@ class EmbeddedStack:
         try:
             await store.ensure_bucket()
             if self.settings.archive.restore_on_start:
-                # Durable history: the broker is in memory; refill it before the worker starts.
+                # Opt-in (off by default: the broker is durable): refill empty partitions.
                 await restore_from_archive(self.settings, store)
         finally:
             store.close()
@@ -254,18 +293,9 @@ class EmbeddedStack:
             raise
 
     def revive(self, proc: ManagedProcess) -> None:
-        """Start a child that died again (fault recovery); see the module docstring."""
-        if proc.name != "broker":
-            proc.start(timeout=60 if proc.name.startswith("worker") else 30)
-            return
-        consumers = [p for p in self.processes if p.name.startswith(("worker", "archiver"))]
-        for consumer in consumers:
-            consumer.stop()
-        proc.start()
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(asyncio.run, self._prepare()).result()
-        for consumer in consumers:
-            consumer.start(timeout=60)
+        """Start a child that died again (fault recovery); see the module docstring. The
+        broker and the object store keep their data on disk, so nothing needs refilling."""
+        proc.start(timeout=60 if proc.name.startswith("worker") else 30)
 
     def _start(self, proc: ManagedProcess, timeout: float = 30.0) -> None:
         self.processes.append(proc)
@@ -295,6 +325,19 @@ class EmbeddedStack:
         return body
 
     def stop(self) -> None:
+        """Stop every child, the last started first (the broker before its store). Without
+        its store Tansu ignores SIGTERM, and without a broker a worker's (or the archiver's)
+        graceful stop waits for its full grace with nothing to commit: those are ended at
+        once."""
+
+        def down(name: str) -> bool:
+            return not any(p.name == name and p.running() for p in self.processes)
+
+        for names, needs in ((("broker",), "objectstore"), (("worker", "archiver"), "broker")):
+            if down(needs):
+                for proc in self.processes:
+                    if proc.name.startswith(names):
+                        proc.kill()
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()

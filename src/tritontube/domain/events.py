@@ -8,6 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# Nested in TranscodeChunk: the chunk carries the probe and the ladder the owner planned.
+from tritontube.domain.media import Probe, RenditionSpec
+
 
 @dataclass(frozen=True)
 class RenditionProgress:
@@ -124,6 +127,134 @@ class TranscodeFailed:
     message: str
     final: bool
     ts: datetime
+
+
+@dataclass(frozen=True)
+class TranscodeChunk:
+    """One part of a chunked job: a range of the video's frames (``kind`` VIDEO) or the
+    whole source's audio (``kind`` AUDIO), for whichever worker consumes it."""
+
+    job_id: str
+    video_id: str
+    attempt: int
+    kind: str
+    index: int
+    chunk_count: int
+    chunk_attempt: int
+    source_key: str
+    output_prefix: str
+    probe: Probe
+    renditions: tuple[RenditionSpec, ...]
+    frame_rate_num: int
+    frame_rate_den: int
+    segment_seconds: int
+    start_frame: int
+    frame_count: int | None
+    first_segment: int
+    segment_count: int | None
+    not_before: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    path: str
+    size_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TranscodeChunked:
+    event_id: str
+    video_id: str
+    job_id: str
+    attempt: int
+    output_prefix: str
+    duration_seconds: float
+    chunk_seconds: tuple[float, ...]
+    has_audio: bool
+    renditions: tuple[str, ...]
+    ts: datetime
+    thumbnail_key: str | None = None
+    dispatched: bool = False
+
+
+@dataclass(frozen=True)
+class ChunkProgress:
+    event_id: str
+    video_id: str
+    job_id: str
+    attempt: int
+    kind: str
+    index: int
+    chunk_attempt: int
+    encoded_seconds: float
+    ts: datetime
+    speed: float | None = None
+
+
+@dataclass(frozen=True)
+class ChunkEncoded:
+    event_id: str
+    video_id: str
+    job_id: str
+    attempt: int
+    kind: str
+    index: int
+    chunk_attempt: int
+    manifest: str
+    files: tuple[MediaFile, ...]
+    encoded_seconds: float
+    wall_seconds: float
+    cpu_seconds: float
+    ts: datetime
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class ChunkFailed:
+    event_id: str
+    video_id: str
+    job_id: str
+    attempt: int
+    kind: str
+    index: int
+    chunk_attempt: int
+    reason: str
+    message: str
+    final: bool
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class ChunkPart:
+    kind: str
+    index: int
+    status: str
+    seconds: float
+    chunk_attempt: int = 1
+    encoded_seconds: float = 0.0
+    speed: float | None = None
+    wall_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChunkedJob:
+    video_id: str
+    job_id: str
+    attempt: int
+    status: str
+    output_prefix: str
+    duration_seconds: float
+    renditions: tuple[str, ...]
+    planned_at: datetime
+    parts: tuple[ChunkPart, ...]
+    thumbnail_key: str | None = None
+    encoding_started_at: datetime | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    dispatched: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ __all__ = [
     "FailureReason",
     "MediaError",
     "OutputFile",
+    "PartOutput",
     "Probe",
     "RenditionOutput",
     "RenditionSpec",
@@ -555,6 +556,23 @@ class DashOutput:
     cpu_seconds: float | None
     wall_seconds: float
     duration_seconds: float | None = None
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(f.size_bytes for f in self.files)
+
+
+@dataclass(frozen=True)
+class PartOutput:
+    """One encoded part of a chunked job (a range of the video in every rendition, or the
+    whole audio): its own manifest, segments numbered and files named as in the joined
+    package, and every file (``OutputFile.path`` relative to the part's directory)."""
+
+    manifest: str
+    files: tuple[OutputFile, ...]
+    cpu_seconds: float | None
+    wall_seconds: float
+    encoded_seconds: float
 
     @property
     def total_bytes(self) -> int:

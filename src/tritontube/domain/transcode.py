@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
 from pathlib import PurePosixPath
+from typing import Protocol
 
 from tritontube.domain.events import (
     Rendition,
@@ -34,6 +35,7 @@ from tritontube.domain.video import TERMINAL
 __all__ = [
     "MANIFEST_NAME",
     "POSTER_NAME",
+    "JobRef",
     "Step",
     "UploadBatch",
     "cache_control",
@@ -64,10 +66,28 @@ ET.register_namespace("xsi", "http://www.w3.org/2001/XMLSchema-instance")
 ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 
 
+class JobRef(Protocol):
+    """What the events of a job name: a ``TranscodeJob``, or a chunked job's state."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def video_id(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def output_prefix(self) -> str: ...
+
+
 class Step(StrEnum):
     """The phases a job reports in TranscodeProgress.step."""
 
     PROBING = "PROBING"
+    #: A chunked job waits for workers to take its chunks (none has started yet).
+    QUEUED = "QUEUED"
     ENCODING = "ENCODING"
     UPLOADING = "UPLOADING"
     FINALIZING = "FINALIZING"
@@ -76,6 +96,7 @@ class Step(StrEnum):
 # Share of the overall percent each step covers (encoding dominates the wall time).
 _STEP_SPAN: dict[Step, tuple[float, float]] = {
     Step.PROBING: (0.0, 5.0),
+    Step.QUEUED: (5.0, 5.0),
     Step.ENCODING: (5.0, 90.0),
     Step.UPLOADING: (90.0, 99.0),
     Step.FINALIZING: (99.0, 100.0),
@@ -123,7 +144,7 @@ def overall_percent(step: Step, step_percent: float) -> float:
 
 
 def progress_event(
-    job: TranscodeJob,
+    job: JobRef,
     event_id: str,
     step: Step,
     step_percent: float,
@@ -401,7 +422,7 @@ def _number_formatter(number: int) -> Callable[[re.Match[str]], str]:
 
 
 def rendition_ready_event(
-    job: TranscodeJob, rendition: Rendition, manifest_key: str, now: datetime
+    job: JobRef, rendition: Rendition, manifest_key: str, now: datetime
 ) -> RenditionReady:
     return RenditionReady(
         event_id=f"{job.job_id}#{job.attempt}:ready:{rendition.name}",
@@ -414,7 +435,7 @@ def rendition_ready_event(
 
 
 def succeeded_event(
-    job: TranscodeJob,
+    job: JobRef,
     output: DashOutput,
     duration_seconds: float,
     wall_seconds: float,
@@ -438,7 +459,7 @@ def succeeded_event(
 
 
 def failed_event(
-    job: TranscodeJob, reason: str, message: str, final: bool, now: datetime
+    job: JobRef, reason: str, message: str, final: bool, now: datetime
 ) -> TranscodeFailed:
     return TranscodeFailed(
         event_id=f"{job.job_id}#{job.attempt}:failed",

@@ -17,16 +17,15 @@ from aiohttp import web
 from tritontube.domain import analytics as an
 from tritontube.http import keys
 from tritontube.http.auth import current_user
+from tritontube.http.params import parse_query
 from tritontube.http.playback import load_viewable
 from tritontube.http.problems import ProblemError
-from tritontube.http.search import doc_json, page_size_param
+from tritontube.http.search import doc_json
 from tritontube.http.videos import state_unavailable, video_id_param
 from tritontube.http.worker_client import WorkerQueryError, WorkerUnavailableError
 from tritontube.indexer.documents import is_searchable
 from tritontube.indexer.port import SearchUnavailable
-
-MAX_TRENDING = 50
-MAX_HISTORY = 200
+from tritontube.queries import HistoryParams, TrendingParams
 
 
 def policy(request: web.Request) -> an.AnalyticsPolicy:
@@ -51,7 +50,7 @@ def _unavailable(exc: Exception) -> ProblemError:
 
 async def trending(request: web.Request) -> web.Response:
     """GET /v1/videos:trending"""
-    size = page_size_param(request, 20, MAX_TRENDING)
+    size = parse_query(request, TrendingParams).page_size
     try:
         # Ask for more than shown: private or unfinished videos are dropped below.
         answer = await request.app[keys.WORKER].trending(min(200, size * 2))
@@ -95,7 +94,7 @@ async def video_stats(request: web.Request) -> web.Response:
 
 async def my_history(request: web.Request) -> web.Response:
     """GET /v1/users/me/history"""
-    size = page_size_param(request, 50, MAX_HISTORY)
+    size = parse_query(request, HistoryParams).page_size
     try:
         history = await request.app[keys.WORKER].history(current_user(request))
     except (WorkerUnavailableError, WorkerQueryError) as exc:

@@ -16,8 +16,10 @@ from tritontube.http import (
     analytics,
     health,
     keys,
+    multipart,
     openapi,
     playback,
+    requestlog,
     search,
     security,
     spa,
@@ -110,6 +112,7 @@ async def _frozen_heap(app: web.Application) -> AsyncIterator[None]:
 def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app = web.Application(
         middlewares=[
+            requestlog.request_context_middleware,
             metrics_middleware,
             problem_middleware,
             security.cors_middleware,
@@ -122,6 +125,7 @@ def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app[keys.DEPS] = deps
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit)
     security.install(app, settings.http.cors_origins)
+    app.on_response_prepare.append(requestlog.add_request_id)
     app.cleanup_ctx.append(_clients)
     app.cleanup_ctx.append(_frozen_heap)  # last: the clients opened above are frozen too
     app.router.add_get("/openapi.json", openapi.openapi_json)
@@ -130,6 +134,8 @@ def create_http_app(settings: Settings, deps: Deps) -> web.Application:
     app.router.add_get("/metrics", health.metrics_view)
     app.router.add_post("/v1/videos:uploadURL", uploads.create_upload_url)
     app.router.add_post("/v1/videos:completeUpload", uploads.complete_upload)
+    app.router.add_post("/v1/videos/{video_id}/uploadParts", multipart.sign_parts)
+    app.router.add_get("/v1/videos/{video_id}/uploadParts", multipart.list_parts)
     app.router.add_get("/v1/videos/{video_id}/transcodeStatus", videos.transcode_status)
     app.router.add_get("/v1/videos:search", search.search_videos)
     app.router.add_get("/v1/videos:recommendations", search.recommendations)

@@ -27,6 +27,29 @@ from enum import StrEnum
 from tritontube.settings import Settings
 
 MEDIA_ROUTE = "/media"
+#: The only file types a presentation has, each served with its fixed type whatever the
+#: object store says: nothing under /media/ is ever HTML or script (an upload cannot be
+#: fetched through it, and a stored object of another type answers 404).
+MEDIA_TYPES = {
+    ".mpd": "application/dash+xml",
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".vtt": "text/vtt",
+    ".jpg": "image/jpeg",
+    ".webp": "image/webp",
+}
+
+#: On every /media response, errors included. The signed URL is the authorisation (as on a
+#: CDN), so any origin may read it: partners' players work without configuration. What is
+#: served is data, never a document: no sniffing, and a sandbox with nothing allowed.
+MEDIA_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "ETag, Content-Length, Content-Range, Accept-Ranges",
+    "Cross-Origin-Resource-Policy": "cross-origin",
+    "Content-Security-Policy": "default-src 'none'; sandbox; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 _KEY_LABEL = b"tritontube media url v1"
 _MAC_BYTES = 16
 _TOKEN = re.compile(r"^(?P<expiry>[0-9]{1,12})\.(?P<mac>[A-Za-z0-9_-]{22})$")

@@ -1,6 +1,7 @@
 """The OpenAPI 3.1 document of the whole HTTP API, served at ``GET /openapi.json``.
 
-Request bodies come from the handlers' own pydantic models (one source of truth); responses
+Request bodies and query parameters come from the pydantic models that validate them (one
+source of truth: ``http/uploads.py``, ``http/watch.py``, ``tritontube/queries.py``); responses
 are written out here. ``tests/fuzz/test_openapi_schemathesis.py`` drives the API from this
 document and checks every answer against it, and ``tests/component/test_openapi.py`` checks
 that every route registered in ``create_http_app`` is described.
@@ -15,17 +16,29 @@ from typing import Any
 from aiohttp import web
 from pydantic.json_schema import models_json_schema
 
+from tritontube.http.media_tokens import MEDIA_TYPES
+from tritontube.http.multipart import SignPartsRequest
 from tritontube.http.uploads import (
     MAX_TAG_LENGTH,
     MAX_TAGS,
+    UPLOAD_ID_PATTERN,
     CompleteUploadRequest,
     UploadUrlRequest,
 )
 from tritontube.http.watch import MAX_BATCH, WatchEventBatch, WatchEventIn
+from tritontube.queries import (
+    VIDEO_ID_PATTERN,
+    HistoryParams,
+    ListVideosParams,
+    QueryModel,
+    RecommendationsParams,
+    SearchParams,
+    TrendingParams,
+)
 
 JSON = "application/json"
 PROBLEM = "application/problem+json"
-VIDEO_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+VIDEO_ID = {"type": "string", "pattern": VIDEO_ID_PATTERN}
 NULLABLE_STR = {"type": ["string", "null"]}
 NULLABLE_NUM = {"type": ["number", "null"]}
 TIMESTAMP = {"type": "string"}
@@ -101,19 +114,55 @@ _RESPONSES: dict[str, dict[str, Any]] = {
             },
         },
     ),
-    "UploadSession": _obj(
-        ["videoId", "upload", "expiresAt", "etag"],
+    "UploadSession": {
+        **_obj(
+            ["videoId", "expiresAt", "etag"],
+            {
+                "videoId": VIDEO_ID,
+                "upload": _obj(
+                    ["url", "fields"],
+                    {
+                        "url": {"type": "string"},
+                        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
+                ),
+                "multipart": _obj(
+                    ["uploadId", "partSizeBytes", "partCount"],
+                    {
+                        "uploadId": {"type": "string"},
+                        "partSizeBytes": {"type": "integer", "minimum": 1},
+                        "partCount": {"type": "integer", "minimum": 1, "maximum": 10000},
+                    },
+                ),
+                "expiresAt": TIMESTAMP,
+                "etag": {"type": "string"},
+            },
+        ),
+        "description": "`upload` (a pre-signed form POST) or, for a `resumable` request above "
+        "the threshold, `multipart` (sign parts with `uploadParts`, then `completeUpload` "
+        "with the `uploadId`).",
+    },
+    "UploadParts": _obj(
+        ["videoId", "uploadId", "sizeBytes", "partSizeBytes", "partCount", "parts"],
         {
             "videoId": VIDEO_ID,
-            "upload": _obj(
-                ["url", "fields"],
-                {
-                    "url": {"type": "string"},
-                    "fields": {"type": "object", "additionalProperties": {"type": "string"}},
-                },
-            ),
+            "uploadId": {"type": "string"},
+            "sizeBytes": {"type": "integer"},
+            "partSizeBytes": {"type": "integer"},
+            "partCount": {"type": "integer"},
+            "parts": {
+                "type": "array",
+                "items": _obj(
+                    ["partNumber", "sizeBytes"],
+                    {
+                        "partNumber": {"type": "integer", "minimum": 1, "maximum": 10000},
+                        "sizeBytes": {"type": "integer", "minimum": 0},
+                        "url": {"type": "string", "description": "Pre-signed PUT (signing)"},
+                        "etag": {"type": "string", "description": "Stored part (listing)"},
+                    },
+                ),
+            },
             "expiresAt": TIMESTAMP,
-            "etag": {"type": "string"},
         },
     ),
     "CompleteUploadResponse": _obj(
@@ -149,6 +198,13 @@ _RESPONSES: dict[str, dict[str, Any]] = {
             "updatedAt": TIMESTAMP,
             "error": _obj(
                 ["code", "message"], {"code": {"type": "string"}, "message": {"type": "string"}}
+            ),
+            "queue": _obj(
+                ["position", "length"],
+                {
+                    "position": {"type": "integer", "minimum": 1},
+                    "length": {"type": "integer", "minimum": 1},
+                },
             ),
         },
     ),
@@ -263,7 +319,7 @@ _RESPONSES: dict[str, dict[str, Any]] = {
 }
 
 _DESCRIPTIONS = {
-    400: "Malformed request (unparsable JSON, nesting too deep).",
+    400: "Malformed request (unparsable JSON, nesting too deep, a malformed HTTP message).",
     401: "Missing, invalid or expired bearer token.",
     403: "Forbidden (an invalid or expired signed media URL).",
     404: "No such video, or not visible to the caller.",
@@ -271,11 +327,13 @@ _DESCRIPTIONS = {
     410: "The upload session has expired.",
     412: "If-Match does not match the session's etag.",
     413: "Body or declared upload size too large.",
+    414: "Request line (path and query) longer than the server reads.",
     415: "Unsupported media type.",
     416: "Range not satisfiable.",
     422: "Invalid field or parameter; `errors` names each one.",
     428: "If-Match is required.",
     429: "Rate limit exceeded; retry after `Retry-After` seconds.",
+    431: "A request header longer than the server reads.",
     503: "A backing service is unavailable; retry after `Retry-After` seconds.",
 }
 _RETRY_AFTER = {
@@ -321,7 +379,32 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
-_PAGE_TOKEN = _query("pageToken", {"type": "string"}, "Token from a previous page.")
+def query_parameters(model: type[QueryModel]) -> list[dict[str, Any]]:
+    """The query parameters of an endpoint, from its query model (the rules it enforces)."""
+    schema = model.model_json_schema(by_alias=True)
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k not in ("title", "description")}
+        # A query string has no null: "absent" is how a client leaves it out.
+        variants = [v for v in prop.pop("anyOf", []) if v.get("type") != "null"]
+        if variants:
+            prop.update(variants[0])
+        if prop.get("default") is None:
+            prop.pop("default", None)
+        param: dict[str, Any] = {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+            "description": schema["properties"][name].get("description", ""),
+        }
+        if prop.get("type") == "array":
+            param["explode"] = True
+        out.append(param)
+    return out
+
+
 _AUTHED = (401, 429, 503)
 
 
@@ -405,6 +488,29 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/v1/videos/{video_id}/uploadParts": {
+            "post": {
+                "operationId": "signUploadParts",
+                "summary": "Pre-signed PUT URLs for parts of a multipart upload (the owner)",
+                "parameters": [_path_video_id()],
+                "requestBody": _json_body("SignPartsRequest"),
+                "responses": {**_ok("UploadParts"), **_problems(*write, 404, 409, 410)},
+            },
+            "get": {
+                "operationId": "listUploadParts",
+                "summary": "The parts of a multipart upload the store holds (to resume)",
+                "parameters": [
+                    _path_video_id(),
+                    {
+                        "name": "uploadId",
+                        "in": "query",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": UPLOAD_ID_PATTERN},
+                    },
+                ],
+                "responses": {**_ok("UploadParts"), **_problems(*_AUTHED, 404, 409, 410, 422)},
+            },
+        },
         "/v1/videos/{video_id}/transcodeStatus": {
             "get": {
                 "operationId": "transcodeStatus",
@@ -432,19 +538,8 @@ def _paths() -> dict[str, Any]:
         "/v1/videos": {
             "get": {
                 "operationId": "listVideos",
-                "summary": "The caller's own uploads, newest first",
-                "parameters": [
-                    {
-                        "name": "owner",
-                        "in": "query",
-                        "required": True,
-                        "schema": {"type": "string", "enum": ["me"]},
-                    },
-                    _query(
-                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 100}, "Page size."
-                    ),
-                    _PAGE_TOKEN,
-                ],
+                "summary": "The caller's own uploads, newest first (cursor pagination)",
+                "parameters": query_parameters(ListVideosParams),
                 "responses": {**_ok("VideoList"), **_problems(*_AUTHED, 422)},
             }
         },
@@ -452,27 +547,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "searchVideos",
                 "summary": "Full-text search over READY public videos (cursor pagination)",
-                "parameters": [
-                    _query("q", {"type": "string", "maxLength": 200}, "Query text."),
-                    {
-                        "name": "tags",
-                        "in": "query",
-                        "required": False,
-                        "explode": True,
-                        "schema": {"type": "array", "items": {"type": "string"}},
-                        "description": "Tags that must all match (repeat or comma-separate).",
-                    },
-                    _query("owner", {"type": "string"}, "`me` or a user name."),
-                    _query(
-                        "sort",
-                        {"type": "string", "enum": ["relevance", "views", "recent"]},
-                        "Ordering.",
-                    ),
-                    _query(
-                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 100}, "Page size."
-                    ),
-                    _PAGE_TOKEN,
-                ],
+                "parameters": query_parameters(SearchParams),
                 "responses": {**_ok("SearchPage"), **_problems(*_AUTHED, 422)},
             }
         },
@@ -480,12 +555,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "recommendations",
                 "summary": "Videos to watch next (for the caller, optionally after a video)",
-                "parameters": [
-                    _query("videoId", VIDEO_ID, "The video being watched."),
-                    _query(
-                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 50}, "Results."
-                    ),
-                ],
+                "parameters": query_parameters(RecommendationsParams),
                 "responses": {**_ok("Recommendations"), **_problems(*_AUTHED, 404, 422)},
             }
         },
@@ -493,9 +563,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "trendingVideos",
                 "summary": "READY public videos by trending score, best first (all partitions)",
-                "parameters": [
-                    _query("pageSize", {"type": "integer", "minimum": 1, "maximum": 50}, "Results.")
-                ],
+                "parameters": query_parameters(TrendingParams),
                 "responses": {**_ok("TrendingPage"), **_problems(*_AUTHED, 422)},
             }
         },
@@ -511,11 +579,7 @@ def _paths() -> dict[str, Any]:
             "get": {
                 "operationId": "myHistory",
                 "summary": "What the caller watched, most recent first",
-                "parameters": [
-                    _query(
-                        "pageSize", {"type": "integer", "minimum": 1, "maximum": 200}, "Entries."
-                    )
-                ],
+                "parameters": query_parameters(HistoryParams),
                 "responses": {**_ok("WatchHistory"), **_problems(*_AUTHED, 422)},
             }
         },
@@ -558,8 +622,16 @@ def _paths() -> dict[str, Any]:
                     },
                 ],
                 "responses": {
-                    "200": {"description": "The object", "content": {"*/*": {}}},
-                    "206": {"description": "A byte range", "content": {"*/*": {}}},
+                    "200": {
+                        "description": "The object, with its fixed media type (other file "
+                        "types are 404), nosniff, a sandbox CSP and "
+                        "`Access-Control-Allow-Origin: *`",
+                        "content": {t: {} for t in MEDIA_TYPES.values()},
+                    },
+                    "206": {
+                        "description": "A byte range",
+                        "content": {t: {} for t in MEDIA_TYPES.values()},
+                    },
                     "304": {"description": "Not modified"},
                     **_problems(403, 404, 416, 503),
                 },
@@ -600,6 +672,7 @@ def _request_schemas() -> dict[str, Any]:
     models = [
         (UploadUrlRequest, "validation"),
         (CompleteUploadRequest, "validation"),
+        (SignPartsRequest, "validation"),
         (WatchEventIn, "validation"),
         (WatchEventBatch, "validation"),
     ]
@@ -609,6 +682,20 @@ def _request_schemas() -> dict[str, Any]:
     upload["properties"]["tags"]["items"] = {"type": "string", "maxLength": MAX_TAG_LENGTH}
     upload["properties"]["tags"]["maxItems"] = MAX_TAGS
     return schemas
+
+
+# What the HTTP server itself answers to any request it cannot parse (``http/server.py``).
+_PROTOCOL_ERRORS = (400, 414, 431)
+
+
+def _with_protocol_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation may meet a request the HTTP parser refuses: a malformed header, a
+    request line or header over the parser's limits. Those answers are problems too."""
+    for operations in paths.values():
+        for operation in operations.values():
+            for code, response in _problems(*_PROTOCOL_ERRORS).items():
+                operation["responses"].setdefault(code, response)
+    return paths
 
 
 @cache
@@ -626,7 +713,7 @@ def build_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _paths(),
+        "paths": _with_protocol_errors(_paths()),
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

@@ -29,30 +29,26 @@ from tritontube.domain.events import VideoState
 from tritontube.domain.video import Status, is_playable
 from tritontube.http import keys
 from tritontube.http.auth import current_user
-from tritontube.http.media_tokens import MediaSigner, MediaTokenError, Refusal, object_key
+from tritontube.http.media_tokens import (
+    MEDIA_HEADERS,
+    MEDIA_TYPES,
+    MediaSigner,
+    MediaTokenError,
+    Refusal,
+    object_key,
+)
+from tritontube.http.params import parse_query
 from tritontube.http.problems import PROBLEM_TYPE, ProblemError
 from tritontube.http.videos import failure_body, load_state, state_unavailable, video_id_param
 from tritontube.http.worker_client import WorkerUnavailableError
+from tritontube.queries import ListVideosParams
 from tritontube.storage.port import ObjectInfo, ObjectNotFound, ObjectStore, ObjectStoreError
 
 log = logging.getLogger(__name__)
 
 MEDIA_SIGNER = web.AppKey("media_signer", MediaSigner)
 CHUNK_BYTES = 512 * 1024
-DEFAULT_PAGE_SIZE = 20
-MAX_PAGE_SIZE = 100
 _TRANSIENT = frozenset({Status.UPLOADED, Status.PENDING_TRANSCODE, Status.TRANSCODING})
-_CONTENT_TYPES = {
-    ".mpd": "application/dash+xml",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-    ".m4a": "audio/mp4",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-    ".webp": "image/webp",
-    ".vtt": "text/vtt",
-}
 _RANGE = re.compile(r"^bytes=(?P<start>\d*)-(?P<end>\d*)$")
 
 
@@ -71,8 +67,9 @@ async def load_viewable(request: web.Request, video_id: str) -> VideoState:
 
 
 def base_url(request: web.Request) -> str:
-    public = request.app[keys.SETTINGS].http.public_url
-    return public.rstrip("/") if public else f"{request.scheme}://{request.host}"
+    """Where users reach the API, from the settings: never the request's ``Host`` header,
+    which the client chooses (``Host: evil.example`` would sign URLs to another site)."""
+    return request.app[keys.SETTINGS].http.base_url
 
 
 async def thumbnail_url(
@@ -188,24 +185,6 @@ async def video_metadata(request: web.Request) -> web.Response:
     return web.json_response(body, headers={"Cache-Control": "private, no-cache"})
 
 
-def _page_size(request: web.Request) -> int:
-    raw = request.query.get("pageSize", str(DEFAULT_PAGE_SIZE))
-    # isascii: '³'.isdigit() is True, and int('³') raises.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE_SIZE:
-        raise _invalid("pageSize", f"an integer from 1 to {MAX_PAGE_SIZE}")
-    return int(raw)
-
-
-def _page_token(request: web.Request) -> str | None:
-    raw = request.query.get("pageToken") or None
-    if raw is not None:
-        try:
-            owners.decode_cursor(raw)
-        except owners.InvalidPageTokenError:
-            raise _invalid("pageToken", "a token from a previous page") from None
-    return raw
-
-
 def _invalid(field: str, expected: str) -> ProblemError:
     return ProblemError(
         422,
@@ -222,13 +201,16 @@ async def list_videos(request: web.Request) -> web.Response:
     Complete with any number of workers: the owner's videos are one key of a table
     repartitioned by owner (``domain.owners``); pages follow a cursor, not an offset."""
     user = current_user(request)
-    owner = request.query.get("owner")
-    if owner not in ("me", user):
+    params = parse_query(request, ListVideosParams)
+    if params.owner not in ("me", user):
         raise _invalid("owner", "'me' (public listings are search's job)")
-    size = _page_size(request)
-    token = _page_token(request)
+    if params.page_token is not None:
+        try:
+            owners.decode_cursor(params.page_token)
+        except owners.InvalidPageTokenError:
+            raise _invalid("pageToken", "a token from a previous page") from None
     try:
-        page = await request.app[keys.WORKER].owned(user, size, token)
+        page = await request.app[keys.WORKER].owned(user, params.page_size, params.page_token)
     except WorkerUnavailableError as exc:
         raise state_unavailable(exc) from exc
     return web.json_response(
@@ -251,10 +233,14 @@ def _refuse(reason: Refusal) -> ProblemError:
     return ProblemError(403, "Forbidden", detail, code=f"MEDIA_URL_{reason.value.upper()}")
 
 
-def _content_type(key: str, info: ObjectInfo) -> str:
+def media_type(key: str) -> str:
+    """The fixed Content-Type of a media object; 404 for any other file type."""
     dot = key.rfind(".")
-    known = _CONTENT_TYPES.get(key[dot:].lower()) if dot >= 0 else None
-    return known or info.content_type or "application/octet-stream"
+    known = MEDIA_TYPES.get(key[dot:].lower()) if dot > key.rfind("/") else None
+    if known is None:
+        metrics.PLAYBACK_MEDIA_REFUSED.labels(Refusal.BAD_PATH.value).inc()
+        raise ProblemError(404, "Not Found", "no such media object", code="NOT_FOUND")
+    return known
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -303,6 +289,7 @@ async def media(request: web.Request) -> web.StreamResponse:
         key = object_key(video_id, request.match_info["path"])
     except MediaTokenError as exc:
         raise _refuse(exc.reason) from None
+    content_type = media_type(key)
     store = request.app[keys.OBJECT_STORE]
     info = await _head(store, key)
     headers = {
@@ -310,14 +297,14 @@ async def media(request: web.Request) -> web.StreamResponse:
         "Cache-Control": _cache_control(key, expires_at, now),
         "ETag": f'"{info.etag}"',
         "Last-Modified": info.last_modified.strftime("%a, %d %b %Y %H:%M:%S GMT"),
-        "X-Content-Type-Options": "nosniff",
+        **MEDIA_HEADERS,
     }
     if f'"{info.etag}"' in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     span = byte_range(request.headers.get("Range"), info.size)
     start, end = span if span is not None else (0, info.size - 1)
     response = web.StreamResponse(status=200 if span is None else 206, headers=headers)
-    response.content_type = _content_type(key, info)
+    response.content_type = content_type
     response.content_length = end - start + 1
     if span is not None:
         response.headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"

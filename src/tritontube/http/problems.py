@@ -8,12 +8,24 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
+
+from tritontube.logs import printable
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "application/problem+json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def loggable_path(request: web.BaseRequest) -> str:
+    """The request's path as the client sent it (still percent-encoded), made printable.
+
+    Never log ``request.path``: it is decoded, so ``%0a`` in a URL would write the attacker's
+    own line into the log.
+    """
+    return printable(request.rel_url.raw_path)
 
 
 class ProblemError(Exception):
@@ -106,6 +118,18 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             headers=headers,
             instance=request.path,
         )
+    except (ConnectionError, web.RequestPayloadError, HttpProcessingError) as exc:
+        # The client went away mid-body or sent a body its own headers do not describe (a
+        # bad Content-Encoding, a short Content-Length): its fault, not an error of ours.
+        log.info(
+            "client fault on %s %s: %s",
+            request.method,
+            loggable_path(request),
+            printable(str(exc) or type(exc).__name__),
+        )
+        return problem_response(
+            400, "Bad Request", "the request body could not be read", code="BAD_BODY"
+        )
     except Exception:  # the HTTP error boundary: log it, never leak a traceback
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", request.method, loggable_path(request))
         return problem_response(500, "Internal Server Error", instance=request.path)

@@ -6,13 +6,18 @@ import asyncio
 import logging
 from typing import Any
 
+import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from tritontube.streams import catalogue
 from tritontube.streams.catalogue import TopicSpec
 from tritontube.streams.records import EventCodec
 
 log = logging.getLogger(__name__)
+
+# Published at DEBUG: one line per viewer heartbeat would drown everything else.
+_HIGH_VOLUME = frozenset({catalogue.WATCH_EVENTS.name})
 
 
 class BrokerUnavailableError(Exception):
@@ -79,23 +84,49 @@ class EventPublisher:
             return self._producer
 
     async def publish(self, topic: TopicSpec, key: str, event: Any) -> None:
-        await self.publish_raw(topic.name, key.encode(), self._codec.encode(event))
+        """Publish ``event`` keyed by ``key``; the request's log context names the key (its
+        catalogue name, ``video_id`` on every topic the API writes) from here on."""
+        structlog.contextvars.bind_contextvars(**{topic.key: key})
+        await self.publish_raw(
+            topic.name,
+            key.encode(),
+            self._codec.encode(event),
+            level=logging.DEBUG if topic.name in _HIGH_VOLUME else logging.INFO,
+            record=type(event).__name__,
+        )
 
-    async def publish_raw(self, topic: str, key: bytes, value: bytes) -> None:
+    async def publish_raw(
+        self,
+        topic: str,
+        key: bytes,
+        value: bytes,
+        *,
+        level: int = logging.DEBUG,
+        record: str = "",
+    ) -> None:
         self._check_circuit()
         try:
             producer = await self._ensure()
         except BrokerUnavailableError as exc:
             await self._trip(exc)
             raise
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        headers = [(catalogue.REQUEST_ID_HEADER, str(request_id).encode())] if request_id else None
         try:
-            await asyncio.wait_for(
-                producer.send_and_wait(topic, value=value, key=key), self._timeout
+            sent = await asyncio.wait_for(
+                producer.send_and_wait(topic, value=value, key=key, headers=headers),
+                self._timeout,
             )
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("publish to %s failed: %r", topic, exc)
             await self._trip(exc)
             raise BrokerUnavailableError(str(exc) or type(exc).__name__) from exc
+        log.log(
+            level,
+            "published %s",
+            record or "a record",
+            extra={"topic": topic, "partition": sent.partition, "offset": sent.offset},
+        )
 
     async def ping(self) -> None:
         producer = await self._ensure()

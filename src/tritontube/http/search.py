@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Awaitable
@@ -26,49 +25,33 @@ from tritontube.domain import analytics as an
 from tritontube.domain import recommend
 from tritontube.http import keys
 from tritontube.http.auth import current_user
+from tritontube.http.params import parse_query
 from tritontube.http.problems import ProblemError
+from tritontube.http.videos import state_unavailable
 from tritontube.http.worker_client import WorkerQueryError, WorkerUnavailableError
 from tritontube.indexer.documents import VideoDocument, is_searchable
 from tritontube.indexer.port import SearchIndex, SearchUnavailable
-from tritontube.indexer.query import (
-    MAX_PAGE_SIZE,
-    SORT_ORDERS,
-    InvalidQueryError,
-    SearchHit,
-    SearchQuery,
-)
+from tritontube.indexer.query import MAX_PAGE_SIZE, InvalidQueryError, SearchHit, SearchQuery
+from tritontube.queries import SEARCH_WIRE_NAMES, RecommendationsParams, SearchParams
 
 log = logging.getLogger(__name__)
 
-_VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_RECOMMENDATIONS = 50
-DEFAULT_PAGE_SIZE = 20
 HISTORY_FOR_PROFILE = 10  # recent history items whose tags shape the profile
 COWATCH_VIEWERS = 10  # recent viewers of the seed whose histories are read
 COWATCH_CANDIDATES = 20
 TRENDING_CANDIDATES = 30
 TAG_QUERIES = 3
 
-# Which request parameter an InvalidQueryError message is about (SearchQuery's wording).
-_PARAM_OF_MESSAGE = (
-    ("page_token", "pageToken"),
-    ("page_size", "pageSize"),
-    ("q ", "q"),
-    ("tag", "tags"),
-    ("invalid tag", "tags"),
-    ("at most", "tags"),
-    ("owner", "owner"),
-    ("sort", "sort"),
-)
 
-
-def _invalid(field: str, message: str) -> ProblemError:
+def _invalid(exc: InvalidQueryError) -> ProblemError:
+    """422 naming the parameter of a query the index refused (a forged or stale pageToken)."""
+    field = SEARCH_WIRE_NAMES.get(exc.field, exc.field)
     return ProblemError(
         422,
         "Invalid request",
-        f"invalid parameter: {field}: {message}",
+        f"invalid field(s): {field}",
         code="VALIDATION",
-        errors=[{"field": field, "message": message}],
+        errors=[{"field": field, "message": str(exc)}],
     )
 
 
@@ -82,58 +65,13 @@ def _unavailable(exc: Exception) -> ProblemError:
     )
 
 
-def _param_of(exc: InvalidQueryError) -> str:
-    text = str(exc)
-    return next((param for prefix, param in _PARAM_OF_MESSAGE if text.startswith(prefix)), "q")
-
-
-def page_size_param(request: web.Request, default: int, maximum: int) -> int:
-    raw = request.query.get("pageSize")
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise _invalid("pageSize", "must be an integer") from None
-    if not 1 <= value <= maximum:
-        raise _invalid("pageSize", f"must be between 1 and {maximum}")
-    return value
-
-
-def tags_param(request: web.Request) -> tuple[str, ...]:
-    tags: list[str] = []
-    for raw in request.query.getall("tags", []):
-        for part in raw.split(","):
-            tag = part.strip().lower()
-            if not tag:
-                raise _invalid("tags", "tags must not be empty")
-            if tag not in tags:
-                tags.append(tag)
-    return tuple(tags)
-
-
 def build_query(request: web.Request, user: str) -> SearchQuery:
     """The validated SearchQuery of a request; 422 naming the parameter otherwise."""
-    sort = request.query.get("sort", "relevance")
-    if sort not in SORT_ORDERS:
-        raise _invalid("sort", f"must be one of {', '.join(sorted(SORT_ORDERS))}")
-    owner = request.query.get("owner")
-    if owner is not None:
-        owner = user if owner.strip() == "me" else owner.strip()
-        if not owner:
-            raise _invalid("owner", "must not be blank")
-    token = request.query.get("pageToken") or None
+    params = parse_query(request, SearchParams)
     try:
-        return SearchQuery(
-            q=request.query.get("q", ""),
-            tags=tags_param(request),
-            owner=owner,
-            sort=sort,  # type: ignore[arg-type]
-            page_size=page_size_param(request, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
-            page_token=token,
-        )
+        return params.to_search_query(user)
     except InvalidQueryError as exc:
-        raise _invalid(_param_of(exc), str(exc)) from None
+        raise _invalid(exc) from None
 
 
 def hit_json(hit: SearchHit) -> dict[str, Any]:
@@ -156,7 +94,7 @@ async def search_videos(request: web.Request) -> web.Response:
     try:
         page = await request.app[keys.SEARCH].search(query)
     except InvalidQueryError as exc:
-        raise _invalid(_param_of(exc), str(exc)) from None
+        raise _invalid(exc) from None
     except SearchUnavailable as exc:
         raise _unavailable(exc) from exc
     return web.json_response(
@@ -178,11 +116,15 @@ T = TypeVar("T")
 
 
 async def _degrade(read: Awaitable[T], what: str) -> T | None:
-    """A worker read, or None: recommendations degrade rather than fail."""
+    """A worker read, or None when the worker refused the query itself (a defect, logged).
+
+    An unavailable worker (rebalancing, down) is NOT degraded around: recommendations made
+    without the viewer's history or without some partitions' trending would be a different
+    answer than the complete one, so the request is a 503 with Retry-After instead."""
     try:
         return await read
-    except (WorkerUnavailableError, WorkerQueryError) as exc:
-        log.info("worker read %s unavailable: %s", what, exc)
+    except WorkerQueryError as exc:
+        log.warning("worker read %s refused: %s", what, exc)
         return None
 
 
@@ -251,26 +193,19 @@ async def _get(search: SearchIndex, video_id: str | None) -> VideoDocument | Non
     return None if video_id is None else await search.get(video_id)
 
 
-def _seed_id(request: web.Request) -> str | None:
-    raw = request.query.get("videoId")
-    if raw is None or raw == "":
-        return None
-    if not _VIDEO_ID.match(raw):
-        raise _invalid("videoId", "must be 1-64 letters, digits, - or _")
-    return raw
-
-
 async def recommendations(request: web.Request) -> web.Response:
     """GET /v1/videos:recommendations"""
     user = current_user(request)
-    seed_id = _seed_id(request)
-    limit = page_size_param(request, DEFAULT_PAGE_SIZE, MAX_RECOMMENDATIONS)
+    params = parse_query(request, RecommendationsParams)
+    seed_id, limit = params.video_id, params.page_size
     started = time.perf_counter()
     search = request.app[keys.SEARCH]
     try:
         body = await _recommend(request, search, user, seed_id, limit)
     except SearchUnavailable as exc:
         raise _unavailable(exc) from exc
+    except WorkerUnavailableError as exc:
+        raise state_unavailable(exc) from exc
     metrics.RECOMMENDATION_SECONDS.observe(time.perf_counter() - started)
     return web.json_response(body)
 

@@ -15,12 +15,14 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from tritontube.http.problems import ProblemError
 from tritontube.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 _ASSETS = ("app.js", "app.css", "vendor/dash.all.min.js")
 INDEX_HTML = web.AppKey("spa_index_html", str)
 CSP_HEADER = web.AppKey("spa_csp", str)
+STATIC_FILES = web.AppKey("spa_static_files", dict)
 
 
 def _origin(url: str | None) -> str | None:
@@ -71,9 +73,32 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
+def static_files(static_dir: Path = STATIC_DIR) -> dict[str, Path]:
+    """Every file under ``static_dir`` by its URL path (``vendor/dash.all.min.js``)."""
+    return {
+        path.relative_to(static_dir).as_posix(): path
+        for path in sorted(static_dir.rglob("*"))
+        if path.is_file()
+    }
+
+
+async def static(request: web.Request) -> web.FileResponse:
+    """GET /static/{path}: one of the files listed at start-up, nothing else.
+
+    The path is looked up in that list, never handed to the file system, so no request path
+    (too long for the file system, traversing upwards, naming a directory) reaches ``stat``;
+    every miss is the same 404 problem.
+    """
+    path = request.app[STATIC_FILES].get(request.match_info["path"])
+    if path is None:
+        raise ProblemError(404, "Not Found", "no such static file", code="NOT_FOUND")
+    return web.FileResponse(path)
+
+
 def register(app: web.Application, settings: Settings) -> None:
     """Serve the SPA (reads index.html and hashes the assets once, at app construction)."""
     app[INDEX_HTML] = render_index()
     app[CSP_HEADER] = content_security_policy(settings)
+    app[STATIC_FILES] = static_files()
     app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC_DIR, name="static")
+    app.router.add_get("/static/{path:(?s:.+)}", static, name="static")

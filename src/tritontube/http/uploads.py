@@ -1,5 +1,10 @@
 """Upload sessions: a pre-signed direct upload, then a verified, idempotent CompleteUpload.
 
+Two ways up, both straight to the object store: one pre-signed POST (a form whose policy pins
+the key, the content type and exactly the declared size), or, for clients that say
+``resumable: true`` and files above ``upload.multipart_threshold_bytes``, an S3 multipart
+upload: the client PUTs parts to pre-signed part URLs in parallel, asks which parts are stored
+after a reload or a dropped connection (``http/multipart.py``), and completeUpload joins them.
 The browser never streams video through this service. The session lives only as events on
 ``uploads`` and in the worker's VideoState table; this module reads that table through the
 worker and publishes events, nothing else.
@@ -20,18 +25,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tritontube import metrics
 from tritontube.domain import video
 from tritontube.domain.events import UploadCompleted, UploadSessionCreated, VideoState
+from tritontube.domain.multipart import PartPlan, check_parts, plan_parts
 from tritontube.http import keys
 from tritontube.http.auth import current_user
 from tritontube.http.media_sniff import looks_like_video
 from tritontube.http.problems import ProblemError, validation_problem
 from tritontube.http.publisher import BrokerUnavailableError
 from tritontube.http.worker_client import WorkerUnavailableError
-from tritontube.storage.port import ObjectStoreError
+from tritontube.storage.port import ObjectStoreError, PartInfo, UploadNotFound
 from tritontube.streams import catalogue
 
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 40
 SNIFF_BYTES = 512
+UPLOAD_ID_PATTERN = r"^[A-Za-z0-9._~=+/-]+$"
 
 
 class UploadUrlRequest(BaseModel):
@@ -44,6 +51,12 @@ class UploadUrlRequest(BaseModel):
     content_type: str = Field(alias="contentType", min_length=3, max_length=100)
     size_bytes: int = Field(alias="sizeBytes", gt=0, strict=True)
     visibility: Literal["public", "unlisted", "private"] = "public"
+    resumable: bool = Field(
+        False,
+        strict=True,
+        description="The client can upload in parts: above the server's threshold the "
+        "session is a multipart upload (`multipart` in the answer) instead of a form POST.",
+    )
 
     @field_validator("tags")
     @classmethod
@@ -74,6 +87,14 @@ class CompleteUploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     video_id: str = Field(alias="videoId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    upload_id: str | None = Field(
+        None,
+        alias="uploadId",
+        min_length=1,
+        max_length=256,
+        pattern=UPLOAD_ID_PATTERN,
+        description="The multipart session's upload id: its parts are joined first.",
+    )
 
 
 async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
@@ -126,12 +147,19 @@ async def create_upload_url(request: web.Request) -> web.Response:
         _reject("invalid")
         raise
     up = settings.upload
-    if body.size_bytes > up.max_size_bytes:
+    in_parts = body.resumable and body.size_bytes > up.multipart_threshold_bytes
+    limit = up.multipart_max_size_bytes if in_parts else up.max_size_bytes
+    if body.size_bytes > limit:
         _reject("too_large")
+        hint = (
+            f" (up to {up.multipart_max_size_bytes} in parts with resumable: true)"
+            if not body.resumable and body.size_bytes <= up.multipart_max_size_bytes
+            else ""
+        )
         raise ProblemError(
             413,
             "Upload too large",
-            f"sizeBytes exceeds the maximum of {up.max_size_bytes}",
+            f"sizeBytes exceeds the maximum of {limit}{hint}",
             code="TOO_LARGE",
             errors=[{"field": "sizeBytes", "message": "too large"}],
         )
@@ -151,14 +179,36 @@ async def create_upload_url(request: web.Request) -> web.Response:
     now = request.app[keys.DEPS].clock.now().replace(microsecond=0)
     video_id = new_video_id()
     key = video.source_key(video_id, body.file_name)
+    store = request.app[keys.OBJECT_STORE]
+    answer: dict[str, Any]
     try:
-        post = await request.app[keys.OBJECT_STORE].presign_post(
-            key, body.content_type, body.size_bytes, up.session_ttl_seconds
-        )
+        if in_parts:
+            plan = plan_parts(body.size_bytes, up.part_size_bytes)
+            upload_id = await store.create_multipart(key, body.content_type)
+            ttl = up.multipart_session_ttl_seconds
+            answer = {
+                "multipart": {
+                    "uploadId": upload_id,
+                    "partSizeBytes": plan.part_size,
+                    "partCount": plan.count,
+                }
+            }
+        else:
+            # The policy pins the key, the type and the declared size: the store refuses
+            # any other.
+            post = await store.presign_post(
+                key,
+                body.content_type,
+                body.size_bytes,
+                up.session_ttl_seconds,
+                min_size_bytes=body.size_bytes,
+            )
+            ttl = up.session_ttl_seconds
+            answer = {"upload": {"url": post.url, "fields": dict(post.fields)}}
     except ObjectStoreError as exc:
         raise _unavailable("object store", exc) from exc
     metrics.UPLOAD_PRESIGN_SECONDS.observe(time.perf_counter() - started)
-    expires_at = now + timedelta(seconds=up.session_ttl_seconds)
+    expires_at = now + timedelta(seconds=ttl)
     etag = secrets.token_urlsafe(18)
     event = UploadSessionCreated(
         event_id=uuid.uuid4().hex,
@@ -184,7 +234,7 @@ async def create_upload_url(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "videoId": video_id,
-            "upload": {"url": post.url, "fields": dict(post.fields)},
+            **answer,
             "expiresAt": expires_at.isoformat().replace("+00:00", "Z"),
             "etag": etag,
         },
@@ -230,6 +280,8 @@ async def complete_upload(request: web.Request) -> web.Response:
         state = await worker.wait_for(body.video_id, lambda s: s is not None, timeout=2.0)
     except WorkerUnavailableError as exc:
         raise _unavailable("video state", exc) from exc
+    if state is None:
+        await _store_reachable(request)  # the embedded event log is read from the store
     if state is None or state.owner != user:
         _reject("not_found")
         raise ProblemError(404, "Not Found", "no such upload session", code="NOT_FOUND")
@@ -248,6 +300,8 @@ async def complete_upload(request: web.Request) -> web.Response:
     if state.status == video.Status.EXPIRED or now >= state.expires_at:
         _reject("expired")
         raise ProblemError(410, "Gone", "the upload session has expired", code="SESSION_EXPIRED")
+    if body.upload_id is not None:
+        await _join_parts(request, state, body.upload_id)
     await _verify_object(request, state)
     event = UploadCompleted(
         event_id=uuid.uuid4().hex,
@@ -274,6 +328,70 @@ async def complete_upload(request: web.Request) -> web.Response:
         raise _unavailable("video state", TimeoutError("completion not yet applied"))
     metrics.UPLOADS_COMPLETED.inc()
     return _complete_answer(done)
+
+
+def part_plan(request: web.Request, state: VideoState) -> PartPlan:
+    """The parts a multipart session's declared size was cut into (as at its start)."""
+    part_size = request.app[keys.SETTINGS].upload.part_size_bytes
+    return plan_parts(state.declared_size_bytes, part_size)
+
+
+async def stored_parts(request: web.Request, state: VideoState, upload_id: str) -> list[PartInfo]:
+    """The parts the store holds for the session's upload ``upload_id`` (404 problem when that
+    upload is not the session's, or is finished or aborted)."""
+    try:
+        return await request.app[keys.OBJECT_STORE].list_parts(state.source_key, upload_id)
+    except UploadNotFound:
+        raise ProblemError(
+            404, "Not Found", "no such multipart upload for this video", code="UPLOAD_NOT_FOUND"
+        ) from None
+    except ObjectStoreError as exc:
+        raise _unavailable("object store", exc) from exc
+
+
+async def _join_parts(request: web.Request, state: VideoState, upload_id: str) -> None:
+    """Join the stored parts into the source object once all are there, each of its planned
+    size (409 naming the missing ones otherwise). A repeat after the join finds the object."""
+    store = request.app[keys.OBJECT_STORE]
+    key = state.source_key
+    try:
+        joined = await store.head(key)
+    except ObjectStoreError as exc:
+        raise _unavailable("object store", exc) from exc
+    if joined is not None and joined.size == state.declared_size_bytes:
+        try:
+            await store.list_parts(key, upload_id)
+        except UploadNotFound:
+            return  # joined by an earlier completeUpload
+        except ObjectStoreError as exc:
+            raise _unavailable("object store", exc) from exc
+    parts = await stored_parts(request, state, upload_id)
+    check = check_parts(part_plan(request, state), ((p.part_number, p.size) for p in parts))
+    if not check.complete:
+        _reject("parts_missing")
+        missing = list(check.missing[:20]) + (["..."] if len(check.missing) > 20 else [])
+        raise ProblemError(
+            409,
+            "Conflict",
+            f"parts missing: {missing}; parts of the wrong size: {list(check.wrong)[:20]}",
+            code="PARTS_INCOMPLETE",
+        )
+    try:
+        await store.complete_multipart(key, upload_id, parts)
+    except UploadNotFound:
+        return  # joined concurrently by a duplicate request
+    except ObjectStoreError as exc:
+        raise _unavailable("object store", exc) from exc
+
+
+async def _store_reachable(request: web.Request) -> None:
+    """503 rather than "no such session" while the object store is down: the worker cannot
+    read a session the log acknowledged when the log's storage (the embedded broker keeps it
+    in the object store) cannot be read."""
+    try:
+        await request.app[keys.OBJECT_STORE].ping()
+    except ObjectStoreError as exc:
+        raise _unavailable("object store", exc) from exc
 
 
 async def _verify_object(request: web.Request, state: VideoState) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
 from aiohttp import web
 
 from tritontube.domain.events import VideoState
+from tritontube.domain.queue import QueuePosition, is_waiting
 from tritontube.http import keys
 from tritontube.http.auth import current_user
 from tritontube.http.problems import ProblemError
 from tritontube.http.worker_client import WorkerUnavailableError
+
+log = logging.getLogger(__name__)
 
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -56,7 +60,7 @@ def failure_body(state: VideoState) -> dict[str, str] | None:
     return {"code": state.error_code, "message": state.error_message or ""}
 
 
-def transcode_status_body(state: VideoState) -> dict[str, Any]:
+def transcode_status_body(state: VideoState, queue: QueuePosition | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "videoId": state.video_id,
         "status": state.status,
@@ -74,10 +78,20 @@ def transcode_status_body(state: VideoState) -> dict[str, Any]:
     error = failure_body(state)
     if error is not None:
         body["error"] = error
+    if queue is not None:
+        body["queue"] = {"position": queue.position, "length": queue.length}
     return body
 
 
 async def transcode_status(request: web.Request) -> web.Response:
-    """GET /v1/videos/{video_id}/transcodeStatus (the owner only)."""
+    """GET /v1/videos/{video_id}/transcodeStatus (the owner only). While the video waits to
+    be encoded, ``queue`` says where it stands ("position 6 of 20") when the workers can
+    tell now (the answer comes without it otherwise: a status is never refused for it)."""
     state = await load_state(request, video_id_param(request), owner_only=True)
-    return web.json_response(transcode_status_body(state))
+    place = None
+    if is_waiting(state):
+        try:
+            place = await request.app[keys.WORKER].queue_position(state.video_id)
+        except WorkerUnavailableError as exc:
+            log.info("no queue position for %s now: %s", state.video_id, exc)
+    return web.json_response(transcode_status_body(state, place))

@@ -41,8 +41,9 @@ class WatchEventIn(BaseModel):
         alias="eventId", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$"
     )
     kind: Literal["PLAY", "HEARTBEAT", "PAUSE", "SEEK", "ENDED"]
+    # strict: a JSON number only ("5" and true are not positions).
     position_seconds: float = Field(
-        alias="positionSeconds", ge=0, le=MAX_POSITION_SECONDS, allow_inf_nan=False
+        alias="positionSeconds", ge=0, le=MAX_POSITION_SECONDS, allow_inf_nan=False, strict=True
     )
     occurred_at: AwareDatetime = Field(alias="occurredAt")
 

@@ -25,6 +25,7 @@ from tritontube.domain.queries import (
     VideoStateBatch,
     WorkerCluster,
 )
+from tritontube.domain.queue import QueuePosition
 from tritontube.settings import Settings
 from tritontube.streams.codec import CodecError
 from tritontube.streams.records import EventCodec
@@ -106,6 +107,12 @@ class WorkerClient:
         if body is None:
             raise WorkerQueryError("the worker has no trending view")
         return self._codec.decode_as(body, TrendingAnswer)
+
+    async def queue_position(self, video_id: str) -> QueuePosition | None:
+        """Where the video stands among every video waiting to be encoded; None when it
+        does not wait."""
+        body = await self._get(f"/transcode/queue/{video_id}")
+        return None if body is None else self._codec.decode_as(body, QueuePosition)
 
     async def cluster(self) -> WorkerCluster:
         body = await self._get("/cluster")

@@ -62,7 +62,7 @@ class CursorCodec:
         payload = self._verified_payload(query.page_token)
         data = _parse(payload)
         if data.get("f") != fingerprint(query):
-            raise InvalidQueryError("page_token belongs to a different query")
+            raise InvalidQueryError("page_token belongs to a different query", field="page_token")
         return Cursor(key=_sort_key(query, data.get("k")), video_id=_video_id(data.get("i")))
 
     def _sign(self, payload: bytes) -> bytes:
@@ -71,10 +71,10 @@ class CursorCodec:
     def _verified_payload(self, token: str) -> bytes:
         body, sep, signature = token.partition(".")
         if not sep:
-            raise InvalidQueryError("malformed page_token")
+            raise InvalidQueryError("malformed page_token", field="page_token")
         payload, sig = _unb64(body), _unb64(signature)
         if not hmac.compare_digest(sig, self._sign(payload)):
-            raise InvalidQueryError("page_token signature does not match")
+            raise InvalidQueryError("page_token signature does not match", field="page_token")
         return payload
 
 
@@ -86,32 +86,32 @@ def _unb64(text: str) -> bytes:
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
-        raise InvalidQueryError("malformed page_token") from exc
+        raise InvalidQueryError("malformed page_token", field="page_token") from exc
 
 
 def _parse(payload: bytes) -> dict[str, Any]:
     try:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidQueryError("malformed page_token") from exc
+        raise InvalidQueryError("malformed page_token", field="page_token") from exc
     if not isinstance(data, dict):
-        raise InvalidQueryError("malformed page_token")
+        raise InvalidQueryError("malformed page_token", field="page_token")
     return data
 
 
 def _sort_key(query: SearchQuery, value: object) -> SortKey:
     if isinstance(value, bool):
-        raise InvalidQueryError("malformed page_token")
+        raise InvalidQueryError("malformed page_token", field="page_token")
     if query.sort == "relevance" and isinstance(value, int | float):
         return float(value)
     if isinstance(value, int):
         return value
-    raise InvalidQueryError("malformed page_token")
+    raise InvalidQueryError("malformed page_token", field="page_token")
 
 
 def _video_id(value: object) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidQueryError("malformed page_token")
+        raise InvalidQueryError("malformed page_token", field="page_token")
     return value
 
 

@@ -34,7 +34,14 @@ _TOKEN_RE: Final = re.compile(WORD_PATTERN)
 
 
 class InvalidQueryError(ValueError):
-    """A query the caller must fix (bad page size, foreign or tampered page token, ...)."""
+    """A query the caller must fix (bad page size, foreign or tampered page token, ...).
+
+    ``field`` names the :class:`SearchQuery` field at fault (``page_token``, ``tags``, ...).
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -50,18 +57,20 @@ class SearchQuery:
 
     def __post_init__(self) -> None:
         if len(self.q) > MAX_QUERY_CHARS:
-            raise InvalidQueryError(f"q is longer than {MAX_QUERY_CHARS} characters")
+            raise InvalidQueryError(f"q is longer than {MAX_QUERY_CHARS} characters", field="q")
         if len(tokenize(self.q)) > MAX_QUERY_TERMS:
-            raise InvalidQueryError(f"q has more than {MAX_QUERY_TERMS} terms")
+            raise InvalidQueryError(f"q has more than {MAX_QUERY_TERMS} terms", field="q")
         _validate_tags(self.tags)
         if self.owner is not None and not self.owner.strip():
-            raise InvalidQueryError("owner must not be blank")
+            raise InvalidQueryError("owner must not be blank", field="owner")
         if self.sort not in SORT_ORDERS:
-            raise InvalidQueryError(f"sort must be one of {sorted(SORT_ORDERS)}")
+            raise InvalidQueryError(f"sort must be one of {sorted(SORT_ORDERS)}", field="sort")
         if isinstance(self.page_size, bool) or not 1 <= self.page_size <= MAX_PAGE_SIZE:
-            raise InvalidQueryError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+            raise InvalidQueryError(
+                f"page_size must be between 1 and {MAX_PAGE_SIZE}", field="page_size"
+            )
         if self.page_token is not None and not 0 < len(self.page_token) <= MAX_TOKEN_CHARS:
-            raise InvalidQueryError("page_token is empty or too long")
+            raise InvalidQueryError("page_token is empty or too long", field="page_token")
 
     @property
     def terms(self) -> list[str]:
@@ -71,12 +80,12 @@ class SearchQuery:
 
 def _validate_tags(tags: tuple[str, ...]) -> None:
     if not isinstance(tags, tuple):
-        raise InvalidQueryError("tags must be a tuple of strings")
+        raise InvalidQueryError("tags must be a tuple of strings", field="tags")
     if len(tags) > MAX_TAGS:
-        raise InvalidQueryError(f"at most {MAX_TAGS} tags")
+        raise InvalidQueryError(f"at most {MAX_TAGS} tags", field="tags")
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip() or len(tag) > MAX_TAG_CHARS:
-            raise InvalidQueryError(f"invalid tag {tag!r}")
+            raise InvalidQueryError(f"invalid tag {tag!r}", field="tags")
 
 
 @dataclass(frozen=True)

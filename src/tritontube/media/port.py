@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tritontube.domain.media import (
     AudioOutput,
     DashOutput,
     EncodeProgress,
     OutputFile,
+    PartOutput,
     Probe,
     RenditionOutput,
     RenditionSpec,
 )
+
+if TYPE_CHECKING:
+    from tritontube.domain.chunks import ChunkPlan, ChunkSpan
 
 __all__ = [
     "AudioOutput",
@@ -72,4 +77,36 @@ class Transcoder(Protocol):
 
     async def thumbnail(self, source: Source, out_path: Path, probe: Probe) -> None:
         """Write one JPEG poster frame, at most 640 pixels wide, to ``out_path``."""
+        ...
+
+    async def plan_chunks(self, source: Source, probe: Probe, chunk_seconds: float) -> ChunkPlan:
+        """Cut ``source`` into chunks of about ``chunk_seconds`` at segment boundaries, where
+        its keyframes make the cuts cheap (``tritontube.domain.chunks``)."""
+        ...
+
+    async def encode_chunk(
+        self,
+        source: Source,
+        out_dir: Path,
+        probe: Probe,
+        renditions: Sequence[RenditionSpec],
+        rate: Fraction,
+        segment_seconds: int,
+        span: ChunkSpan,
+        on_progress: ProgressCallback | None = None,
+    ) -> PartOutput:
+        """Encode one chunk's frames into every rendition (no audio) in ``out_dir``
+        (created if missing, must be empty), segments numbered as in the whole video."""
+        ...
+
+    async def encode_audio(
+        self,
+        source: Source,
+        out_dir: Path,
+        probe: Probe,
+        renditions: Sequence[RenditionSpec],
+        representation_id: str,
+        on_progress: ProgressCallback | None = None,
+    ) -> PartOutput:
+        """Encode the whole source's audio once, as representation ``representation_id``."""
         ...

@@ -13,7 +13,8 @@ import base64
 import builtins
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +23,11 @@ from urllib.parse import quote
 from tritontube.storage.port import (
     ObjectInfo,
     ObjectNotFound,
+    ObjectStoreError,
     ObjectStoreUnavailable,
+    PartInfo,
     PresignedPost,
+    UploadNotFound,
 )
 
 __all__ = ["InMemoryObjectStore", "StoredObject"]
@@ -38,6 +42,15 @@ class StoredObject:
     cache_control: str | None
     etag: str
     last_modified: datetime
+
+
+@dataclass
+class _Upload:
+    """An unfinished multipart upload: part number -> (bytes, etag)."""
+
+    key: str
+    content_type: str
+    parts: dict[int, tuple[bytes, str]]
 
 
 def _utc_now() -> datetime:
@@ -60,6 +73,7 @@ class InMemoryObjectStore:
         self.bucket_exists = bucket_exists
         self.available = True
         self.objects: dict[str, StoredObject] = {}
+        self.uploads: dict[str, _Upload] = {}
         self._clock = clock
 
     # -- the port ---------------------------------------------------------------------------
@@ -74,11 +88,17 @@ class InMemoryObjectStore:
             raise ObjectNotFound(self.bucket)
 
     async def presign_post(
-        self, key: str, content_type: str, max_size_bytes: int, expires_in: int
+        self,
+        key: str,
+        content_type: str,
+        max_size_bytes: int,
+        expires_in: int,
+        *,
+        min_size_bytes: int = 1,
     ) -> PresignedPost:
         self._check_available()
-        if max_size_bytes < 1:
-            raise ValueError("max_size_bytes must be at least 1")
+        if not 1 <= min_size_bytes <= max_size_bytes:
+            raise ValueError("need 1 <= min_size_bytes <= max_size_bytes")
         if expires_in < 1:
             raise ValueError("expires_in must be at least 1 second")
         expiration = self._clock() + timedelta(seconds=expires_in)
@@ -88,7 +108,7 @@ class InMemoryObjectStore:
                 {"bucket": self.bucket},
                 {"key": key},
                 {"Content-Type": content_type},
-                ["content-length-range", 1, max_size_bytes],
+                ["content-length-range", min_size_bytes, max_size_bytes],
             ],
         }
         encoded = base64.b64encode(json.dumps(policy).encode()).decode()
@@ -161,7 +181,63 @@ class InMemoryObjectStore:
             del self.objects[key]
         return len(doomed)
 
+    async def create_multipart(self, key: str, content_type: str) -> str:
+        self._check_available()
+        upload_id = uuid.uuid4().hex
+        self.uploads[upload_id] = _Upload(key, content_type, {})
+        return upload_id
+
+    async def presign_upload_part(
+        self, key: str, upload_id: str, part_number: int, expires_in: int
+    ) -> str:
+        self._check_available()
+        if not 1 <= part_number <= 10_000:
+            raise ValueError("part_number must be within 1..10000")
+        return (
+            f"{self.base_url}/{self.bucket}/{quote(key)}?uploadId={upload_id}"
+            f"&partNumber={part_number}&X-Amz-Expires={expires_in}"
+        )
+
+    def put_part(self, key: str, upload_id: str, part_number: int, data: bytes) -> PartInfo:
+        """What a browser's PUT to a part URL does (the fake has no server)."""
+        upload = self._upload(key, upload_id)
+        etag = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        upload.parts[part_number] = (data, etag)
+        return PartInfo(part_number, len(data), etag)
+
+    async def list_parts(self, key: str, upload_id: str) -> builtins.list[PartInfo]:
+        self._check_available()
+        upload = self._upload(key, upload_id)
+        return [PartInfo(n, len(data), etag) for n, (data, etag) in sorted(upload.parts.items())]
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[PartInfo]) -> None:
+        self._check_available()
+        upload = self._upload(key, upload_id)
+        numbers = [p.part_number for p in parts]
+        if numbers != sorted(set(numbers)) or any(
+            upload.parts.get(p.part_number, (b"", ""))[1] != p.etag for p in parts
+        ):
+            raise ObjectStoreError(f"invalid part list for {key!r}")
+        data = b"".join(upload.parts[n][0] for n in numbers)
+        del self.uploads[upload_id]
+        self._store(key, data, upload.content_type, None)
+
+    async def abort_multipart_uploads(self, prefix: str) -> int:
+        if not prefix:
+            raise ValueError("refusing to abort every upload: prefix must not be empty")
+        self._check_available()
+        doomed = [i for i, u in self.uploads.items() if u.key.startswith(prefix)]
+        for upload_id in doomed:
+            del self.uploads[upload_id]
+        return len(doomed)
+
     # -- helpers ----------------------------------------------------------------------------
+
+    def _upload(self, key: str, upload_id: str) -> _Upload:
+        upload = self.uploads.get(upload_id)
+        if upload is None or upload.key != key:
+            raise UploadNotFound(key, upload_id)
+        return upload
 
     def _check_available(self) -> None:
         if not self.available:

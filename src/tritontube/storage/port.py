@@ -1,6 +1,6 @@
 """The object-store port: what the rest of TritonTube may ask of S3 and nothing more.
 
-Adapters: :class:`tritontube.storage.s3.S3ObjectStore` (boto3; AWS S3, MinIO, s3rver, moto) and
+Adapters: :class:`tritontube.storage.s3.S3ObjectStore` (boto3; AWS S3, MinIO, SeaweedFS, moto) and
 :class:`tritontube.storage.memory.InMemoryObjectStore` (a fake for unit tests of pure logic).
 
 Keys are plain S3 object keys (``uploads/<video_id>/source``); the bucket is fixed per store.
@@ -10,7 +10,7 @@ ETags are returned without the surrounding double quotes S3 puts on the wire.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,6 +31,24 @@ class ObjectNotFound(ObjectStoreError):
     def __init__(self, key: str) -> None:
         super().__init__(f"object not found: {key!r}")
         self.key = key
+
+
+class UploadNotFound(ObjectStoreError):
+    """No multipart upload with that id for that key (never created, completed or aborted)."""
+
+    def __init__(self, key: str, upload_id: str) -> None:
+        super().__init__(f"no multipart upload {upload_id!r} for {key!r}")
+        self.key = key
+        self.upload_id = upload_id
+
+
+@dataclass(frozen=True, slots=True)
+class PartInfo:
+    """One stored part of a multipart upload (``etag`` without quotes)."""
+
+    part_number: int
+    size: int
+    etag: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +90,16 @@ class ObjectStore(Protocol):
         ...
 
     async def presign_post(
-        self, key: str, content_type: str, max_size_bytes: int, expires_in: int
+        self,
+        key: str,
+        content_type: str,
+        max_size_bytes: int,
+        expires_in: int,
+        *,
+        min_size_bytes: int = 1,
     ) -> PresignedPost:
-        """A form upload of exactly ``key`` with ``content_type`` and 1..max_size_bytes bytes."""
+        """A form upload of exactly ``key`` with ``content_type`` and min..max_size_bytes
+        bytes (a store that enforces policies refuses any other key, type or size)."""
         ...
 
     async def presign_get(self, key: str, expires_in: int, *, internal: bool = False) -> str:
@@ -119,4 +144,30 @@ class ObjectStore(Protocol):
 
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object under a non-empty ``prefix``; returns how many were deleted."""
+        ...
+
+    # -- multipart uploads (resumable browser uploads of large files) ----------------------
+
+    async def create_multipart(self, key: str, content_type: str) -> str:
+        """Start a multipart upload of ``key`` with ``content_type``; its upload id."""
+        ...
+
+    async def presign_upload_part(
+        self, key: str, upload_id: str, part_number: int, expires_in: int
+    ) -> str:
+        """A URL that can PUT part ``part_number`` (1..10000) of the upload, for browsers."""
+        ...
+
+    async def list_parts(self, key: str, upload_id: str) -> builtins.list[PartInfo]:
+        """The parts stored so far, by part number; :class:`UploadNotFound` when the upload
+        does not exist for ``key``."""
+        ...
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[PartInfo]) -> None:
+        """Join ``parts`` (ascending part numbers) into the object ``key``."""
+        ...
+
+    async def abort_multipart_uploads(self, prefix: str) -> int:
+        """Abort every unfinished multipart upload of a key under a non-empty ``prefix``
+        (their parts are deleted); returns how many were aborted."""
         ...

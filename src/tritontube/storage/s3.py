@@ -1,4 +1,4 @@
-"""``S3ObjectStore``: the object-store port over boto3 (AWS S3, MinIO, s3rver, moto).
+"""``S3ObjectStore``: the object-store port over boto3 (AWS S3, MinIO, SeaweedFS, moto).
 
 boto3 is synchronous, so every call runs in a worker thread (``asyncio.to_thread``) and the event
 loop never blocks. Transport failures (connection refused, timeouts, 5xx) become
@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -33,7 +33,9 @@ from tritontube.storage.port import (
     ObjectNotFound,
     ObjectStoreError,
     ObjectStoreUnavailable,
+    PartInfo,
     PresignedPost,
+    UploadNotFound,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 _MAX_BATCH: Final = 1000  # ListObjectsV2 pages and DeleteObjects batches hold at most 1000 keys
+MAX_PARTS: Final = 10_000  # S3's limit of parts per multipart upload
 _NOT_FOUND_CODES: Final = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 _TRANSIENT_CODES: Final = frozenset(
     {"500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown"}
@@ -96,7 +99,7 @@ class S3ObjectStore:
             retries={"mode": "standard", "max_attempts": max_attempts},
             max_pool_connections=max_pool_connections,
             # boto3 >= 1.36 adds CRC checksums (headers, or aws-chunked trailers on streamed
-            # bodies) to every upload by default; S3 clones such as s3rver predate that
+            # bodies) to every upload by default; not every S3-compatible store speaks that
             # protocol. Checksums only where the API demands them (e.g. DeleteObjects).
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
@@ -124,7 +127,11 @@ class S3ObjectStore:
             public_endpoint_url=settings.public_endpoint_url,
             region=settings.region,
             access_key_id=settings.access_key_id,
-            secret_access_key=settings.secret_access_key.get_secret_value(),
+            secret_access_key=(
+                settings.secret_access_key.get_secret_value()
+                if settings.secret_access_key is not None
+                else None
+            ),
             bucket=settings.bucket,
             force_path_style=settings.force_path_style,
         )
@@ -154,10 +161,16 @@ class S3ObjectStore:
         await self._run("head_bucket", self.bucket, self._client.head_bucket, Bucket=self.bucket)
 
     async def presign_post(
-        self, key: str, content_type: str, max_size_bytes: int, expires_in: int
+        self,
+        key: str,
+        content_type: str,
+        max_size_bytes: int,
+        expires_in: int,
+        *,
+        min_size_bytes: int = 1,
     ) -> PresignedPost:
-        if max_size_bytes < 1:
-            raise ValueError("max_size_bytes must be at least 1")
+        if not 1 <= min_size_bytes <= max_size_bytes:
+            raise ValueError("need 1 <= min_size_bytes <= max_size_bytes")
         if expires_in < 1:
             raise ValueError("expires_in must be at least 1 second")
         # boto3 adds the {"bucket": ...} and exact {"key": key} conditions itself.
@@ -170,7 +183,7 @@ class S3ObjectStore:
             Fields={"Content-Type": content_type},
             Conditions=[
                 {"Content-Type": content_type},
-                ["content-length-range", 1, max_size_bytes],
+                ["content-length-range", min_size_bytes, max_size_bytes],
             ],
             ExpiresIn=expires_in,
         )
@@ -267,6 +280,52 @@ class S3ObjectStore:
         await self.delete(info.key for info in objects)
         return len(objects)
 
+    async def create_multipart(self, key: str, content_type: str) -> str:
+        response = await self._run(
+            "create_multipart_upload",
+            key,
+            self._client.create_multipart_upload,
+            Bucket=self.bucket,
+            Key=key,
+            ContentType=content_type,
+        )
+        return str(response["UploadId"])
+
+    async def presign_upload_part(
+        self, key: str, upload_id: str, part_number: int, expires_in: int
+    ) -> str:
+        if not 1 <= part_number <= MAX_PARTS:
+            raise ValueError(f"part_number must be within 1..{MAX_PARTS}")
+        if expires_in < 1:
+            raise ValueError("expires_in must be at least 1 second")
+        url: str = await self._run(
+            "generate_presigned_url",
+            key,
+            self._public.generate_presigned_url,
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part_number,
+            },
+            ExpiresIn=expires_in,
+        )
+        return url
+
+    async def list_parts(self, key: str, upload_id: str) -> builtins.list[PartInfo]:
+        return await self._run("list_parts", key, self._list_parts_sync, key, upload_id)
+
+    async def complete_multipart(self, key: str, upload_id: str, parts: Sequence[PartInfo]) -> None:
+        await self._run(
+            "complete_multipart_upload", key, self._complete_sync, key, upload_id, parts
+        )
+
+    async def abort_multipart_uploads(self, prefix: str) -> int:
+        if not prefix:
+            raise ValueError("refusing to abort every upload: prefix must not be empty")
+        return await self._run("abort_multipart_upload", prefix, self._abort_sync, prefix)
+
     # -- blocking helpers (run in a worker thread) --------------------------------------------
 
     def _create_bucket_sync(self) -> None:
@@ -314,6 +373,52 @@ class S3ObjectStore:
                     )
                 )
         return found
+
+    def _list_parts_sync(self, key: str, upload_id: str) -> builtins.list[PartInfo]:
+        paginator = self._client.get_paginator("list_parts")
+        parts: builtins.list[PartInfo] = []
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id):
+                parts += [
+                    PartInfo(int(p["PartNumber"]), int(p["Size"]), _strip_etag(p["ETag"]))
+                    for p in page.get("Parts", ())
+                ]
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchUpload":
+                raise UploadNotFound(key, upload_id) from exc
+            raise
+        return sorted(parts, key=lambda p: p.part_number)
+
+    def _complete_sync(self, key: str, upload_id: str, parts: Sequence[PartInfo]) -> None:
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": p.part_number, "ETag": f'"{p.etag}"'} for p in parts]
+                },
+            )
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchUpload":
+                raise UploadNotFound(key, upload_id) from exc
+            raise
+
+    def _abort_sync(self, prefix: str) -> int:
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        aborted = 0
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for upload in page.get("Uploads", ()):
+                try:
+                    self._client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                except ClientError as exc:
+                    if _error_code(exc) != "NoSuchUpload":  # finished or aborted meanwhile
+                        raise
+                    continue
+                aborted += 1
+        return aborted
 
     def _delete_batch_sync(self, keys: builtins.list[str]) -> None:
         response = self._client.delete_objects(

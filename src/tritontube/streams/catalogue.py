@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass
 
 DAY_MS = 24 * 3600 * 1000
+# Record header naming the API request that published a record (its log ``request_id``).
+REQUEST_ID_HEADER = "x-request-id"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,22 @@ TRANSCODE_PROGRESS = TopicSpec(
     retention_ms=-1,
     producers="transcode agent",
     consumers="video-state agent, archiver",
+)
+TRANSCODE_CHUNKS = TopicSpec(
+    name="transcode-chunks",
+    key="video_id/part (e.g. abc/video/3): the parts of one job spread over partitions",
+    records=("TranscodeChunk",),
+    retention_ms=7 * DAY_MS,
+    producers="transcode agent (the owner cuts a long source into chunks), chunk agent (retries)",
+    consumers="chunk agent (any worker), archiver",
+)
+TRANSCODE_CHUNK_RESULTS = TopicSpec(
+    name="transcode-chunk-results",
+    key="video_id",
+    records=("TranscodeChunked", "ChunkProgress", "ChunkEncoded", "ChunkFailed"),
+    retention_ms=7 * DAY_MS,
+    producers="transcode agent (the plan), chunk agent (progress, results)",
+    consumers="chunk-join agent (the job's owner: folds them, joins), archiver",
 )
 WATCH_EVENTS = TopicSpec(
     name="watch-events",
@@ -115,6 +133,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     UPLOADS,
     TRANSCODE_JOBS,
     TRANSCODE_PROGRESS,
+    TRANSCODE_CHUNKS,
+    TRANSCODE_CHUNK_RESULTS,
     WATCH_EVENTS,
     VIDEO_STATE,
     WATCH_EVENTS_BY_USER,

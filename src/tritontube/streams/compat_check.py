@@ -394,11 +394,12 @@ A partition's buffer is written when it holds `archive.flush_records` records or
 (default 5 s). The archiver commits a partition's offset only after its file is stored, and
 resumes after the largest archived offset it finds, so every offset is archived exactly once.
 
-**Flush window.** The embedded broker keeps topics in memory. `make dev` restores them from
-the archive before the worker starts (`archive.restore_on_start`), and a graceful stop
-(Ctrl-C) flushes every buffer first, so no event is lost across a stop and start. If the stack
-dies without a graceful stop, events newer than the last flush — at most about
-`archive.flush_interval_seconds` of traffic — are lost with the broker's memory.
+**Not crash recovery.** The embedded broker is durable (Tansu keeps its log in the object
+store, written before it acknowledges), so an acknowledged event survives a `kill -9` of any
+process and a restart of `make dev`; the stack no longer restores the archive on start
+(`archive.restore_on_start`, off by default). The archive is history beyond the topics'
+retention and the source of replays; `tritontube archive restore` still refills a broker that
+lost its log (empty partitions only).
 
 **Checkpoints.** Each partition flushes on its own clock, so an event can be archived while
 the table change it caused is not yet. The archiver therefore also keeps

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar, get_args, get_origin
 
-from tritontube.domain import analytics, events, owners, queries
+from tritontube.domain import analytics, events, owners, queries, queue
 from tritontube.indexer import documents, join
 from tritontube.streams.codec import AvroCodec, CodecError
 
@@ -37,6 +37,19 @@ RECORD_TYPES: dict[str, type[Any]] = {
         events.Rendition,
         events.RenditionProgress,
         events.RenditionState,
+        events.TranscodeChunk,
+        events.TranscodeChunked,
+        events.ChunkProgress,
+        events.ChunkEncoded,
+        events.ChunkFailed,
+        events.ChunkedJob,
+        events.ChunkPart,
+        events.MediaFile,
+        events.Probe,
+        events.RenditionSpec,
+        queue.WaitingVideo,
+        queue.WaitingVideos,
+        queue.QueuePosition,
         # table values
         analytics.WatchSession,
         analytics.VideoAnalytics,

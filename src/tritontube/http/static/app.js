@@ -174,6 +174,158 @@
     });
   }
 
+  // ------------------------------------------------ resumable (multipart) uploads
+  // Large files go up in parts, straight to the object store, several at a time. What is
+  // done is remembered in localStorage (per user and file), so after a reload or a dropped
+  // connection choosing the same file again resumes: the API lists the parts the store
+  // holds and only the others are sent.
+
+  const PENDING_KEY = "tritontube.pendingUploads";
+  const PART_CONCURRENCY = 3;
+  const PART_RETRIES = 2;
+  const SIGN_BATCH = 12;
+
+  function fileKey(file) {
+    return `${state.user}|${file.name}|${file.size}|${file.lastModified}`;
+  }
+
+  function pendingUploads() {
+    try {
+      return JSON.parse(localStorage.getItem(PENDING_KEY) || "{}");
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function savePending(key, record) {
+    const all = pendingUploads();
+    if (record) all[key] = record;
+    else delete all[key];
+    localStorage.setItem(PENDING_KEY, JSON.stringify(all));
+  }
+
+  function doneBytes(record) {
+    return Object.values(record.done || {}).reduce((a, b) => a + b, 0);
+  }
+
+  function showPending() {
+    const mine = Object.entries(pendingUploads()).filter(([k]) => k.startsWith(`${state.user}|`));
+    const note = $("up-resume");
+    if (!mine.length) {
+      note.hidden = true;
+      return;
+    }
+    const [, record] = mine[0];
+    const pct = (100 * doneBytes(record)) / record.size;
+    note.hidden = false;
+    note.textContent =
+      `Unfinished upload: ${record.name} (${Math.floor(pct)}% stored). ` +
+      "Choose the same file and press Upload to resume.";
+    setUploadProgress(pct);
+  }
+
+  function putPart(url, blob, onProgress) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("PUT", url);
+      xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded));
+      xhr.addEventListener("load", () =>
+        xhr.status >= 200 && xhr.status < 300
+          ? resolve()
+          : reject(new Error(`the object store answered ${xhr.status}`))
+      );
+      xhr.addEventListener("error", () => reject(new Error("network error during upload")));
+      xhr.addEventListener("abort", () => reject(new Error("upload aborted")));
+      xhr.send(blob);
+    });
+  }
+
+  async function uploadParts(key, record, file, status) {
+    const base = `/v1/videos/${encodeURIComponent(record.videoId)}/uploadParts`;
+    const listed = await api(`${base}?uploadId=${encodeURIComponent(record.uploadId)}`);
+    record.done = {};
+    for (const p of listed.parts) {
+      record.done[p.partNumber] = p.sizeBytes; // the store's word, not ours
+    }
+    savePending(key, record);
+    const inflight = {};
+    const show = () => {
+      const sent = Object.values(inflight).reduce((a, b) => a + b, 0);
+      setUploadProgress((100 * (doneBytes(record) + sent)) / record.size);
+    };
+    show();
+    const todo = [];
+    for (let n = 1; n <= record.partCount; n++) if (!(n in record.done)) todo.push(n);
+    status.textContent = todo.length < record.partCount
+      ? `Resuming: ${record.partCount - todo.length} of ${record.partCount} parts already stored…`
+      : "Uploading…";
+    const urls = {};
+    async function urlFor(n) {
+      if (!urls[n]) {
+        // n and the next parts still to send, signed together.
+        const batch = [n, ...todo.filter((m) => m > n && !urls[m])].slice(0, SIGN_BATCH);
+        const signed = await api(base, {
+          method: "POST",
+          body: { uploadId: record.uploadId, partNumbers: batch },
+        });
+        for (const p of signed.parts) urls[p.partNumber] = p.url;
+      }
+      return urls[n];
+    }
+    async function worker() {
+      while (todo.length) {
+        const n = todo.shift();
+        const start = (n - 1) * record.partSize;
+        const blob = file.slice(start, Math.min(start + record.partSize, record.size));
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await putPart(await urlFor(n), blob, (loaded) => {
+              inflight[n] = loaded;
+              show();
+            });
+            break;
+          } catch (e) {
+            inflight[n] = 0;
+            delete urls[n]; // a fresh URL for the next try
+            if (!navigator.onLine) {
+              // Offline: wait for the network to come back; that is not a failed attempt.
+              status.textContent = "Connection lost: the upload continues when it is back…";
+              await new Promise((r) => window.addEventListener("online", r, { once: true }));
+              attempt -= 1;
+              continue;
+            }
+            if (attempt >= PART_RETRIES) throw e;
+            await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
+          }
+        }
+        delete inflight[n];
+        record.done[n] = blob.size;
+        savePending(key, record);
+        show();
+      }
+    }
+    const workers = [];
+    for (let i = 0; i < Math.min(PART_CONCURRENCY, todo.length); i++) workers.push(worker());
+    const results = await Promise.allSettled(workers);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) {
+      throw new Error(
+        `${failed.reason.message}; ${Object.keys(record.done).length} of ${record.partCount} ` +
+          "parts are stored: choose the same file again to resume"
+      );
+    }
+  }
+
+  // The file of an unfinished upload chosen again: the form is that upload's, ready to resume.
+  $("up-file").addEventListener("change", () => {
+    const file = $("up-file").files[0];
+    const record = file && pendingUploads()[fileKey(file)];
+    if (!record) return;
+    if (!$("up-title").value.trim()) $("up-title").value = record.title || record.name;
+    setUploadProgress((100 * doneBytes(record)) / record.size);
+    $("up-status").textContent = "Press Upload to resume: the stored parts are not sent again.";
+  });
+
   $("upload-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const file = $("up-file").files[0];
@@ -181,35 +333,65 @@
     const status = $("up-status");
     const submit = $("up-submit");
     submit.disabled = true;
-    setUploadProgress(0);
+    const key = fileKey(file);
+    let record = pendingUploads()[key] || null;
+    setUploadProgress(record ? (100 * doneBytes(record)) / record.size : 0);
     try {
-      status.textContent = "Starting upload…";
-      const tags = $("up-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
-      const session = await api("/v1/videos:uploadURL", {
-        method: "POST",
-        body: {
-          title: $("up-title").value.trim(),
-          description: $("up-description").value,
-          tags,
-          fileName: file.name,
-          contentType: guessType(file),
-          sizeBytes: file.size,
-          visibility: $("up-visibility").value,
-        },
-      });
-      status.textContent = "Uploading…";
-      await postForm(session.upload.url, session.upload.fields, file);
+      if (!record) {
+        status.textContent = "Starting upload…";
+        const tags = $("up-tags").value.split(",").map((t) => t.trim()).filter(Boolean);
+        const session = await api("/v1/videos:uploadURL", {
+          method: "POST",
+          body: {
+            title: $("up-title").value.trim(),
+            description: $("up-description").value,
+            tags,
+            fileName: file.name,
+            contentType: guessType(file),
+            sizeBytes: file.size,
+            visibility: $("up-visibility").value,
+            resumable: true,
+          },
+        });
+        if (session.multipart) {
+          record = {
+            videoId: session.videoId,
+            etag: session.etag,
+            uploadId: session.multipart.uploadId,
+            partSize: session.multipart.partSizeBytes,
+            partCount: session.multipart.partCount,
+            size: file.size,
+            name: file.name,
+            title: $("up-title").value.trim(),
+            expiresAt: session.expiresAt,
+            done: {},
+          };
+          savePending(key, record);
+        } else {
+          status.textContent = "Uploading…";
+          await postForm(session.upload.url, session.upload.fields, file);
+          record = { videoId: session.videoId, etag: session.etag };
+        }
+      }
+      if (record.uploadId) await uploadParts(key, record, file, status);
       setUploadProgress(100);
       status.textContent = "Verifying upload…";
       await api("/v1/videos:completeUpload", {
         method: "POST",
-        headers: { "If-Match": `"${session.etag}"` },
-        body: { videoId: session.videoId },
+        headers: { "If-Match": `"${record.etag}"` },
+        body: record.uploadId
+          ? { videoId: record.videoId, uploadId: record.uploadId }
+          : { videoId: record.videoId },
       });
+      savePending(key, null);
+      $("up-resume").hidden = true;
       status.textContent = "Uploaded. Processing has started.";
       $("upload-form").reset();
-      location.hash = `#/watch/${encodeURIComponent(session.videoId)}`;
+      location.hash = `#/watch/${encodeURIComponent(record.videoId)}`;
     } catch (e) {
+      if (record && record.uploadId && e instanceof ApiError && [404, 410].includes(e.status)) {
+        savePending(key, null); // the session is gone (expired or aborted): start afresh
+      }
       status.textContent = `Upload failed: ${e.message}`;
     } finally {
       submit.disabled = false;
@@ -387,6 +569,7 @@
     $("tc-progress-text").textContent = `${pct}%`;
     let text = ts.status.replace(/_/g, " ").toLowerCase();
     if (ts.step) text += ` — ${ts.step}`;
+    if (ts.queue) text += ` — position ${ts.queue.position} of ${ts.queue.length} in the queue`;
     if (ts.etaSeconds != null && ts.status === "TRANSCODING") text += ` (about ${Math.ceil(ts.etaSeconds)} s left)`;
     if (ts.error) text = `Failed: ${ts.error.message || ts.error.code}`;
     $("tc-status").textContent = text;
@@ -509,6 +692,7 @@
       return;
     }
     show("home-view");
+    showPending();
     loadMine();
   }
 
