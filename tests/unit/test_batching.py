@@ -148,3 +148,41 @@ async def test_a_key_put_twice_is_one_changelog_record_with_its_latest_value(
         ("app-sessions-changelog", 1, [(b"v1/alice", b"second", None)]),  # source partition
         ("app-sources-changelog", 3, [(b"v1", b"source", None)]),  # the key's partition
     ]
+
+
+def fetched(partition: int, first: int, count: int, generation: int = 1) -> Batch:
+    @dataclass
+    class Record:
+        offset: int
+
+    @dataclass
+    class Event:
+        message: object
+
+    tp = faust.types.TP("search-documents", partition)
+    records = [Record(first + i) for i in range(count)]
+    event = Event(message=("sentinel", partition, first))
+    return Batch(tp, records, event, generation, first)  # type: ignore[arg-type]
+
+
+def test_waiting_batches_merge_per_partition_in_order_up_to_the_limit() -> None:
+    queued = [fetched(0, 0, 3), fetched(1, 0, 2), fetched(0, 3, 3), fetched(0, 6, 3)]
+    merged = list(batching.coalesce(queued, limit=6))
+    shapes = [
+        (b.tp.partition, [r.offset for r in b.records], b.start, len(sentinels))
+        for b, sentinels in merged
+    ]
+    assert shapes == [
+        (0, [0, 1, 2, 3, 4, 5], 0, 2),
+        (0, [6, 7, 8], 6, 1),
+        (1, [0, 1], 0, 1),
+    ]
+    # every fetched batch's tracked message is acknowledged by exactly one merged batch
+    assert sorted(s for _, ss in merged for s in ss) == sorted(  # type: ignore[type-var]
+        b.event.message for b in queued
+    )
+
+
+def test_batches_of_another_consumer_generation_are_not_merged() -> None:
+    merged = list(batching.coalesce([fetched(0, 0, 2, 1), fetched(0, 2, 2, 2)], limit=100))
+    assert [(b.generation, len(b.records)) for b, _ in merged] == [(1, 2), (2, 2)]

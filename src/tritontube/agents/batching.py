@@ -19,6 +19,10 @@ What we replace, for the topics registered here: the path from a fetched record 
   :class:`Batch`, to the topic's lane. Other topics' records go on to Faust's agents.
 * A **lane** (one task per topic) runs the topic's handlers on each batch in fetch order.
   A handler folds the whole batch and writes each table key once into a :class:`Checkpoint`.
+  A lane that fell behind takes everything waiting in it at once, merged per partition
+  (:func:`coalesce`, up to the topic's batch limit): a slow step (an index commit) is paid
+  once for the backlog, and the lane frees room before the fetch loop has to wait for it
+  (a full lane holds up the fetch loop, and so every other topic of the worker).
 * The **committer** (one task) delivers each checkpoint in the order quix-streams'
   checkpoints do: the output records (and dead letters) first; once the broker has them, the
   table changelog records (the latest value per key); once those are in, the batch's offsets
@@ -43,7 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -64,6 +68,7 @@ log = logging.getLogger(__name__)
 
 FAUST_VERSION = "0.15.3"
 LANE_DEPTH = 4  # batches waiting per lane before the fetch loop waits
+MERGED_RECORDS = 20_000  # most records of waiting batches a lane merges into one step
 T = TypeVar("T")
 
 
@@ -123,7 +128,7 @@ class _Pending:
     """One checkpoint on its way: the batch it covers and the output deliveries it awaits."""
 
     batch: Batch
-    sentinel: Any
+    sentinels: list[Any]  # the tracked messages of the fetched batches it merges
     checkpoint: Checkpoint
     outputs: list[asyncio.Future[Any]]
 
@@ -318,14 +323,18 @@ class BatchingConsumer(faust_aiokafka.Consumer):
         routes = self.router.routes[topic]
         producer = self.app.producer
         try:
+            limit = self.router.max_records(topic) or MERGED_RECORDS
             while True:
-                batch = await lane.get()
-                checkpoint = Checkpoint(batch)
-                for route in routes:
-                    await route.handler(batch, checkpoint)
-                outputs = await checkpoint.send_outputs(_aiokafka_producer(producer))
-                pending = _Pending(batch, batch.event.message, checkpoint, outputs)
-                await self._committer().put(pending)
+                queued = [await lane.get()]
+                while not lane.empty():
+                    queued.append(lane.get_nowait())
+                for batch, sentinels in coalesce(queued, limit):
+                    checkpoint = Checkpoint(batch)
+                    for route in routes:
+                        await route.handler(batch, checkpoint)
+                    outputs = await checkpoint.send_outputs(_aiokafka_producer(producer))
+                    pending = _Pending(batch, sentinels, checkpoint, outputs)
+                    await self._committer().put(pending)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
@@ -358,11 +367,12 @@ class BatchingConsumer(faust_aiokafka.Consumer):
 
     def _ack_batch(self, pending: _Pending) -> None:
         """Acknowledge every offset the batch covers (Faust commits them at its next commit)."""
-        batch, sentinel = pending.batch, pending.sentinel
+        batch = pending.batch
         tp = batch.tp
         with ack_lock:
-            sentinel.acked = True
-            self._unacked_messages.discard(sentinel)
+            for sentinel in pending.sentinels:
+                sentinel.acked = True
+                self._unacked_messages.discard(sentinel)
             current = (
                 self.app.consumer_generation_id == batch.generation and tp in self.assignment()
             )
@@ -376,6 +386,35 @@ class BatchingConsumer(faust_aiokafka.Consumer):
                 self._n_acked += len(new)
                 metrics.BATCH_EVENTS_DONE.labels(tp.topic).inc(len(batch.records))
             notify(self._waiting_for_ack)
+
+
+def coalesce(queued: Sequence[Batch], limit: int) -> Iterator[tuple[Batch, list[Any]]]:
+    """The batches waiting in a lane, merged per partition (in order) into batches of at
+    most ``limit`` records, each with the tracked messages of the batches it merges: a lane
+    that falls behind (a slow index commit) takes its backlog in fewer, larger steps."""
+    by_tp: dict[tuple[TP, int], list[Batch]] = {}
+    for batch in queued:
+        by_tp.setdefault((batch.tp, batch.generation), []).append(batch)
+    for batches in by_tp.values():
+        chunk: list[Batch] = []
+        size = 0
+        for batch in batches:
+            if chunk and size + len(batch.records) > limit:
+                yield _merged(chunk)
+                chunk, size = [], 0
+            chunk.append(batch)
+            size += len(batch.records)
+        if chunk:
+            yield _merged(chunk)
+
+
+def _merged(chunk: list[Batch]) -> tuple[Batch, list[Any]]:
+    sentinels = [b.event.message for b in chunk]
+    if len(chunk) == 1:
+        return chunk[0], sentinels
+    first, last = chunk[0], chunk[-1]
+    records = [r for b in chunk for r in b.records]
+    return Batch(first.tp, records, last.event, last.generation, first.start), sentinels
 
 
 async def _all_delivered(futures: Sequence[asyncio.Future[Any]]) -> list[Any]:
