@@ -42,8 +42,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-## Run every benchmark and print one table of figures.
-bench: setup
+## Quix Streams, a reference of the stream benchmark, in a venv of its own (its pins clash
+## with ours; see benchmarks/quix-requirements.txt).
+QUIX_VENV := .venv-quix
+QUIX_STAMP := $(QUIX_VENV)/.installed-stamp
+$(QUIX_STAMP): benchmarks/quix-requirements.txt
+	test -x $(QUIX_VENV)/bin/python || $(SYSTEM_PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install -q -r benchmarks/quix-requirements.txt
+	touch $@
+
+## Run every benchmark and print one table of figures (TRITONTUBE_BENCH_FULL=1: issue sizes).
+bench: setup $(QUIX_STAMP)
 	$(PY) -m benchmarks
 
 ## k6 and Locust against a running stack (`make dev` in another terminal), loopback only.

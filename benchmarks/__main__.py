@@ -35,8 +35,8 @@ from benchmarks.common import RESULTS_DIR, Figure, full_mode, render_table
 HERE = Path(__file__).resolve().parent
 MARKER = "BENCH-FIGURES-JSON: "
 # Per-module and whole-run limits (seconds), quick / full.
-MODULE_LIMIT = {True: 240.0, False: 3600.0}
-RUN_LIMIT = {True: 540.0, False: 4 * 3600.0}
+MODULE_LIMIT = {True: 360.0, False: 3600.0}
+RUN_LIMIT = {True: 1200.0, False: 4 * 3600.0}
 
 
 def discover() -> list[str]:

@@ -124,8 +124,9 @@ def _fmt(value: float | None, unit: str = "") -> str:
 
 
 def render_table(figures: Sequence[Figure]) -> str:
-    """One plain-text table (also valid Markdown) of every figure."""
-    header = ("module", "figure", "value", "goal", "met", "reference", "ratio")
+    """One plain-text table (also valid Markdown) of every figure (the note says under what
+    conditions it was measured, e.g. the machine's load average)."""
+    header = ("module", "figure", "value", "goal", "met", "reference", "ratio", "note")
     rows = [header]
     for f in figures:
         ref = "-"
@@ -134,7 +135,8 @@ def render_table(figures: Sequence[Figure]) -> str:
         met = "-" if f.met is None else ("yes" if f.met else "NO")
         goal = "-" if f.goal is None else f"{f.goal} {f.unit}"
         ratio = "-" if f.ratio is None else f"x{f.ratio:.3g}"
-        rows.append((f.module, f.name, _fmt(f.value, f.unit), goal, met, ref, ratio))
+        note = f.note.replace("|", "/") or "-"
+        rows.append((f.module, f.name, _fmt(f.value, f.unit), goal, met, ref, ratio, note))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [
         "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows

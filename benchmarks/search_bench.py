@@ -1,25 +1,32 @@
-"""Search, recommendations and watch analytics on the embedded stack, through the real pipeline.
+"""Indexing, search and recommendations on the embedded stack, through the real pipeline.
 
-    python -m benchmarks.search_bench [--videos 100000] [--watch-events 20000] [--queries 300]
+    python -m benchmarks.search_bench [--videos 100000] [--queries 300]
 
-Starts a fresh embedded stack (broker, SeaweedFS, worker) on free loopback ports, then:
+Starts a fresh embedded stack (broker, SeaweedFS, archiver, worker, API) on free loopback
+ports, then:
 
-1. produces N READY ``VideoState`` records on ``video-state`` and times the indexer agent
-   until all N are in the tantivy index (indexing rate, documents/s);
-2. produces watch events on ``watch-events`` and times the analytics agent until it has
-   emitted one ``VideoStats`` per event (events/s), next to a raw aiokafka consumer reading
-   the same topic in the same run (the broker/client ceiling);
-3. times searches against the index (read-only, as the API holds it) and recommendation
-   requests through the HTTP app (in process), reporting p50/p99.
+1. produces N READY ``VideoState`` records on ``video-state`` and times the pipeline
+   (search-join -> search-documents -> search-writer -> tantivy) until all N are in the
+   index (documents/s);
+2. times the same searches three ways: the raw tantivy query (the query object our adapter
+   builds, one ``searcher.search`` for the page and its stored documents: the engine's
+   share), our adapter in process (``TantivyIndex.search``: cursor plan, tie groups, hit
+   decoding) and the HTTP API (``GET /v1/videos:search`` on the API process: routing, auth,
+   validation, JSON); the differences say where the time goes;
+3. times recommendations through the HTTP API beside the raw tantivy queries they make
+   (the views, recent and two tag pages); the rest is the API's worker reads (history,
+   trending fan-out, statistics, co-watchers' histories) and ranking.
+
+Every figure names the machine's load average; ``make bench`` runs two sizes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import secrets
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -28,19 +35,17 @@ from pathlib import Path
 
 import aiohttp
 import tantivy
-from aiohttp import web
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
-from benchmarks.common import Figure, Goal, at_least, at_most
+from benchmarks.common import Figure, Goal, at_least, at_most, percentile
 from tritontube.deps import build_deps
 from tritontube.devstack.process import free_port
 from tritontube.devstack.stack import EmbeddedStack
 from tritontube.domain.events import VideoState, WatchEvent
-from tritontube.http.app import create_http_app
 from tritontube.http.auth import mint_token
 from tritontube.indexer.factory import cursor_secret
 from tritontube.indexer.query import SearchQuery
-from tritontube.indexer.tantivy_index import TantivyIndex
+from tritontube.indexer.tantivy_index import SORT_FIELDS, TantivyIndex
 from tritontube.settings import (
     AuthSettings,
     HttpSettings,
@@ -60,16 +65,9 @@ _WORDS_TEXT = (
 WORDS = tuple(_WORDS_TEXT.split())
 INDEX_TIMEOUT = 1800.0
 TAGS = ("music", "travel", "food", "pets", "gaming", "science", "sports", "diy")
-# Issue 6's targets on this 2-core box (docs/search.md, "Benchmark").
-INDEXING_GOAL = at_least(3_000)  # docs/s
-ANALYTICS_GOAL = at_least(1_500)  # watch events/s
-P99_GOALS: dict[str, Goal] = {"search": at_most(50), "recommendations": at_most(150)}  # ms
-
-
-@dataclass
-class Row:
-    what: str
-    value: str
+# Issue 22's targets: 100k videos, through the HTTP API.
+INDEXING_GOAL = at_least(10_000)  # docs/s
+P99_GOALS: dict[str, Goal] = {"search": at_most(20), "recommendations": at_most(50)}  # ms
 
 
 def _settings(root: Path) -> Settings:
@@ -137,179 +135,217 @@ async def _index_videos(s: Settings, n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
-async def _count(bootstrap: str, topic: str, expect: int, timeout: float) -> float:
-    """Seconds until ``expect`` records were read from ``topic`` (from the beginning)."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+def _query(rng: random.Random) -> SearchQuery:
+    words = rng.sample(WORDS, rng.choice((1, 2)))
+    if rng.random() < 0.3:  # typos
+        words = [w[:-1] for w in words]
+    return SearchQuery(
+        q=" ".join(words),
+        tags=(rng.choice(TAGS),) if rng.random() < 0.3 else (),
+        sort=rng.choice(("relevance", "relevance", "views", "recent")),
     )
-    await consumer.start()
-    started = time.perf_counter()
-    seen = 0
+
+
+def _raw_page(index: TantivyIndex, query: SearchQuery) -> int:
+    """The engine's share of one page: our query object, one search, the stored documents."""
+    searcher = index._opened().searcher()
+    tq = index._build_query(query)
+    field = SORT_FIELDS.get(query.sort)
+    want = query.page_size + 1
+    if field is not None:
+        hits = searcher.search(tq, want, count=False, order_by_field=field).hits
+    else:
+        hits = searcher.search(tq, want, count=False).hits
+    for _, address in hits:
+        searcher.doc(address)
+    return len(hits)
+
+
+async def _raw_and_adapter(
+    s: Settings, queries: list[SearchQuery]
+) -> tuple[list[float], list[float]]:
+    index = TantivyIndex(s.search.path, cursor_secret=cursor_secret(s), read_only=True)
+    await index.ensure()
+    raw, adapter = [], []
     try:
-        while seen < expect:
-            if time.perf_counter() - started > timeout:
-                raise TimeoutError(f"{topic}: {seen}/{expect} records after {timeout}s")
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
-            seen += sum(len(v) for v in batch.values())
+        for q in queries[:20]:  # warm up both paths
+            _raw_page(index, q)
+            await index.search(q)
+        for q in queries:
+            started = time.perf_counter()
+            _raw_page(index, q)
+            raw.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            await index.search(q)
+            adapter.append(time.perf_counter() - started)
     finally:
-        await consumer.stop()
-    return time.perf_counter() - started
+        await index.close()
+    return raw, adapter
 
 
-async def _watch(s: Settings, n_events: int, n_videos: int) -> tuple[float, float]:
+def _params(q: SearchQuery) -> dict[str, str]:
+    out = {"q": q.q, "sort": q.sort, "pageSize": str(q.page_size)}
+    if q.tags:
+        out["tags"] = ",".join(q.tags)
+    return out
+
+
+async def _http_latency(
+    s: Settings, path: str, requests: list[tuple[str, dict[str, str]]]
+) -> list[float]:
+    """Sequential GETs (one at a time: latency, not throughput) as the given users."""
+    url = f"http://{s.http.host}:{s.http.port}{path}"
+    samples = []
+    tokens: dict[str, str] = {}
+    async with aiohttp.ClientSession() as session:
+        for i, (user, params) in enumerate(requests):
+            token = tokens.setdefault(user, mint_token(s.auth, user))
+            headers = {"Authorization": f"Bearer {token}"}
+            started = time.perf_counter()
+            async with session.get(url, params=params, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"{path} answered {resp.status}: {await resp.text()}")
+            if i >= 20:  # the first requests warm the API up (connections, caches)
+                samples.append(time.perf_counter() - started)
+    return samples
+
+
+async def _watch_some(s: Settings, n_videos: int) -> None:
+    """A little viewing history (users u0..u499), so recommendations have signals."""
     codec = build_deps(s).codec
     t0 = datetime.now(UTC) - timedelta(hours=1)
     items = []
-    for i in range(n_events):
-        user = f"u{i % 500}"
-        video = f"v{(i * 7919) % min(n_videos, 2000)}"
+    for i in range(5000):
+        user, video = f"u{i % 500}", f"v{(i * 7919) % min(n_videos, 2000)}"
         at = t0 + timedelta(seconds=i % 3000)
         e = WatchEvent(f"w{i}", video, user, "HEARTBEAT", float(i % 600), at, at)
         items.append((video.encode(), codec.encode(e)))
-    bootstrap = s.kafka.bootstrap_servers
-    started = time.perf_counter()
-    await _produce(bootstrap, catalogue.WATCH_EVENTS.name, items)
-    # The analytics agent emits one VideoStats per (non-duplicate) event.
-    await _count(bootstrap, catalogue.VIDEO_STATS.name, n_events, timeout=600)
-    agent_rate = n_events / (time.perf_counter() - started)
-    raw = await _count(bootstrap, catalogue.WATCH_EVENTS.name, n_events, timeout=120)
-    return agent_rate, n_events / raw
+    await _produce(s.kafka.bootstrap_servers, catalogue.WATCH_EVENTS.name, items)
+    await asyncio.sleep(3.0)  # folded well within this (stream_bench measures that path)
 
 
-def _pcts(samples: list[float]) -> str:
-    q = statistics.quantiles(samples, n=100)
-    return f"{q[49] * 1000:.1f} / {q[98] * 1000:.1f}"
+def _raw_recommendation(index: TantivyIndex, tags: tuple[str, ...]) -> None:
+    """The tantivy pages one recommendation reads: views, recent and one page per tag."""
+    _raw_page(index, SearchQuery(q="", sort="views", page_size=20))
+    _raw_page(index, SearchQuery(q="", sort="recent", page_size=10))
+    for tag in tags:
+        _raw_page(index, SearchQuery(q="", tags=(tag,), sort="views", page_size=20))
 
 
-async def _search_latency(s: Settings, queries: int) -> str:
+async def _raw_recommendations(s: Settings, n: int) -> list[float]:
     index = TantivyIndex(s.search.path, cursor_secret=cursor_secret(s), read_only=True)
     await index.ensure()
-    rng = random.Random(11)
-    samples = []
-    try:
-        for _ in range(queries):
-            words = rng.sample(WORDS, rng.choice((1, 2)))
-            if rng.random() < 0.3:  # typos
-                words = [w[:-1] for w in words]
-            q = SearchQuery(
-                q=" ".join(words),
-                tags=(rng.choice(TAGS),) if rng.random() < 0.3 else (),
-                sort=rng.choice(("relevance", "relevance", "views", "recent")),
-            )
-            started = time.perf_counter()
-            await index.search(q)
-            samples.append(time.perf_counter() - started)
-    finally:
-        await index.close()
-    return _pcts(samples)
-
-
-async def _recommend_latency(s: Settings, requests: int) -> str:
-    app = create_http_app(s, build_deps(s))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", s.http.port)
-    await site.start()
     rng = random.Random(13)
     samples = []
     try:
-        async with aiohttp.ClientSession() as session:
-            for i in range(requests):
-                user = f"u{rng.randrange(500)}" if i % 4 else f"new{i}"
-                params = {"videoId": f"v{rng.randrange(2000)}"} if i % 2 else {}
-                headers = {"Authorization": f"Bearer {mint_token(s.auth, user)}"}
-                url = f"http://127.0.0.1:{s.http.port}/v1/videos:recommendations"
-                started = time.perf_counter()
-                async with session.get(url, params=params, headers=headers) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        raise RuntimeError(f"recommendations answered {resp.status}")
-                samples.append(time.perf_counter() - started)
+        for _ in range(n):
+            tags = tuple(rng.sample(TAGS, 2))
+            started = time.perf_counter()
+            _raw_recommendation(index, tags)
+            samples.append(time.perf_counter() - started)
     finally:
-        await runner.cleanup()
-    return _pcts(samples)
+        await index.close()
+    return samples
 
 
-async def run(args: argparse.Namespace, s: Settings) -> list[Row]:
-    rows = [Row("videos indexed", f"{args.videos}")]
-    rate = await _index_videos(s, args.videos)
-    rows.append(Row("indexing rate (docs/s, events -> indexer agent -> tantivy)", f"{rate:,.0f}"))
-    agent_rate, raw_rate = await _watch(s, args.watch_events, args.videos)
-    rows.append(Row("watch events/s through the analytics agents", f"{agent_rate:,.0f}"))
-    rows.append(Row("raw aiokafka consume rate (msg/s, same topic)", f"{raw_rate:,.0f}"))
-    rows.append(Row("search p50 / p99 (ms)", await _search_latency(s, args.queries)))
-    rows.append(
-        Row("recommendations p50 / p99 (ms, HTTP)", await _recommend_latency(s, args.queries))
+@dataclass(frozen=True)
+class SizeResult:
+    videos: int
+    indexing_rate: float
+    load: dict[str, tuple[float, float, float]]
+    samples: dict[str, list[float]]
+
+
+async def run_size(s: Settings, videos: int, queries: int) -> SizeResult:
+    load: dict[str, tuple[float, float, float]] = {}
+    rate = await _index_videos(s, videos)
+    load["indexing"] = os.getloadavg()
+    await _watch_some(s, videos)
+    rng = random.Random(11)
+    qs = [_query(rng) for _ in range(queries)]
+    raw, adapter = await _raw_and_adapter(s, qs)
+    load["search raw"] = load["search adapter"] = os.getloadavg()
+    users = [f"u{rng.randrange(500)}" for _ in qs]
+    http = await _http_latency(
+        s,
+        "/v1/videos:search",
+        [(u, _params(q)) for u, q in zip(users, [*qs[:20], *qs], strict=False)],
     )
-    return rows
+    load["search HTTP"] = os.getloadavg()
+    recs = []
+    for i in range(queries + 20):
+        user = f"u{rng.randrange(500)}" if i % 4 else f"new{i}"
+        params = {"videoId": f"v{rng.randrange(min(videos, 2000))}"} if i % 2 else {}
+        recs.append((user, params))
+    rec_http = await _http_latency(s, "/v1/videos:recommendations", recs)
+    load["recommendations HTTP"] = os.getloadavg()
+    rec_raw = await _raw_recommendations(s, queries)
+    load["recommendations raw"] = os.getloadavg()
+    samples = {
+        "search raw": raw,
+        "search adapter": adapter,
+        "search HTTP": http,
+        "recommendations HTTP": rec_http,
+        "recommendations raw": rec_raw,
+    }
+    return SizeResult(videos, rate, load, samples)
+
+
+def _measure(videos: int, queries: int) -> SizeResult:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        s = _settings(root)
+        stack = EmbeddedStack(settings=s, log_dir=root / "logs", with_api=True)
+        try:
+            stack.start()
+            return asyncio.run(run_size(stack.settings, videos, queries))
+        finally:
+            stack.stop()
+
+
+def to_figures(r: SizeResult) -> list[Figure]:
+    size = f"{r.videos // 1000}k videos" if r.videos >= 1000 else f"{r.videos} videos"
+
+    def note(what: str) -> str:
+        return "load {:.1f}/{:.1f}/{:.1f}".format(*r.load[what])
+
+    out = [
+        Figure(f"indexing rate [{size}]", r.indexing_rate, "docs/s", goal=INDEXING_GOAL,
+               note=note("indexing")),
+    ]  # fmt: skip
+    for what, values in r.samples.items():
+        kind = what.split()[0]
+        goal = P99_GOALS[kind] if what.endswith("HTTP") else None
+        out.append(Figure(f"{what} p50 [{size}]", percentile(values, 50) * 1000, "ms",
+                          note=note(what)))  # fmt: skip
+        out.append(Figure(f"{what} p99 [{size}]", percentile(values, 99) * 1000, "ms",
+                          goal=goal, note=note(what)))  # fmt: skip
+    return out
+
+
+SIZES = {True: (2_000, 10_000), False: (10_000, 100_000)}
+
+
+def figures(quick: bool) -> list[Figure]:
+    """``make bench`` entry (benchmarks/common.py): two index sizes
+    (``TRITONTUBE_BENCH_SEARCH_SIZES=videos,videos`` overrides them)."""
+    queries = 200 if quick else 300
+    raw = os.environ.get("TRITONTUBE_BENCH_SEARCH_SIZES", "").strip()
+    sizes = [int(v) for v in raw.split(",")] if raw else SIZES[quick]
+    out: list[Figure] = []
+    for videos in sizes:
+        out += to_figures(_measure(videos, queries))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--videos", type=int, default=100_000)
-    parser.add_argument("--watch-events", type=int, default=20_000)
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        s = _settings(root)
-        stack = EmbeddedStack(settings=s, log_dir=root / "logs", with_api=False)
-        try:
-            stack.start()
-            rows = asyncio.run(run(args, stack.settings))
-        finally:
-            stack.stop()
-    width = max(len(r.what) for r in rows)
-    print(f"{'metric'.ljust(width)}  value")
-    print(f"{'-' * width}  {'-' * 12}")
-    for r in rows:
-        print(f"{r.what.ljust(width)}  {r.value}")
-
-
-def figures(quick: bool) -> list[Figure]:
-    """``make bench`` entry (benchmarks/common.py): this module's rows as figures."""
-    args = argparse.Namespace(
-        videos=5_000 if quick else 100_000,
-        watch_events=5_000 if quick else 20_000,
-        queries=200 if quick else 300,
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        s = _settings(root)
-        stack = EmbeddedStack(settings=s, log_dir=root / "logs", with_api=False)
-        try:
-            stack.start()
-            rows = {r.what: r.value for r in asyncio.run(run(args, stack.settings))}
-        finally:
-            stack.stop()
-
-    def num(text: str) -> float:
-        return float(text.replace(",", ""))
-
-    out = []
-    for what, value in rows.items():
-        if what.startswith("videos indexed"):
-            continue
-        if "/ p99" in what:
-            p50, p99 = (num(v) for v in value.split("/"))
-            base = what.split(" p50")[0]
-            goal = P99_GOALS.get(base.split()[0])
-            out += [Figure(f"{base} p50", p50, "ms"), Figure(f"{base} p99", p99, "ms", goal=goal)]
-        elif what.startswith("watch events/s"):
-            out.append(
-                Figure(
-                    what,
-                    num(value),
-                    "events/s",
-                    goal=ANALYTICS_GOAL,
-                    reference="aiokafka_consume",
-                )
-            )
-        elif what.startswith("indexing rate"):
-            out.append(Figure(what.split(" (")[0], num(value), "docs/s", goal=INDEXING_GOAL))
-        else:
-            out.append(Figure(what.split(" (")[0], num(value), "events/s"))
-    return out
+    for f in to_figures(_measure(args.videos, args.queries)):
+        print(f"{f.name:45s} {f.value:10.1f} {f.unit:7s} goal {f.goal or '-'}  ({f.note})")
 
 
 if __name__ == "__main__":

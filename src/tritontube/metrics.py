@@ -27,6 +27,12 @@ UPLOADS_REJECTED = Counter(
 EVENTS_CONSUMED = Counter(
     "tritontube_stream_events_consumed_total", "Events consumed by agents.", ("agent", "topic")
 )
+BATCH_EVENTS_DONE = Counter(
+    "tritontube_stream_batch_events_done_total",
+    "Records of batch-consumed topics whose outputs and table changes the broker holds "
+    "(acknowledged for the next offset commit).",
+    ("topic",),
+)
 EVENTS_DEAD_LETTERED = Counter(
     "tritontube_stream_events_dead_lettered_total",
     "Events sent to a dead-letter topic.",
@@ -127,6 +133,13 @@ RECOMMENDATION_SECONDS = Histogram(
     "Time to answer one recommendations request.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+
+
+def observe_consumed_batch(agent: str, topic: str, count: int, oldest_ms: int | None) -> None:
+    """Count a batch of consumed events and the queue latency of its oldest record."""
+    EVENTS_CONSUMED.labels(agent, topic).inc(count)
+    if oldest_ms:
+        QUEUE_LATENCY_SECONDS.labels(agent).observe(max(0.0, time.time() - oldest_ms / 1000))
 
 
 def observe_consumed(agent: str, topic: str, record_timestamp: float | None) -> None:

@@ -481,9 +481,11 @@ class AnalyticsSettings(_Group):
     recent_viewers: int = Field(
         20, ge=0, description="Recent viewers kept per video (co-watching signal)."
     )
-    index_batch_size: int = Field(500, ge=1, description="Indexer bulk size.")
-    index_batch_seconds: float = Field(
-        0.2, gt=0, description="Longest an indexer batch waits to fill up."
+    index_batch_size: int = Field(
+        2000,
+        ge=1,
+        description="Most records the search join and the index writer take per batch (a "
+        "batch is what one fetch brought: the writer commits once per batch).",
     )
 
 

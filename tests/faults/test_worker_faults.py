@@ -10,6 +10,7 @@ the public topics), so anything lost or doubled shows up as a count or a version
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import time
 import urllib.error
@@ -29,11 +30,13 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import NotFoundError
 
 from helpers import completion, owned_videos, produce, read_all, session, wait_for, worker_get
+from tritontube.agents.analytics import policy_from
 from tritontube.deps import build_deps
 from tritontube.devstack.osmem import osmem_url, running_osmem
 from tritontube.devstack.process import ManagedProcess, ProcessFailedError
 from tritontube.devstack.stack import EmbeddedStack
-from tritontube.domain.events import VideoState
+from tritontube.domain import analytics as an
+from tritontube.domain.events import VideoState, WatchEvent
 from tritontube.http.app import create_http_app
 from tritontube.http.auth import mint_token
 from tritontube.indexer.factory import cursor_secret
@@ -211,7 +214,7 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
         worker=no_transcode(base),
         http=base.http,
         # Small bulks: indexing takes long enough to be killed in the middle of it.
-        analytics=AnalyticsSettings(index_batch_size=5, index_batch_seconds=0.05),
+        analytics=AnalyticsSettings(index_batch_size=5),
     )
     stack = stack_factory(settings)
     ids = [f"ix{i:03d}" for i in range(count)]
@@ -299,6 +302,102 @@ async def test_worker_killed_mid_indexing_leaves_each_ready_video_searchable_onc
         f"(all version 3, {len(hits)} distinct hits); {at_kill}/{count} READY indexed at the "
         f"kill; new worker: {consumed_after:.0f} events consumed, {applied_after:.0f} documents "
         f"applied; all searchable {recovered:.1f}s after the restart began"
+    )
+
+
+# --------------------------------------------------------------------------- 1b. watch events
+
+
+def watch_stream(videos: int, viewers: int, count: int) -> list[WatchEvent]:
+    """Viewers playing videos in time order, with client retries (an event id sent twice)."""
+    rng = random.Random(3)
+    clocks: dict[tuple[str, str], float] = {}
+    out: list[WatchEvent] = []
+    while len(out) < count:
+        video, user = f"wv{rng.randrange(videos)}", f"viewer{rng.randrange(viewers)}"
+        at = clocks.get((video, user), rng.uniform(0, 600)) + rng.uniform(1, 20)
+        clocks[(video, user)] = at
+        moment = NOW - timedelta(hours=1) + timedelta(seconds=at)
+        kind = rng.choice(["HEARTBEAT"] * 6 + ["PLAY", "PAUSE", "SEEK", "ENDED"])
+        event = WatchEvent(f"k{len(out)}", video, user, kind, at / 10, moment, moment)
+        out.append(event)
+        if rng.random() < 0.02:
+            out.append(event)
+    return out
+
+
+def folded(
+    events: list[WatchEvent], policy: an.AnalyticsPolicy
+) -> tuple[dict[str, an.VideoAnalytics], dict[str, an.UserHistory]]:
+    """The domain folds applied here, one event at a time, in order (what the agents must
+    end with, however they batch and however often they are killed)."""
+    sessions: dict[str, an.WatchSession] = {}
+    stats: dict[str, an.VideoAnalytics] = {}
+    histories: dict[str, an.UserHistory] = {}
+    for e in events:
+        key = an.session_key(e.video_id, e.user_id)
+        result = an.fold_session(sessions.get(key), e, None, policy)
+        if result is None:
+            continue
+        sessions[key], delta = result
+        before = stats.get(e.video_id) or an.VideoAnalytics(video_id=e.video_id)
+        stats[e.video_id] = an.fold_stats(before, e.user_id, delta, policy)
+        histories[e.user_id] = an.fold_history(histories.get(e.user_id), e, policy)
+    return stats, histories
+
+
+async def test_worker_killed_mid_watch_batches_counts_every_event_once(
+    make_settings: Callable[..., Settings],
+    stack_factory: Callable[..., EmbeddedStack],
+    codec: EventCodec,
+) -> None:
+    """30,000 watch events (2 % re-sent by clients); SIGKILL while the batched analytics
+    agents are part way; the next worker resumes from the last commit and every video's
+    totals and every viewer's history equal the one-event-at-a-time folds: nothing lost,
+    nothing counted twice (batches redelivered after the kill change nothing again)."""
+    base = make_settings()
+    settings = make_settings(worker=no_transcode(base), http=base.http)
+    stack = stack_factory(settings)
+    events = watch_stream(videos=60, viewers=400, count=30_000)
+    await produce(
+        settings, catalogue.WATCH_EVENTS.name, [(e.video_id, codec.encode(e)) for e in events]
+    )
+    done = "tritontube_stream_batch_events_done_total"
+    deadline = time.monotonic() + 60
+    while (at_kill := worker_metric(settings, done, topic=catalogue.WATCH_EVENTS.name)) < 2000:
+        assert time.monotonic() < deadline, "the analytics agents never started"
+        await asyncio.sleep(0.02)
+    kill_worker(stack)
+    assert at_kill < len(events), "every event was processed before the kill: nothing was tested"
+    await asyncio.to_thread(stack.start_worker)
+
+    want, histories = folded(events, policy_from(settings))
+
+    def totals_reached() -> bool:
+        for video_id, s in want.items():
+            status, got = worker_get(settings, f"/stats/{video_id}")
+            if status != 200 or got.version < s.version:
+                return False
+        return True
+
+    await wait_for(totals_reached, timeout=120, what="every watch event folded after the restart")
+    for video_id, s in want.items():
+        _, got = worker_get(settings, f"/stats/{video_id}")
+        assert (got.version, got.views, got.viewers) == (s.version, s.views, s.viewers), video_id
+        assert got.watch_seconds == pytest.approx(round(s.watch_seconds, 3), abs=1e-3), video_id
+    for user_id in sorted(histories)[:40]:
+        expect = [(h.video_id, h.last_watched_ms) for h in histories[user_id].entries]
+
+        def history_of(user: str = user_id, expect: list[Any] = expect) -> bool:
+            status, got = worker_get(settings, f"/users/{user}/history")
+            return (
+                status == 200 and [(h.video_id, h.last_watched_ms) for h in got.entries] == expect
+            )
+
+        await wait_for(history_of, timeout=30, what=f"{user_id}'s history")
+    print(
+        f"\nkill -9 mid-watch: {len(events)} events in, {at_kill:.0f} acknowledged at the kill; "
+        f"{len(want)} videos' totals and {len(histories)} histories exact after the restart"
     )
 
 

@@ -179,3 +179,14 @@ def test_any_interleaving_of_the_two_topics_ends_at_the_same_document() -> None:
         backward = join_state(backward, p) if isinstance(p, VideoState) else join_stats(backward, p)
     assert forward is not None and backward is not None
     assert to_document(forward) == to_document(backward)
+
+
+def test_recent_viewers_keep_the_newest_n_whatever_the_count() -> None:
+    policy = an.AnalyticsPolicy(recent_viewers=20)
+    stats = an.VideoAnalytics("v")
+    for i in range(15):
+        stats = an.fold_stats(stats, f"u{i}", an.SessionDelta(at_ms=i), policy)
+    assert stats.recent_viewers == tuple(f"u{i}" for i in range(15))
+    for i in range(15, 30):
+        stats = an.fold_stats(stats, f"u{i}", an.SessionDelta(at_ms=i), policy)
+    assert stats.recent_viewers == tuple(f"u{i}" for i in range(10, 30))

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 import tantivy
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers import all_pages
 from tritontube.indexer import tantivy_index
 from tritontube.indexer.documents import VideoDocument, recent_key
 from tritontube.indexer.query import SearchQuery, SortOrder
-from tritontube.indexer.tantivy_index import IndexSchemaError, TantivyIndex
+from tritontube.indexer.tantivy_index import IndexSchemaError, TantivyIndex, id_key
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -46,9 +48,11 @@ def doc(video_id: str, views: int, minute: int, tags: tuple[str, ...] = ("a",)) 
 
 
 def corpus() -> list[VideoDocument]:
-    """Few distinct keys (long tie groups) and ids the query parser cannot take as a bound."""
+    """Few distinct keys (long tie groups), ids the query parser cannot take as a bound, and
+    ids sharing their first 7 bytes (one id_key: ordered by their documents' ids)."""
     rng = random.Random(5)
     ids = [f"v{i}" for i in range(300)] + ["a.b", "x:y", "q z", "-lead", "ZZ"]
+    ids += ["prefix7-b", "prefix7-a", "prefix7-aa", "prefix7", "prefix70", "ünïc-1", "ünïc-0"]
     return [
         doc(vid, rng.choice((0, 0, 0, 1, 2, 7)), rng.choice((0, 0, 3)), rng.choice((("a",), ())))
         for vid in ids
@@ -131,3 +135,12 @@ async def test_relevance_pages_follow_score_then_video_id(
     expected_ids = by_relevance(index, query)
     assert len(expected_ids) == len(set(expected_ids)) > 600
     assert await all_pages(index, query) == expected_ids
+
+
+@given(st.text(max_size=12), st.text(max_size=12))
+def test_id_key_orders_like_the_ids(a: str, b: str) -> None:
+    """Hits in id_key order are in video_id order up to ties, which share the first bytes."""
+    if a.encode() < b.encode():
+        assert id_key(a) <= id_key(b)
+    if id_key(a) != id_key(b):
+        assert (id_key(a) < id_key(b)) == (a.encode() < b.encode())

@@ -1,37 +1,47 @@
 """Watch analytics agents: thin adapters over the folds in ``domain.analytics``.
 
-* ``video-stats`` consumes ``watch-events`` and ``video-state`` (both keyed by video id, so
-  co-partitioned). For each new (not duplicate) watch event it folds the viewer's session
-  and the video's totals, keeps the partition's trending top list, publishes a
-  ``VideoStats`` record on ``video-stats`` (the indexer's input) and forwards the event,
-  keyed by viewer, to ``watch-events-by-user``. VideoState only teaches it durations.
+* ``video-stats`` consumes ``watch-events`` (keyed by video id). For each new (not
+  duplicate) watch event it folds the viewer's session and the video's totals, keeps the
+  partition's trending top list, publishes a ``VideoStats`` record on ``video-stats`` (the
+  indexer's input) and forwards the event, keyed by viewer, to ``watch-events-by-user``. A
+  video's duration (completion needs it) is its latest VideoState's, read from the search
+  join's ``search_sources`` table (keyed by video id like ``watch-events``, so the same
+  worker owns both partitions).
 * ``watch-history`` consumes ``watch-events-by-user`` and folds each user's history.
+* ``video-deletions`` watches ``video-state`` for tombstones (a deleted video): the video's
+  totals go from ``video_analytics`` (so it leaves trending, which scores only videos with
+  totals) and a tombstone follows on ``video-stats``. Watch sessions stay (keyed
+  video/viewer, they are never read on their own); a deleted video's history entries are
+  filtered when read.
 
 All state is in Faust tables (Avro values, ``agents.tables``); their changelogs make it
 survive restarts. Each partition's trending top list is a ``PartitionTrending`` keyed
 ``p<partition>``; a trending read fans out over every partition (``agents.queries``).
-Both agents work on ``take_events`` batches: events are folded one by one, in order, against
-a per-batch cache of the table values (so each event sees the ones before it, exactly as if
-it were alone), and every changed key is written once per batch, attributed to the last
-event that changed it (the changelog partition). Every accepted event still publishes its
-own ``VideoStats`` and its forwarded copy; the batch is acknowledged after all of it.
-Web views (routed to the worker owning the key): ``/users/{user_id}/history``,
-``/stats/{video_id}`` and ``/trending``.
+
+Both run on whole fetched batches (``agents.batching``: Faust's per-event stream machinery
+caps a Faust agent at ~5k events per CPU-second). A batch is one partition's records from
+one fetch. Sessions are folded event by event, in order, against a per-batch cache of the
+table values, so each event sees the ones before it exactly as if it were alone; each
+video's totals absorb the batch's session deltas in one fold (``fold_stats_many``, equal to
+folding them one by one); then every changed key is written once, ONE ``VideoStats`` per
+changed video is published (its state after the batch; the version still counts every
+accepted event), and the partition's top list is updated once per changed video with that
+final score. Forwarded copies are the input bytes as they came, re-keyed by viewer, sent
+with the batch's other outputs. The batch's offsets are committed only after its outputs and
+then its changelog records are in the broker (``agents.batching``).
+The tables are read by the worker's query views (``agents.queries``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import faust
-from faust.types import EventT, StreamT, TopicT
 
 from tritontube import metrics
-from tritontube.agents.dlq import dead_letter
-from tritontube.agents.tables import TypedTable, attributed_to
+from tritontube.agents.batching import Batch, BatchingApp, Checkpoint, Route
+from tritontube.agents.dlq import dead_letter_batched
+from tritontube.agents.tables import TypedTable, shared
 from tritontube.agents.topology import (
+    SEARCH_SOURCES_TABLE,
     TRENDING_TABLE,
     VIDEO_ANALYTICS_TABLE,
     WATCH_HISTORY_TABLE,
@@ -40,17 +50,17 @@ from tritontube.agents.topology import (
 )
 from tritontube.deps import Deps
 from tritontube.domain import analytics as an
-from tritontube.domain.events import VideoState, WatchEvent
+from tritontube.indexer.join import SearchSource
 from tritontube.settings import Settings
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
+from tritontube.streams.partitioning import partition_of
 from tritontube.streams.records import EventCodec
 
 STATS_AGENT = "video-stats"
 HISTORY_AGENT = "watch-history"
-STATS_INPUT = ("WatchEvent", "VideoState")
-BATCH_SIZE = 1000  # events per take_events batch ...
-BATCH_SECONDS = 0.05  # ... or whatever arrived within this long
+DELETIONS_AGENT = "video-deletions"
+WATCH_INPUT = ("WatchEvent",)
 
 
 def policy_from(settings: Settings) -> an.AnalyticsPolicy:
@@ -75,6 +85,7 @@ class AnalyticsTables:
     videos: TypedTable[an.VideoAnalytics]
     trending: TypedTable[an.PartitionTrending]
     history: TypedTable[an.UserHistory]
+    sources: TypedTable[SearchSource]  # the search join's: latest VideoState per video
 
     @classmethod
     def of(cls, topology: Topology, codec: EventCodec) -> AnalyticsTables:
@@ -84,6 +95,7 @@ class AnalyticsTables:
             videos=TypedTable(t[VIDEO_ANALYTICS_TABLE], codec, an.VideoAnalytics),
             trending=TypedTable(t[TRENDING_TABLE], codec, an.PartitionTrending),
             history=TypedTable(t[WATCH_HISTORY_TABLE], codec, an.UserHistory),
+            sources=shared(topology, SEARCH_SOURCES_TABLE, codec, SearchSource),
         )
 
     def session(self, video_id: str, user_id: str) -> an.WatchSession | None:
@@ -98,187 +110,175 @@ class BatchState:
     """The analytics table values one batch touches: read once, written once per key.
 
     Reads see the batch's own earlier writes, so folding events one by one against it is
-    the same as processing them one at a time; :meth:`flush` writes every changed key,
-    attributed to the last event that changed it.
+    the same as processing them one at a time; :meth:`flush` puts every changed key into
+    the batch's checkpoint once.
     """
 
     def __init__(self, tables: AnalyticsTables) -> None:
         self._tables = tables
         self._sessions: dict[str, an.WatchSession | None] = {}
         self._videos: dict[str, an.VideoAnalytics | None] = {}
-        self._tops: dict[int, tuple[an.TrendingEntry, ...]] = {}
-        self._dirty_sessions: dict[str, EventT] = {}
-        self._dirty_videos: dict[str, EventT] = {}
-        self._dirty_tops: dict[int, EventT] = {}
-        self._dropped_videos: dict[str, EventT] = {}
+        self._durations: dict[str, float | None] = {}
+        self._dirty_sessions: set[str] = set()
+        self.dirty_videos: dict[str, an.VideoAnalytics] = {}
 
-    def session(self, video_id: str, user_id: str) -> an.WatchSession | None:
-        key = an.session_key(video_id, user_id)
+    def session(self, key: str) -> an.WatchSession | None:
         if key not in self._sessions:
-            self._sessions[key] = self._tables.session(video_id, user_id)
+            self._sessions[key] = self._tables.sessions.get(key)
         return self._sessions[key]
+
+    def duration(self, video_id: str) -> float | None:
+        """The video's duration: its latest VideoState's, as the search join keeps it
+        (``search_sources``, the same partition), else what its statistics last learnt."""
+        if video_id not in self._durations:
+            source = self._tables.sources.get(video_id)
+            known = None if source is None else source.duration_seconds
+            if known is None:
+                stats = self.video(video_id)
+                known = None if stats is None else stats.duration_seconds
+            self._durations[video_id] = known
+        return self._durations[video_id]
 
     def video(self, video_id: str) -> an.VideoAnalytics | None:
         if video_id not in self._videos:
             self._videos[video_id] = self._tables.videos.get(video_id)
         return self._videos[video_id]
 
-    def top(self, partition: int) -> tuple[an.TrendingEntry, ...]:
-        if partition not in self._tops:
-            self._tops[partition] = self._tables.top(partition)
-        return self._tops[partition]
-
-    def put_session(self, event: EventT, session: an.WatchSession) -> None:
-        key = an.session_key(session.video_id, session.user_id)
+    def put_session(self, key: str, session: an.WatchSession) -> None:
         self._sessions[key] = session
-        self._dirty_sessions[key] = event
+        self._dirty_sessions.add(key)
 
-    def put_video(self, event: EventT, stats: an.VideoAnalytics) -> None:
+    def put_video(self, stats: an.VideoAnalytics) -> None:
         self._videos[stats.video_id] = stats
-        self._dirty_videos[stats.video_id] = event
-        self._dropped_videos.pop(stats.video_id, None)
+        self.dirty_videos[stats.video_id] = stats
 
-    def drop_video(self, event: EventT, video_id: str) -> None:
-        """The video was deleted: its totals go (a tombstone in the table's changelog)."""
-        self._videos[video_id] = None
-        self._dirty_videos.pop(video_id, None)
-        self._dropped_videos[video_id] = event
-
-    def put_top(self, event: EventT, partition: int, top: tuple[an.TrendingEntry, ...]) -> None:
-        self._tops[partition] = top
-        self._dirty_tops[partition] = event
-
-    def flush(self) -> None:
+    def flush(self, out: Checkpoint) -> None:
         t = self._tables
-        for key, event in self._dirty_sessions.items():
+        for key in self._dirty_sessions:
             session = self._sessions[key]
             if session is not None:
-                with attributed_to(event):
-                    t.sessions.put(key, session)
-        for video_id, event in self._dirty_videos.items():
-            stats = self._videos[video_id]
-            if stats is not None:
-                with attributed_to(event):
-                    t.videos.put(video_id, stats)
-        for video_id, event in self._dropped_videos.items():
-            with attributed_to(event):
-                t.videos.delete(video_id)
-        for partition, event in self._dirty_tops.items():
-            top = self._tops[partition]
-            with attributed_to(event):
-                t.trending.put(f"p{partition}", an.PartitionTrending(partition, top))
-        self._dirty_sessions.clear()
-        self._dirty_videos.clear()
-        self._dirty_tops.clear()
-        self._dropped_videos.clear()
+                out.put(t.sessions, key, session)
+        for video_id, stats in self.dirty_videos.items():
+            out.put(t.videos, video_id, stats)
 
 
-def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
+def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Settings) -> None:
+    """Route ``watch-events``, ``video-state`` (durations) and ``watch-events-by-user`` to
+    the batch handlers below (``agents.batching``)."""
     policy = policy_from(settings)
     tables = AnalyticsTables.of(topology, deps.codec)
     top_k = settings.analytics.trending_top_k
-    stats_topic = topology.topic(catalogue.VIDEO_STATS)
-    by_user_topic = topology.topic(catalogue.WATCH_EVENTS_BY_USER)
-    stats_input = app.topic(
-        catalogue.WATCH_EVENTS.name,
-        catalogue.VIDEO_STATE.name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
+    n_stats = catalogue.partitions_of(catalogue.VIDEO_STATS, settings.kafka.partitions)
+    n_by_user = catalogue.partitions_of(catalogue.WATCH_EVENTS_BY_USER, settings.kafka.partitions)
+    n_watch = catalogue.partitions_of(catalogue.WATCH_EVENTS, settings.kafka.partitions)
+    stats_topic = catalogue.VIDEO_STATS.name
+    by_user_topic = catalogue.WATCH_EVENTS_BY_USER.name
+    kinds = an.KINDS
+    decode = deps.codec.decode
 
-    async def on_stats_batch(events: Sequence[EventT]) -> None:
-        batch = BatchState(tables)
-        out: list[tuple[TopicT, bytes, Any]] = []
-        for event in events:
-            metrics.observe_consumed(STATS_AGENT, event.message.topic, event.message.timestamp)
-            if event.value is None and event.message.topic == catalogue.VIDEO_STATE.name:
-                on_deleted(batch, event, bytes(event.key or b"").decode(), out)
-                continue
-            try:
-                record = deps.codec.decode(event.value, expect=STATS_INPUT)
-                if isinstance(record, WatchEvent) and record.kind not in an.KINDS:
-                    raise CodecError(f"unknown watch event kind {record.kind!r}")
-            except CodecError as exc:
-                await dead_letter(topology, deps, event, exc)
-                continue
-            if isinstance(record, VideoState):
-                on_state(batch, event, record)
-            else:
-                on_watch(batch, event, record, out)
-        batch.flush()
-        for topic, key, value in out:
-            await topic.send(key=key, value=value)
-
-    def on_watch(
-        batch: BatchState,
-        event: EventT,
-        watch: WatchEvent,
-        out: list[tuple[TopicT, bytes, Any]],
-    ) -> None:
-        stats = batch.video(watch.video_id) or an.VideoAnalytics(video_id=watch.video_id)
-        folded = an.fold_session(
-            batch.session(watch.video_id, watch.user_id), watch, stats.duration_seconds, policy
+    async def on_watch_batch(batch: Batch, out: Checkpoint) -> None:
+        records = batch.records
+        metrics.observe_consumed_batch(
+            STATS_AGENT, batch.tp.topic, len(records), records[0].timestamp
         )
-        if folded is None:
-            metrics.WATCH_EVENTS_DUPLICATE.inc()
-            return
-        session, delta = folded
-        stats = an.fold_stats(stats, watch.user_id, delta, policy)
-        batch.put_session(event, session)
-        batch.put_video(event, stats)
-        public = an.to_public(stats, stats.last_event_ms, policy)
-        partition = event.message.partition
-        top = an.update_top(batch.top(partition), watch.video_id, public.trending_score, top_k)
-        batch.put_top(event, partition, top)
-        metrics.VIEWS_COUNTED.inc(delta.views)
-        out.append((stats_topic, watch.video_id.encode(), deps.codec.encode(public)))
-        out.append((by_user_topic, watch.user_id.encode(), event.value))
-
-    def on_deleted(
-        batch: BatchState, event: EventT, video_id: str, out: list[tuple[TopicT, bytes, Any]]
-    ) -> None:
-        partition = event.message.partition
-        batch.drop_video(event, video_id)
-        batch.put_top(event, partition, an.update_top(batch.top(partition), video_id, 0.0, top_k))
-        out.append((stats_topic, video_id.encode(), None))
-
-    def on_state(batch: BatchState, event: EventT, state: VideoState) -> None:
-        stats = batch.video(state.video_id) or an.VideoAnalytics(video_id=state.video_id)
-        updated = an.with_duration(stats, state.duration_seconds)
-        if updated is not stats:
-            batch.put_video(event, updated)
-
-    @app.agent(stats_input, name=STATS_AGENT)
-    async def video_stats_agent(stream: StreamT) -> None:
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):  # type: ignore[attr-defined]
-            await on_stats_batch(events)
-
-    @app.agent(topology.topic(catalogue.WATCH_EVENTS_BY_USER), name=HISTORY_AGENT)
-    async def watch_history_agent(stream: StreamT) -> None:
-        async for events in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):  # type: ignore[attr-defined]
-            histories: dict[str, an.UserHistory | None] = {}
-            dirty: dict[str, EventT] = {}
-            for event in events:
-                metrics.observe_consumed(
-                    HISTORY_AGENT, event.message.topic, event.message.timestamp
+        state = BatchState(tables)
+        duplicates = views = 0
+        deltas: dict[str, list[tuple[str, an.SessionDelta]]] = {}
+        for record in records:
+            try:
+                watch = decode(record.value, expect=WATCH_INPUT)
+                if watch.kind not in kinds:
+                    raise CodecError(f"unknown watch event kind {watch.kind!r}")
+            except CodecError as exc:
+                dead_letter_batched(out, deps, record, exc, partitions=n_watch)
+                continue
+            video_id, user_id = watch.video_id, watch.user_id
+            duration = state.duration(video_id)
+            key = an.session_key(video_id, user_id)
+            folded = an.fold_session(state.session(key), watch, duration, policy)
+            if folded is None:
+                duplicates += 1
+                continue
+            session, delta = folded
+            state.put_session(key, session)
+            deltas.setdefault(video_id, []).append((user_id, delta))
+            views += delta.views
+            # The viewer's history is keyed by viewer: the event as it came, re-keyed.
+            user_key = user_id.encode()
+            out.send(
+                by_user_topic,
+                user_key,
+                record.value,
+                partition=partition_of(user_key, n_by_user),
+                timestamp_ms=record.timestamp,
+            )
+        for video_id, video_deltas in deltas.items():
+            stats = state.video(video_id) or an.VideoAnalytics(video_id=video_id)
+            stats = an.with_duration(stats, state.duration(video_id))
+            state.put_video(an.fold_stats_many(stats, video_deltas, policy))
+        state.flush(out)
+        if state.dirty_videos:
+            top = tables.top(batch.partition)
+            for video_id, stats in state.dirty_videos.items():
+                public = an.to_public(stats, stats.last_event_ms, policy)
+                top = an.update_top(top, video_id, public.trending_score, top_k)
+                video_key = video_id.encode()
+                out.send(
+                    stats_topic,
+                    video_key,
+                    deps.codec.encode(public),
+                    partition=partition_of(video_key, n_stats),
                 )
-                try:
-                    watch = deps.codec.decode(event.value, expect=("WatchEvent",))
-                except CodecError as exc:
-                    await dead_letter(topology, deps, event, exc)
-                    continue
-                user_id = watch.user_id
-                if user_id not in histories:
-                    histories[user_id] = tables.history.get(user_id)
-                before = histories[user_id]
-                after = an.fold_history(before, watch, policy)
-                if after is not before:
-                    histories[user_id] = after
-                    dirty[user_id] = event
-            for user_id, event in dirty.items():
-                history = histories[user_id]
-                if history is not None:
-                    with attributed_to(event):
-                        tables.history.put(user_id, history)
+            out.put(
+                tables.trending, f"p{batch.partition}", an.PartitionTrending(batch.partition, top)
+            )
+        if duplicates:
+            metrics.WATCH_EVENTS_DUPLICATE.inc(duplicates)
+        if views:
+            metrics.VIEWS_COUNTED.inc(views)
+
+    async def on_history_batch(batch: Batch, out: Checkpoint) -> None:
+        records = batch.records
+        metrics.observe_consumed_batch(
+            HISTORY_AGENT, batch.tp.topic, len(records), records[0].timestamp
+        )
+        histories: dict[str, an.UserHistory | None] = {}
+        dirty: set[str] = set()
+        for record in records:
+            try:
+                watch = decode(record.value, expect=WATCH_INPUT)
+            except CodecError as exc:
+                dead_letter_batched(out, deps, record, exc, partitions=n_by_user)
+                continue
+            user_id = watch.user_id
+            if user_id not in histories:
+                histories[user_id] = tables.history.get(user_id)
+            before = histories[user_id]
+            after = an.fold_history(before, watch, policy)
+            if after is not before:
+                histories[user_id] = after
+                dirty.add(user_id)
+        for user_id in dirty:
+            history = histories[user_id]
+            if history is not None:
+                out.put(tables.history, user_id, history)
+
+    async def on_state_batch(batch: Batch, out: Checkpoint) -> None:
+        """A deleted video's tombstone: drop its totals (the trending view scores only videos
+        that have totals, so it leaves trending too; its place in the partition's top list
+        is rewritten away by that list's next update) and follow with a stats tombstone."""
+        for record in batch.records:
+            if record.value is not None:
+                continue
+            video_id = bytes(record.key or b"").decode()
+            if tables.videos.get(video_id) is not None:
+                out.delete(tables.videos, video_id)
+            video_key = video_id.encode()
+            out.send(stats_topic, video_key, None, partition=partition_of(video_key, n_stats))
+
+    router = app.batch_router
+    router.route(topology.topic(catalogue.VIDEO_STATE), Route(DELETIONS_AGENT, on_state_batch))
+    router.route(topology.topic(catalogue.WATCH_EVENTS), Route(STATS_AGENT, on_watch_batch))
+    router.route(
+        topology.topic(catalogue.WATCH_EVENTS_BY_USER), Route(HISTORY_AGENT, on_history_batch)
+    )

@@ -24,12 +24,15 @@ from tritontube.agents import (
     transcode,
     video_state,
 )
+from tritontube.agents.batching import BatchingApp
 from tritontube.agents.topology import Topology, build_topology
 from tritontube.deps import Deps
 from tritontube.indexer.factory import build_search_index
 from tritontube.indexer.port import SearchIndex
 from tritontube.settings import Settings
 from tritontube.streams import broker_compat
+
+BATCH_RECORDS = 2000
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,9 @@ class WorkerApp:
     search: SearchIndex
 
 
-def _faust_app(settings: Settings) -> faust.App:
+def _faust_app(settings: Settings) -> BatchingApp:
     servers = ";".join(f"kafka://{s.strip()}" for s in settings.kafka.bootstrap_servers.split(","))
-    return faust.App(
+    return BatchingApp(
         settings.worker.app_id,
         broker=servers,
         store=settings.worker.store,
@@ -75,6 +78,11 @@ def _faust_app(settings: Settings) -> faust.App:
         producer_acks=-1,
         # Let the producer batch the agents' changelog and output records (fewer requests).
         producer_linger=0.005,
+        # The batched agents hand aiokafka whole batches (agents.batching): one batch per
+        # partition in flight, so a small batch size would cap their rate.
+        producer_max_batch_size=512 * 1024,
+        # Records per fetch: the batched agents' batch size.
+        broker_max_poll_records=BATCH_RECORDS,
         # Faust polls from its own fetcher, but a stalled stream buffer must not make a long
         # transcode look like a dead consumer: allow a whole ffmpeg run between polls.
         broker_max_poll_interval=max(1000.0, settings.transcode.longest_run_seconds + 300.0),
@@ -111,5 +119,6 @@ def create_worker_app(settings: Settings, deps: Deps) -> WorkerApp:
     queue.register(app, topology, deps, settings)
     analytics.register(app, topology, deps, settings)
     indexer.register(app, topology, deps, settings, search)
+    app.batch_router.subscribe(app)
     lag.register(app, settings)
     return worker

@@ -5,7 +5,8 @@
   ``search_sources`` table (``indexer.join``: the latest state and stats of each video, each
   kept only if its own version is newer) and publishes each changed :class:`VideoDocument`
   on ``search-documents``, once per video and batch. The documents are acknowledged by the
-  broker before the table records the join, so a worker killed in between re-folds the
+  broker before the table's changelog records the join (the batch's checkpoint delivers
+  outputs first, ``agents.batching``), so a worker killed in between re-folds the
   redelivered events and publishes them again instead of skipping them.
 * ``search-writer`` consumes ``search-documents``, which has ONE partition: exactly one worker
   of the group owns it, and that worker is the index's writer (the embedded tantivy index
@@ -14,6 +15,9 @@
   index took it. When the partition moves at a rebalance, the old owner gives the writer up
   (``SearchIndex.release``) and the new one takes it on its first write.
 
+Both consume whole fetched batches (``agents.batching``), at most
+``analytics.index_batch_size`` records each.
+
 The document's version is ``state.version + stats.version``, so upserts are idempotent and
 replays converge. After a search outage the writer re-reads ``search-documents`` from its
 start (an in-memory backend may have lost everything) and upserts it all again. The index
@@ -21,11 +25,7 @@ is a materialised view: delete it and reset ``search-writer``'s offsets to rebui
 
 Videos that are not READY or not public are upserted too, as non-searchable versions, so
 they disappear from results without a hard delete and a late, older version cannot
-resurrect them. A deleted video is a hard delete: its tombstone on ``video-state`` (the state
-was purged) removes its join source and puts a tombstone on ``search-documents``, on which the
-writer deletes the document; a tombstone on ``video-stats`` (its analytics were dropped)
-removes a source that has no state. Before the tombstone the video was DELETING, which is not
-searchable, so it left search results at once.
+resurrect them.
 """
 
 from __future__ import annotations
@@ -33,20 +33,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from faust.types import EventT, StreamT
 from mode.types.signals import BaseSignalT
 
 from tritontube import metrics
-from tritontube.agents.dlq import dead_letter
-from tritontube.agents.tables import TypedTable
+from tritontube.agents.batching import Batch, BatchingApp, Checkpoint, Handler, Route
+from tritontube.agents.dlq import dead_letter_batched
+from tritontube.agents.tables import shared
 from tritontube.agents.topology import SEARCH_SOURCES_TABLE, Topology
 from tritontube.deps import Deps
-from tritontube.domain.events import VideoState
+from tritontube.domain.events import VideoState, VideoStats
 from tritontube.indexer.documents import VideoDocument
 from tritontube.indexer.join import SearchSource, join_state, join_stats, to_document
 from tritontube.indexer.port import (
@@ -58,6 +56,7 @@ from tritontube.indexer.port import (
 from tritontube.settings import Settings
 from tritontube.streams import catalogue
 from tritontube.streams.codec import CodecError
+from tritontube.streams.partitioning import partition_of
 
 log = logging.getLogger(__name__)
 
@@ -69,113 +68,125 @@ _REBUILD_POLL_MS = 500
 
 
 def register(
-    app: faust.App, topology: Topology, deps: Deps, settings: Settings, search: SearchIndex
+    app: BatchingApp, topology: Topology, deps: Deps, settings: Settings, search: SearchIndex
 ) -> None:
-    """The join agent and the writer agent (module doc)."""
-    sources = TypedTable(topology.tables[SEARCH_SOURCES_TABLE], deps.codec, SearchSource)
-    documents = topology.topic(catalogue.SEARCH_DOCUMENTS)
+    """The join and the writer, on whole fetched batches (``agents.batching``)."""
+    sources = shared(topology, SEARCH_SOURCES_TABLE, deps.codec, SearchSource)
+    documents = catalogue.SEARCH_DOCUMENTS.name
+    n_documents = catalogue.partitions_of(catalogue.SEARCH_DOCUMENTS, settings.kafka.partitions)
+    n_default = settings.kafka.partitions
     a = settings.analytics
-    join_input = app.topic(
-        catalogue.VIDEO_STATE.name,
-        catalogue.VIDEO_STATS.name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
 
-    async def fold(
-        events: Sequence[EventT],
-    ) -> tuple[dict[str, SearchSource | None], dict[str, float]]:
-        """The batch's changed sources (None: removed) and, by video, the newest input's
-        timestamp."""
-        changed: dict[str, SearchSource | None] = {}
-        stamps: dict[str, float] = {}
-        for event in events:
-            metrics.observe_consumed(JOIN_AGENT, event.message.topic, event.message.timestamp)
-            if event.value is None:  # a tombstone: the video was deleted
-                video_id = bytes(event.key or b"").decode()
-                current = changed[video_id] if video_id in changed else sources.get(video_id)
-                gone = event.message.topic == catalogue.VIDEO_STATE.name
-                if current is not None and (gone or not current.has_state):
-                    changed[video_id] = None
-                continue
-            try:
-                record = deps.codec.decode(event.value, expect=JOIN_INPUT)
-            except CodecError as exc:
-                await dead_letter(topology, deps, event, exc)
-                continue
-            known = record.video_id in changed
-            before = changed[record.video_id] if known else sources.get(record.video_id)
-            if isinstance(record, VideoState):
-                after = join_state(before, record)
-            else:
-                after = join_stats(before, record)
-            if after is before:
-                continue
-            changed[record.video_id] = after
-            if event.message.timestamp:
-                stamps[record.video_id] = float(event.message.timestamp)
-        return changed, stamps
+    def join_handler(spec: catalogue.TopicSpec, record_type: type[Any]) -> Handler:
+        n_input = catalogue.partitions_of(spec, n_default)
 
-    @app.agent(join_input, name=JOIN_AGENT)
-    async def search_join(stream: StreamT) -> None:
-        async for batch in stream.take_events(a.index_batch_size, within=a.index_batch_seconds):  # type: ignore[attr-defined]
-            changed, stamps = await fold(batch)
-            pending = []
+        async def on_batch(batch: Batch, out: Checkpoint) -> None:
+            """Fold the batch into the changed sources; publish each changed document once
+            (an output: delivered before the table's changelog, see ``agents.batching``)."""
+            records = batch.records
+            metrics.observe_consumed_batch(
+                JOIN_AGENT, batch.tp.topic, len(records), records[0].timestamp
+            )
+            changed: dict[str, SearchSource | None] = {}  # None: the video was deleted
+            stamps: dict[str, int] = {}
+            for record, value in zip(records, batch.decoded(deps.codec, record_type), strict=True):
+                if value is None:  # a tombstone: the video was deleted
+                    video_id = bytes(record.key or b"").decode()
+                    current = changed[video_id] if video_id in changed else sources.get(video_id)
+                    gone = record_type is VideoState
+                    if current is not None and (gone or not current.has_state):
+                        changed[video_id] = None
+                    continue
+                if isinstance(value, Exception):
+                    dead_letter_batched(out, deps, record, value, partitions=n_input)
+                    continue
+                known = value.video_id in changed
+                before = changed[value.video_id] if known else sources.get(value.video_id)
+                if isinstance(value, VideoState):
+                    after = join_state(before, value)
+                else:
+                    after = join_stats(before, value)
+                if after is before:
+                    continue
+                changed[value.video_id] = after
+                if record.timestamp:
+                    stamps[value.video_id] = record.timestamp
             for video_id, src in changed.items():
+                key = video_id.encode()
                 doc = None if src is None else to_document(src)
                 if doc is not None or src is None:
-                    pending.append(
-                        await documents.send(
-                            key=video_id.encode(),
-                            value=None if doc is None else deps.codec.encode(doc),
-                            # The writer measures freshness from the change that caused it.
-                            timestamp=stamps.get(video_id),
-                        )
+                    out.send(
+                        documents,
+                        key,
+                        None if doc is None else deps.codec.encode(doc),
+                        partition=partition_of(key, n_documents),
+                        # The writer measures freshness from the change that caused it.
+                        timestamp_ms=stamps.get(video_id),
                     )
-            await asyncio.gather(*pending)
-            for video_id, src in changed.items():
                 if src is None:
-                    sources.delete(video_id)
+                    out.delete(sources, video_id)
                 else:
-                    sources.put(video_id, src)
+                    out.put(sources, video_id, src)
+
+        return on_batch
 
     writer = _Writer(settings, search, deps)
+    opened = False
 
-    @app.agent(documents, name=WRITER_AGENT)
-    async def search_writer(stream: StreamT) -> None:
-        await _ensure_until_done(search)
-        async for batch in stream.take_events(a.index_batch_size, within=a.index_batch_seconds):  # type: ignore[attr-defined]
-            started = time.perf_counter()
-            latest: dict[str, VideoDocument | None] = {}  # None: deleted
-            for event in batch:
-                metrics.observe_consumed(WRITER_AGENT, event.message.topic, event.message.timestamp)
-                if event.value is None:
-                    latest[bytes(event.key or b"").decode()] = None
-                    continue
-                try:
-                    doc = deps.codec.decode_as(event.value, VideoDocument)
-                except CodecError as exc:
-                    await dead_letter(topology, deps, event, exc)
-                    continue
-                latest.pop(doc.video_id, None)  # keep the batch's order of the last change
-                latest[doc.video_id] = doc
-            if not latest:
+    async def on_documents(batch: Batch, out: Checkpoint) -> None:
+        """Upsert the batch in bulk, one commit; acknowledged once the index took it."""
+        nonlocal opened
+        if not opened:
+            await _ensure_until_done(search)
+            opened = True
+        started = time.perf_counter()
+        records = batch.records
+        metrics.observe_consumed_batch(
+            WRITER_AGENT, batch.tp.topic, len(records), records[0].timestamp
+        )
+        latest: dict[str, VideoDocument | None] = {}  # None: deleted
+        for record in records:
+            if record.value is None:
+                video_id = bytes(record.key or b"").decode()
+                latest.pop(video_id, None)  # keep the batch's order of the last change
+                latest[video_id] = None
                 continue
             try:
-                applied = await writer.write(latest, before=batch[0].message.offset)
-            except SearchWriteError as exc:
-                log.error("search backend rejected a batch of %d document(s): %s", len(latest), exc)
-                for event in batch:
-                    await dead_letter(topology, deps, event, exc)
+                doc = deps.codec.decode_as(record.value, VideoDocument)
+            except CodecError as exc:
+                dead_letter_batched(out, deps, record, exc, partitions=n_documents)
                 continue
-            metrics.INDEX_DOCUMENTS_APPLIED.inc(applied)
-            now = time.time()
-            for event in batch:
-                if event.message.timestamp:
-                    metrics.INDEX_FRESHNESS_SECONDS.observe(max(0.0, now - event.message.timestamp))
-            metrics.INDEX_BATCH_SECONDS.observe(time.perf_counter() - started)
+            latest.pop(doc.video_id, None)
+            latest[doc.video_id] = doc
+        if not latest:
+            return
+        try:
+            applied = await writer.write(latest, before=records[0].offset)
+        except SearchWriteError as exc:
+            log.error("search backend rejected a batch of %d document(s): %s", len(latest), exc)
+            for record in records:
+                dead_letter_batched(out, deps, record, exc, partitions=n_documents)
+            return
+        metrics.INDEX_DOCUMENTS_APPLIED.inc(applied)
+        now = time.time()
+        for record in records:
+            if record.timestamp:
+                metrics.INDEX_FRESHNESS_SECONDS.observe(max(0.0, now - record.timestamp / 1000))
+        metrics.INDEX_BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    router = app.batch_router
+    limit = a.index_batch_size
+    router.route(
+        topology.topic(catalogue.VIDEO_STATE),
+        Route(JOIN_AGENT, join_handler(catalogue.VIDEO_STATE, VideoState), limit),
+    )
+    router.route(
+        topology.topic(catalogue.VIDEO_STATS),
+        Route(JOIN_AGENT, join_handler(catalogue.VIDEO_STATS, VideoStats), limit),
+    )
+    router.route(
+        topology.topic(catalogue.SEARCH_DOCUMENTS), Route(WRITER_AGENT, on_documents, limit)
+    )
 
     @app.on_partitions_revoked.connect
     async def release_writer(

@@ -1,15 +1,16 @@
 """The transcode queue: which videos wait, and where one of them stands ("position 6 of 20").
 
 The ``transcode-queue`` agent folds every ``VideoState`` of the public ``video-state`` topic
-into the ``transcode_waiting`` table (``domain.queue.waiting_entry``; a deleted video's
-tombstone removes its entry): one entry per video that waits to be encoded, by video id, so
-a partition's waiting videos live with the partition's owner and move with it on a
-rebalance. A video's place needs every waiting video of every partition:
-``/transcode/queue/{video_id}`` (any worker) fans out to every member's
-``/transcode/waiting`` (the partitions it owns as an active) and answers a ``QueuePosition``
-only when the answers cover every partition; 404 when the video does not wait; 503 while the
-group cannot answer completely. Both views are guarded like the query views
-(``agents.queries``: the internal token, Avro answers).
+(whole fetched batches, ``agents.batching``, like the topic's other consumers) into the
+``transcode_waiting`` table (``domain.queue.waiting_entry``; a deleted video's tombstone
+removes its entry): one entry per video
+that waits to be encoded, by video id, so a partition's waiting videos live with the
+partition's owner and move with it on a rebalance. A video's place needs every waiting
+video of every partition: ``/transcode/queue/{video_id}`` (any worker) fans out to every
+member's ``/transcode/waiting`` (the partitions it owns as an active) and answers a
+``QueuePosition`` only when the answers cover every partition; 404 when the video does not
+wait; 503 while the group cannot answer completely. Both views are guarded like the query
+views (``agents.queries``: the internal token, Avro answers).
 """
 
 from __future__ import annotations
@@ -18,14 +19,12 @@ import asyncio
 import hmac
 import logging
 
-import faust
-from faust.types import StreamT
 from faust.web import Request, Response, View
 from yarl import URL
 
 from tritontube import metrics
 from tritontube.agents import queries
-from tritontube.agents.dlq import dead_letter
+from tritontube.agents.batching import Batch, BatchingApp, Checkpoint, Route
 from tritontube.agents.tables import TypedTable
 from tritontube.agents.topology import TRANSCODE_WAITING_TABLE, Topology
 from tritontube.deps import Deps
@@ -41,31 +40,42 @@ AGENT_NAME = "transcode-queue"
 _RETRY = {"Retry-After": queries.RETRY_AFTER}
 
 
-def register(app: faust.App, topology: Topology, deps: Deps, settings: Settings) -> None:
+def register(app: BatchingApp, topology: Topology, deps: Deps, settings: Settings) -> None:
     """Add the waiting index and its two views."""
     waiting = TypedTable(topology.tables[TRANSCODE_WAITING_TABLE], deps.codec, queue.WaitingVideo)
     peers = queries.Queries(app, queries.QueryTables.of(topology, deps), deps, settings)
     token = settings.internal_token().get_secret_value().encode()
     partitions = settings.kafka.partitions
 
-    @app.agent(topology.topic(catalogue.VIDEO_STATE), name=AGENT_NAME)
-    async def waiting_index(stream: StreamT) -> None:
-        async for event in stream.events():
-            metrics.observe_consumed(AGENT_NAME, event.message.topic, event.message.timestamp)
-            if event.value is None:  # a deleted video's tombstone: it waits no more
-                waiting.delete(bytes(event.key or b"").decode())
+    async def on_states(batch: Batch, out: Checkpoint) -> None:
+        """Fold the batch's VideoStates into the waiting index (the search join dead-letters
+        an undecodable one: the topic's handlers share the decoded batch)."""
+        records = batch.records
+        metrics.observe_consumed_batch(
+            AGENT_NAME, batch.tp.topic, len(records), records[0].timestamp
+        )
+        changed: dict[str, queue.WaitingVideo | None] = {}
+        for record, state in zip(records, batch.decoded(deps.codec, VideoState), strict=True):
+            if state is None:  # a deleted video's tombstone: it waits no more
+                changed[bytes(record.key or b"").decode()] = None
                 continue
-            try:
-                state = deps.codec.decode_as(event.value, VideoState)
-            except CodecError as exc:
-                await dead_letter(topology, deps, event, exc)
+            if isinstance(state, CodecError):
                 continue
-            before = waiting.get(state.video_id)
+            before = (
+                changed[state.video_id]
+                if state.video_id in changed
+                else waiting.get(state.video_id)
+            )
             after = queue.waiting_entry(before, state)
-            if after is None and before is not None:
-                del waiting.table[state.video_id.encode()]
-            elif after is not None and after != before:
-                waiting.put(state.video_id, after)
+            if after != before:
+                changed[state.video_id] = after
+        for video_id, entry in changed.items():
+            if entry is None:
+                out.delete(waiting, video_id)
+            else:
+                out.put(waiting, video_id, entry)
+
+    app.batch_router.route(topology.topic(catalogue.VIDEO_STATE), Route(AGENT_NAME, on_states))
 
     def local() -> queue.WaitingVideos:
         mine = sorted(waiting.active_partitions(app))

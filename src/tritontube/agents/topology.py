@@ -80,6 +80,9 @@ class Topology:
     video_state_input: TopicT
     video_state: TableT[Any, Any]
     tables: dict[str, TableT[Any, Any]] = field(default_factory=dict)
+    # Typed views of ``tables`` (agents.tables.shared), one per table: agents that read a
+    # table another agent writes share its remembered decoded values.
+    typed: dict[str, Any] = field(default_factory=dict)
 
     def topic(self, spec: TopicSpec) -> TopicT:
         return self.topics[spec.name]

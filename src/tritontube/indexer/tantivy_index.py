@@ -11,8 +11,10 @@ reader reloads on its own shortly after each commit (or at once on ``refresh()``
 
 search_after on (key, video_id) is emulated: tantivy orders by score or one fast field and
 breaks ties by document address. For views/recent (and browsing without terms, where every
-hit scores the same) a page is at most three searches that read no stored document: the
-rest of the cursor's tie group (video_id is a fast field, so tantivy orders a group by it),
+hit scores the same) a page is at most three searches that read only the documents of the
+hits they return (and of hits whose ids share their first bytes): the
+rest of the cursor's tie group (in video_id order: tantivy orders it by id_key, an integer fast
+field of the id's first bytes, and ids sharing those bytes by their documents),
 the best keys below the cursor, and the first ids of the tie group at the page's boundary.
 A page therefore costs the same whether a tie group holds ten videos or every video.
 Relevance pages with terms follow the same plan, but a score cannot be a query filter: the
@@ -25,10 +27,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import tantivy
 
@@ -63,9 +64,8 @@ _GROUP_DOCS: Final = 4096
 # all the matches whatever its size, so few large batches beat many small ones.
 _GROWTH: Final = 16
 _MAX_TERMS: Final = 1024  # ids per term-set query (one document per id)
+_ID_KEY_BYTES: Final = 7  # id_key's bytes of video_id: fits a positive i64
 BROWSE_SCORE: Final = 1.0  # what every hit of a query without terms scores (_text_query)
-# Ids the query parser takes verbatim as a range bound; others skip to the cursor by scanning.
-_PARSEABLE_ID: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 Row = tuple[SortKey, SearchHit]
 Key = tuple[SortKey, str, tantivy.DocAddress]  # a hit's sort key, video_id and address
@@ -77,9 +77,12 @@ class IndexSchemaError(RuntimeError):
 
 def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    # fast: tie groups are ordered by video_id inside tantivy (see _scan_ties), and an
-    # upsert reads the stored ids and versions without loading documents (_stored_versions)
-    builder.add_text_field("video_id", stored=True, tokenizer_name="raw", fast=True)
+    builder.add_text_field("video_id", stored=True, tokenizer_name="raw")
+    # video_id's first bytes as an integer (id_key): ordering hits by it is ordering them by
+    # video_id, up to ties among ids sharing those bytes, which are ordered by their ids.
+    # tantivy orders by an integer fast field ~50x faster than by a text one (1 ms against
+    # 75 ms for 200 of 30k hits, 100k documents), and reads it without loading documents.
+    builder.add_integer_field("id_key", indexed=True, fast=True)
     for name, _ in TEXT_FIELDS:
         # no positions: nothing runs phrase queries, and they make indexing dearer
         builder.add_text_field(name, tokenizer_name=TEXT_TOKENIZER, index_option="freq")
@@ -212,6 +215,7 @@ class TantivyIndex:
     def _to_tantivy(self, doc: VideoDocument) -> tantivy.Document:
         out = tantivy.Document()
         out.add_text("video_id", doc.video_id)
+        out.add_integer("id_key", id_key(doc.video_id))
         out.add_text("title", doc.title)
         out.add_text("description", doc.description)
         for tag in doc.tags:
@@ -258,17 +262,23 @@ class TantivyIndex:
 
     def _stored_versions(self, searcher: tantivy.Searcher, video_ids: list[str]) -> dict[str, int]:
         """The stored version of each of ``video_ids`` (unique) that exists, by id, read from
-        fast fields: an upsert decides what to write without loading a document."""
+        fast fields: an upsert decides what to write without loading a document (only ids
+        that share an ``id_key`` with another of the chunk are told apart by their document)."""
         out: dict[str, int] = {}
         for start in range(0, len(video_ids), _MAX_TERMS):
             chunk = video_ids[start : start + _MAX_TERMS]
+            by_key: dict[int, list[str]] = {}
+            for video_id in chunk:
+                by_key.setdefault(id_key(video_id), []).append(video_id)
             query = tantivy.Query.term_set_query(self._schema, "video_id", chunk)
-            hits = searcher.search(query, len(chunk), count=False, order_by_field="video_id").hits
-            versions = searcher.fast_field_values("version", [address for _, address in hits])
-            for (video_id, _), version in zip(hits, versions, strict=True):
-                if not isinstance(version, int):  # every document of this schema has one
-                    raise TypeError(f"stored document {video_id!r} has no version")
-                out[str(video_id)] = version
+            addresses = [a for _, a in searcher.search(query, len(chunk), count=False).hits]
+            keys = searcher.fast_field_values("id_key", addresses)
+            versions = searcher.fast_field_values("version", addresses)
+            for address, key, version in zip(addresses, keys, versions, strict=True):
+                if not isinstance(version, int) or not isinstance(key, int):
+                    raise TypeError("stored document without id_key or version")
+                ids = by_key.get(key, [])
+                out[ids[0] if len(ids) == 1 else _video_id(searcher, address)] = version
         return out
 
     async def search(self, query: SearchQuery) -> SearchPage:
@@ -354,21 +364,16 @@ class TantivyIndex:
         limit: int,
     ) -> list[Key]:
         """The ``limit`` lowest ids > ``after`` of a tie group (hits of ``query``, by address):
-        read from the documents of a small group, else from the hits in video_id order."""
+        a small group ordered by its id keys, a large one from the hits in video_id order."""
         if len(group) <= max(limit, _GROUP_DOCS):
-            rows = [(key, _video_id(searcher, address), address) for address in group.values()]
-            rows.sort(key=lambda row: row[1])
-            return [row for row in rows if after is None or row[1] > after][:limit]
-        if after is not None and _PARSEABLE_ID.fullmatch(after):
-            query = self._and(query, self._id_after(after))
-            after = None
-        hits = _in_id_order(searcher, query, max(limit * 8, 4 * _MIN_BATCH), _GROWTH)
-        members = (
-            (key, video_id, address)
-            for video_id, address in hits
-            if _where(address) in group and (after is None or video_id > after)
+            addresses = list(group.values())
+            keys = _ints(searcher.fast_field_values("id_key", addresses))
+            ordered = sorted(zip(keys, addresses, strict=True), key=_first)
+            runs = (list(a for _, a in run) for _, run in itertools.groupby(ordered, _first))
+            return _first_ids(searcher, runs, key, after, limit, None)
+        return self._scan_id_order(
+            searcher, query, key, after, limit, group, max(limit * 8, 4 * _MIN_BATCH), _GROWTH
         )
-        return list(itertools.islice(members, limit))
 
     def _scan_ties(
         self,
@@ -380,21 +385,32 @@ class TantivyIndex:
         limit: int,
     ) -> list[Key]:
         """Up to ``limit`` hits whose ``field`` equals ``key`` (every hit when ``field`` is
-        None), with video_id > ``after``, in video_id order; no stored document is read."""
+        None), with video_id > ``after``, in video_id order."""
         query = base if field is None else self._and(base, self._equal(field, int(key)))
-        if after is None:
-            hits = searcher.search(
-                query, limit, count=False, order_by_field="video_id", order=tantivy.Order.Asc
-            ).hits
-            return [(key, str(video_id), address) for video_id, address in hits]
-        if _PARSEABLE_ID.fullmatch(after):
-            query = self._and(query, self._id_after(after))
-            return self._scan_ties(searcher, query, None, key, None, limit)
-        return _skip_to(searcher, query, key, after, limit)
+        return self._scan_id_order(searcher, query, key, after, limit, None, max(limit, 8))
 
-    def _id_after(self, video_id: str) -> tantivy.Query:
-        """video_id > ``video_id`` (one the query parser takes verbatim, see _PARSEABLE_ID)."""
-        return self._opened().parse_query(f"video_id:{{{video_id} TO *}}", ["video_id"])
+    def _scan_id_order(
+        self,
+        searcher: tantivy.Searcher,
+        query: tantivy.Query,
+        key: SortKey,
+        after: str | None,
+        limit: int,
+        members: dict[tuple[int, int], tantivy.DocAddress] | None,
+        batch: int,
+        growth: int = 1,
+    ) -> list[Key]:
+        """The first ``limit`` hits of ``query`` (only ``members``, if given) with video_id >
+        ``after``, in video_id order: hits at or past ``after``'s id key, read in id-key order."""
+        if after is not None:
+            query = self._and(query, self._at_least("id_key", id_key(after)))
+        runs = _id_key_runs(searcher, query, batch, growth)
+        return _first_ids(searcher, runs, key, after, limit, members)
+
+    def _at_least(self, field: str, value: int) -> tantivy.Query:
+        return tantivy.Query.range_query(
+            self._schema, field, tantivy.FieldType.Integer, lower_bound=value
+        )
 
     def _build_query(self, query: SearchQuery) -> tantivy.Query:
         schema, q = self._schema, tantivy.Query
@@ -521,37 +537,75 @@ def _where(address: tantivy.DocAddress) -> tuple[int, int]:
     return address.segment_ord, address.doc
 
 
-def _skip_to(
-    searcher: tantivy.Searcher, query: tantivy.Query, key: SortKey, after: str, limit: int
-) -> list[Key]:
-    """The tie group's first ``limit`` hits with video_id > ``after``, found by reading its
-    ids in order (for ids the query parser cannot take as a range bound)."""
-    hits = _in_id_order(searcher, query, max(limit * 2, _MIN_BATCH))
-    rows = ((key, video_id, address) for video_id, address in hits if video_id > after)
-    return list(itertools.islice(rows, limit))
+def id_key(video_id: str) -> int:
+    """The first ``_ID_KEY_BYTES`` bytes of ``video_id`` (UTF-8, zero-padded) as an integer:
+    ids in byte order have keys in the same order (equal keys for a shared prefix)."""
+    return int.from_bytes(video_id.encode()[:_ID_KEY_BYTES].ljust(_ID_KEY_BYTES, b"\0"), "big")
 
 
-def _in_id_order(
+def _first(item: tuple[Any, tantivy.DocAddress]) -> Any:
+    return item[0]
+
+
+def _ints(values: Sequence[object]) -> list[int]:
+    out = [v for v in values if isinstance(v, int)]
+    if len(out) != len(values):
+        raise TypeError("a stored document has no id_key")
+    return out
+
+
+def _id_key_runs(
     searcher: tantivy.Searcher, query: tantivy.Query, batch: int, growth: int = 1
-) -> Iterator[tuple[str, tantivy.DocAddress]]:
-    """The hits of ``query`` as (video_id, address) in video_id order, read from the fast
-    field ``batch`` at a time (each batch ``growth`` times the last) as far as consumed."""
+) -> Iterator[list[tantivy.DocAddress]]:
+    """The hits of ``query`` in id-key order, as runs of hits sharing a key, read from the
+    fast field ``batch`` at a time (each batch ``growth`` times the last) as far as consumed."""
     offset = 0
+    run: list[tantivy.DocAddress] = []
+    run_key: object = None
     while True:
         hits = searcher.search(
-            query,
-            batch,
-            count=False,
-            order_by_field="video_id",
-            order=tantivy.Order.Asc,
+            query, batch, count=False, order_by_field="id_key", order=tantivy.Order.Asc,
             offset=offset,
-        ).hits
-        for video_id, address in hits:
-            yield str(video_id), address
+        ).hits  # fmt: skip
+        for key, address in hits:
+            if key != run_key and run:
+                yield run
+                run = []
+            run_key = key
+            run.append(address)
         if len(hits) < batch:
+            if run:
+                yield run
             return
         offset += batch
         batch *= growth
+
+
+def _first_ids(
+    searcher: tantivy.Searcher,
+    runs: Iterable[list[tantivy.DocAddress]],
+    key: SortKey,
+    after: str | None,
+    limit: int,
+    members: dict[tuple[int, int], tantivy.DocAddress] | None,
+) -> list[Key]:
+    """The first ``limit`` hits (of ``members``, if given) with video_id > ``after`` from runs
+    in id-key order: a run's ids are read from its documents and sorted (runs are one hit
+    unless ids share their first bytes)."""
+    out: list[Key] = []
+    if limit <= 0:
+        return out
+    for run in runs:
+        chosen = run if members is None else [a for a in run if _where(a) in members]
+        rows = [(_video_id(searcher, a), a) for a in chosen]
+        if len(rows) > 1:
+            rows.sort(key=_first)
+        for video_id, address in rows:
+            if after is None or video_id > after:
+                out.append((key, video_id, address))
+                if len(out) == limit:
+                    return out
+    return out
 
 
 def _above(

@@ -163,6 +163,11 @@ def by_name(name: str) -> TopicSpec:
     raise KeyError(name)
 
 
+def partitions_of(spec: TopicSpec, default: int) -> int:
+    """How many partitions ``spec`` has (``default``: the settings' ``kafka.partitions``)."""
+    return spec.partitions or default
+
+
 def all_topic_names() -> tuple[str, ...]:
     """Every topic including the dead-letter topics."""
     return tuple(n for spec in TOPICS for n in (spec.name, spec.dlq))

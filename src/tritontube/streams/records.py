@@ -12,6 +12,7 @@ import sys
 import types
 import typing
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar, get_args, get_origin
 
 from tritontube.domain import analytics, events, owners, queries, queue
@@ -81,12 +82,46 @@ T = TypeVar("T")
 
 def to_avro(obj: Any) -> Any:
     """A domain object as the plain dict/list structure fastavro writes."""
-    names = _field_names(type(obj))
-    if names is not None:
-        return {name: to_avro(getattr(obj, name)) for name in names}
-    if isinstance(obj, tuple | list):
-        return [to_avro(x) for x in obj]
-    return obj
+    plan = _ENCODE_PLANS.get(type(obj))
+    if plan is None:
+        if _field_names(type(obj)) is None:
+            if isinstance(obj, tuple | list):
+                return [to_avro(x) for x in obj]
+            return obj
+        plan = _encode_plan(type(obj))
+    out = {}
+    for name, convert in plan:
+        raw = getattr(obj, name)
+        out[name] = raw if convert is None or raw is None else convert(raw)
+    return out
+
+
+_PLAIN: tuple[Any, ...] = (str, int, float, bool, bytes, datetime)
+_ENCODE_PLANS: dict[type[Any], tuple[tuple[str, Converter | None], ...]] = {}
+
+
+def _encode_plan(cls: type[Any]) -> tuple[tuple[str, Converter | None], ...]:
+    """Each field of a record type with how its value becomes Avro's (None: as it is), from
+    the type hints, so that a field of plain values costs no recursion per value."""
+    hints = type_hints(cls)
+    plan = tuple((name, _encoder(hints[name])) for name in _field_names(cls) or ())
+    _ENCODE_PLANS[cls] = plan
+    return plan
+
+
+def _encoder(hint: Any) -> Converter | None:
+    origin = get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        inner = [a for a in get_args(hint) if a is not type(None)]
+        return _encoder(inner[0]) if len(inner) == 1 else to_avro
+    if origin is typing.Literal or hint in _PLAIN:
+        return None
+    if origin is tuple:
+        args = get_args(hint)
+        if args and all(a in _PLAIN for a in args if a is not Ellipsis):
+            return list
+        return to_avro
+    return to_avro
 
 
 # Per-class plans, computed once: every event goes through these, so the dataclass and
@@ -129,11 +164,23 @@ def _plan(cls: type[Any]) -> tuple[tuple[str, Converter | None], ...]:
         hints = type_hints(cls)
         names = _field_names(cls) or ()
         plan = _PLANS[cls] = tuple((name, _converter(hints[name])) for name in names)
+        if all(convert is None for _, convert in plan):
+            _PLAIN_RECORDS[cls] = frozenset(names)
     return plan
+
+
+# Record types whose every field is taken as fastavro decodes it (after _plan saw them).
+_PLAIN_RECORDS: dict[type[Any], frozenset[str]] = {}
 
 
 def from_avro(cls: type[T], value: dict[str, Any]) -> T:
     """Build ``cls`` from a decoded Avro record, ignoring fields the domain does not know."""
+    if cls in _PLAIN_RECORDS and len(value) == len(_PLAIN_RECORDS[cls]):
+        # Every field as fastavro gave it, and the record has exactly the domain's fields.
+        try:
+            return cls(**value)
+        except TypeError:
+            pass  # other field names: the general path says what does not fit
     kwargs = {}
     for name, convert in _plan(cls):
         if name in value:
@@ -175,11 +222,11 @@ class EventCodec:
         return self.avro.encode(name, to_avro(event))
 
     def decode(self, data: bytes | None, expect: tuple[str, ...] | None = None) -> Any:
-        decoded = self.avro.decode(data, expect)
-        cls = RECORD_TYPES.get(decoded.name)
+        name, value = self.avro.read(data, expect)
+        cls = RECORD_TYPES.get(name)
         if cls is None:
-            raise CodecError(f"no domain type for {decoded.name}")
-        return from_avro(cls, decoded.value)
+            raise CodecError(f"no domain type for {name}")
+        return from_avro(cls, value)
 
     def decode_as(self, data: bytes | None, cls: type[T]) -> T:
         """Decode a record that must be of type ``cls``."""
