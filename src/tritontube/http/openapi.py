@@ -367,8 +367,43 @@ def _problems(*codes: int) -> dict[str, Any]:
     return out
 
 
-def _ok(name: str, status: int = 200, description: str = "OK") -> dict[str, Any]:
-    return {str(status): {"description": description, "content": {JSON: {"schema": _ref(name)}}}}
+def _ok(
+    name: str,
+    status: int = 200,
+    description: str = "OK",
+    links: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {JSON: {"schema": _ref(name)}},
+    }
+    if links:
+        response["links"] = links
+    return {str(status): response}
+
+
+# What a client does next with an upload session (OpenAPI links; schemathesis's stateful
+# phase follows them: tests/fuzz/test_openapi_stateful.py).
+_SESSION_LINKS: dict[str, Any] = {
+    "CompleteUpload": {
+        "operationId": "completeUpload",
+        "requestBody": {"videoId": "$response.body#/videoId"},
+        "parameters": {"header.If-Match": '"{$response.body#/etag}"'},
+        "description": "Complete the upload once the file is in the store.",
+    },
+    "TranscodeStatus": {
+        "operationId": "transcodeStatus",
+        "parameters": {"path.video_id": "$response.body#/videoId"},
+    },
+    "PlaybackInfo": {
+        "operationId": "playbackInfo",
+        "parameters": {"path.video_id": "$response.body#/videoId"},
+    },
+}
+_VIDEO_LINKS: dict[str, Any] = {
+    "TranscodeStatus": _SESSION_LINKS["TranscodeStatus"],
+    "PlaybackInfo": _SESSION_LINKS["PlaybackInfo"],
+}
 
 
 def _json_body(name: str) -> dict[str, Any]:
@@ -485,7 +520,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "createUploadUrl",
                 "summary": "Start an upload session: a pre-signed POST to the object store",
                 "requestBody": _json_body("UploadUrlRequest"),
-                "responses": {**_ok("UploadSession"), **_problems(*write)},
+                "responses": {**_ok("UploadSession", links=_SESSION_LINKS), **_problems(*write)},
             }
         },
         "/v1/videos:completeUpload": {
@@ -503,7 +538,7 @@ def _paths() -> dict[str, Any]:
                 ],
                 "requestBody": _json_body("CompleteUploadRequest"),
                 "responses": {
-                    **_ok("CompleteUploadResponse"),
+                    **_ok("CompleteUploadResponse", links=_VIDEO_LINKS),
                     **_problems(*write, 404, 409, 410, 412, 428),
                 },
             }
