@@ -155,6 +155,14 @@ class HttpSettings(_Group):
             "first byte (or after connecting) is closed: slow clients cannot hold connections."
         ),
     )
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A request body (at most 256 KiB of JSON) not received this long after the "
+            "handler asked for it is answered 408: a slow body cannot hold a connection either."
+        ),
+    )
 
     @property
     def base_url(self) -> str:

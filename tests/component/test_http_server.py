@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestServer
 from helpers import auth
 from tritontube.deps import build_deps
 from tritontube.http.app import create_http_app
+from tritontube.http.auth import mint_token
 from tritontube.http.server import HardenedAppRunner
 from tritontube.settings import HttpSettings, Settings
 
@@ -41,7 +42,11 @@ class HardenedTestServer(TestServer):
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     base = make_settings()
     return make_settings(
-        http=HttpSettings(port=base.http.port, header_timeout_seconds=HEADER_TIMEOUT),
+        http=HttpSettings(
+            port=base.http.port,
+            header_timeout_seconds=HEADER_TIMEOUT,
+            body_timeout_seconds=HEADER_TIMEOUT,
+        ),
         worker=base.worker,
     )
 
@@ -194,6 +199,45 @@ async def test_slow_headers_are_cut_off_at_the_header_timeout(server: TestServer
         writer.close()
     assert closed_after is not None, "the slow connection is still open after 12 s"
     assert HEADER_TIMEOUT <= closed_after < HEADER_TIMEOUT + 2.5
+
+
+async def test_a_body_sent_too_slowly_is_a_408_problem(
+    server: TestServer, settings: Settings
+) -> None:
+    """slowloris on the body: complete headers, then a byte of the declared body now and
+    then; the handler waits for it at most the body timeout."""
+    token = mint_token(settings.auth, "alice")
+    body = b'{"title": "slow", "fileName": "c.mp4", "contentType": "video/mp4", "sizeBytes": 9}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    started = time.monotonic()
+    writer.write(
+        b"POST /v1/videos:uploadURL HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer " + token.encode() + b"\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+    )
+    answer = b""
+    try:
+        for byte in body:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            try:
+                answer = await asyncio.wait_for(reader.read(65536), 0.5)
+            except TimeoutError:
+                continue
+            if answer:
+                break
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+    took = time.monotonic() - started
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert b"application/problem+json" in head
+    assert json.loads(rest)["code"] == "BODY_TIMEOUT"
+    assert HEADER_TIMEOUT <= took < HEADER_TIMEOUT + 2.5
 
 
 async def test_a_silent_connection_is_closed_and_a_normal_one_is_served(

@@ -8,6 +8,7 @@ Parse the JSON body (and If-Match), call the use case, serialise the answer; the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -18,7 +19,7 @@ from tritontube import uploads
 from tritontube.domain import video
 from tritontube.domain.events import VideoState
 from tritontube.http.auth import current_user
-from tritontube.http.keys import services
+from tritontube.http.keys import SETTINGS, services
 from tritontube.problems import Problem, precondition_required, validation_problem
 from tritontube.uploads import CompleteUploadRequest, UploadUrlRequest
 
@@ -33,7 +34,17 @@ async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
             415, "Unsupported Media Type", "send the body as application/json", code="MEDIA_TYPE"
         )
     try:
-        raw = await request.text()
+        async with asyncio.timeout(request.app[SETTINGS].http.body_timeout_seconds):
+            raw = await request.text()
+    except TimeoutError:
+        raise Problem(
+            408,
+            "Request Timeout",
+            "the request body did not arrive in time",
+            code="BODY_TIMEOUT",
+            headers={"Connection": "close"},
+        ) from None
+    try:
         data = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError, UnicodeDecodeError and integers beyond
