@@ -205,7 +205,8 @@ def worker_get(settings: Settings, path: str, timeout: float = 10.0) -> tuple[in
         with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 - loopback test URL
             return resp.status, _CODEC.decode(resp.read())
     except urllib.error.HTTPError as exc:
-        return exc.code, None
+        with exc:  # an HTTPError holds the response's socket open until closed
+            return exc.code, None
     except (urllib.error.URLError, OSError):
         return 0, None
 

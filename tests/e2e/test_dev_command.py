@@ -68,7 +68,8 @@ def readyz(port: int) -> dict[str, object]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as resp:
             return dict(json.load(resp))
     except urllib.error.HTTPError as exc:
-        return dict(json.load(exc))
+        with exc:
+            return dict(json.load(exc))
     except OSError:
         return {"ready": False}
 
@@ -106,7 +107,8 @@ def status_with(url: str, token: str) -> int:
         with urllib.request.urlopen(request, timeout=10) as resp:  # noqa: S310 - loopback
             return int(resp.status)
     except urllib.error.HTTPError as exc:
-        return exc.code
+        with exc:
+            return exc.code
 
 
 def read_until(stdout: IO[str], text: str, lines: list[str], timeout: float) -> None:
@@ -209,7 +211,8 @@ def call(
         with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310
             return resp.status, dict(json.load(resp))
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(json.load(exc))
+        with exc:
+            return exc.code, dict(json.load(exc))
 
 
 def post_form(upload: dict[str, Any], data: bytes) -> int:

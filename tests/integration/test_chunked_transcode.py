@@ -376,8 +376,8 @@ async def test_a_part_whose_encoder_dies_is_retried_with_backoff(
 ) -> None:
     await upload(store, settings, codec, "retried", source)
     running = await encoders_seen("retried", 1)
-    for pid in running:
-        os.kill(pid, signal.SIGKILL)
+    # One encoder only: with two workers two parts may be under way at this moment.
+    os.kill(min(running), signal.SIGKILL)
 
     state = await wait_for_state(settings, "retried", terminal, timeout=240)
     assert state.status == "READY", state

@@ -64,9 +64,12 @@ class EventPublisher:
         self._down_until = asyncio.get_running_loop().time() + self._cooldown
         producer, self._producer = self._producer, None
         if producer is not None:
-            task = asyncio.create_task(self._stop(producer))
-            self._stopping.add(task)
-            task.add_done_callback(self._stopping.discard)
+            self._stop_later(producer)
+
+    def _stop_later(self, producer: AIOKafkaProducer) -> None:
+        task = asyncio.create_task(self._stop(producer))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     async def _stop(self, producer: AIOKafkaProducer) -> None:
         try:
@@ -90,6 +93,11 @@ class EventPublisher:
                 except (KafkaError, TimeoutError, OSError) as exc:
                     await producer.stop()
                     raise BrokerUnavailableError(str(exc) or type(exc).__name__) from exc
+                except asyncio.CancelledError:
+                    # A caller's own deadline (readiness probes have one) cancelled the
+                    # start: the half-started producer is still stopped, in the background.
+                    self._stop_later(producer)
+                    raise
                 self._producer = producer
             return self._producer
 

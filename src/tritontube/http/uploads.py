@@ -35,7 +35,7 @@ async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
         )
     try:
         async with asyncio.timeout(request.app[SETTINGS].http.body_timeout_seconds):
-            raw = await request.text()
+            raw = await request.read()
     except TimeoutError:
         raise Problem(
             408,
@@ -45,7 +45,7 @@ async def read_json(request: web.Request, model: type[BaseModel]) -> Any:
             headers={"Connection": "close"},
         ) from None
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))  # RFC 8259 §8.1: JSON exchanged is UTF-8
     except (ValueError, RecursionError) as exc:
         # ValueError covers JSONDecodeError, UnicodeDecodeError and integers beyond
         # sys.get_int_max_str_digits() (a 5000-digit number is a CPU bomb, not a size).
